@@ -1,0 +1,280 @@
+"""Build wattlens' reference tables from the cited source data.
+
+Run from the repository root:  python scripts/build_factors.py [--shared ../shared/data]
+
+Reads the public data sets listed in ../shared/data/README.md plus the curated
+inputs in scripts/factor_inputs/, and writes zones.csv, cloud_regions.csv and
+models.csv into src/wattlens/factors/data/. Every row written names its source
+and licence. The package never runs this at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "src" / "wattlens" / "factors" / "data"
+INPUTS = Path(__file__).resolve().parent / "factor_inputs"
+SOURCES = ("coal", "gas", "oil", "nuclear", "hydro", "wind", "solar", "bioenergy", "other")
+LBS_TO_G = 453.59237
+OWID_COLUMNS = {
+    "coal": "coal_TWh",
+    "gas": "gas_TWh",
+    "oil": "oil_TWh",
+    "nuclear": "nuclear_TWh",
+    "hydro": "hydroelectricity_TWh",
+    "wind": "wind_TWh",
+    "solar": "solar_TWh",
+    "bioenergy": "biofuel_TWh",
+    "other": "other_renewable_exc_biofuel_TWh",
+}
+CANADA = {
+    "alberta": "AB", "british columbia": "BC", "manitoba": "MB", "new brunswick": "NB",
+    "newfoundland and labrador": "NL", "northwest territories": "NT", "nova scotia": "NS",
+    "nunavut": "NU", "ontario": "ON", "prince edward island": "PE", "quebec": "QC",
+    "saskatchewan": "SK", "yukon": "YT",
+}
+CANADA_COLUMNS = {
+    "coal": ("coal",), "gas": ("naturalGas",), "oil": ("petroleum",), "nuclear": ("nuclear",),
+    "hydro": ("hydro", "tidal"), "wind": ("wind",), "solar": ("solar",),
+    "bioenergy": ("biomass",), "other": ("other",),
+}
+ZONE_FIELDS = [
+    "zone", "alpha3", "name", "kind", "parent", "year", "intensity_g_per_kwh", "intensity_basis",
+    *[f"share_{s}" for s in SOURCES], "mix_basis", "water_offsite_l_per_kwh", "water_basis",
+    "source", "licence",
+]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_csv(path: Path, fields: list[str], rows: list[dict[str, object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {len(rows):4d} rows to {path.relative_to(ROOT)}")
+
+
+def shares(amounts: dict[str, float]) -> dict[str, float]:
+    total = sum(amounts.values())
+    return {s: round(amounts[s] / total, 6) for s in SOURCES}
+
+
+def fmt_shares(sh: dict[str, float]) -> dict[str, object]:
+    # Round, then put the rounding residue on the largest share so the row sums to 1 exactly.
+    out = {s: round(v, 5) for s, v in sh.items()}
+    big = max(out, key=lambda s: out[s])
+    out[big] = round(out[big] + 1.0 - sum(out.values()), 5)
+    return {f"share_{s}": out[s] for s in SOURCES}
+
+
+def mix_value(sh: dict[str, float], per_source: dict[str, float]) -> float:
+    return sum(sh[s] * per_source[s] for s in SOURCES)
+
+
+def build_zones(shared: Path) -> list[dict[str, object]]:
+    src = shared / "sources"
+    factors = read_csv(OUT / "source_factors.csv")
+    carbon_per_source = {r["energy_source"]: float(r["carbon_g_per_kwh"]) for r in factors}
+    water_per_source = {r["energy_source"]: float(r["water_l_per_kwh"]) for r in factors}
+    mixes = json.loads((src / "codecarbon-3.3.2" / "global_energy_mix.json").read_text())
+    alpha2 = {r["Code"]: r["alpha-2"] for r in read_csv(src / "carbontracker-2.4.7" / "carbon-intensities.csv")}
+    alpha2["NAM"] = "NA"  # Namibia's code is read as "not available" by some CSV tools upstream
+    eco = json.loads((src / "ecologits-0.11.3" / "electricity_mixes.json").read_text())["electricity_mixes"]
+    published_water = {
+        m["name"]: float(m["wue"]) for m in eco if "electricity-mix-wue-world" not in (m.get("warnings") or [])
+    }
+    rows: list[dict[str, object]] = []
+    owid = "Our World in Data / Ember via CodeCarbon 3.3.2 global_energy_mix.json"
+    world_twh = dict.fromkeys(SOURCES, 0.0)
+    world_weighted = 0.0
+    world_total = 0.0
+    for a3, m in sorted(mixes.items()):
+        amounts = {s: float(m[c]) for s, c in OWID_COLUMNS.items()}
+        if sum(amounts.values()) <= 0:
+            continue
+        sh = shares(amounts)
+        for s in SOURCES:
+            world_twh[s] += amounts[s]
+        world_weighted += float(m["carbon_intensity"]) * float(m["total_TWh"])
+        world_total += float(m["total_TWh"])
+        water, water_basis, water_src = water_for(a3, sh, published_water, water_per_source)
+        rows.append({
+            "zone": alpha2[a3], "alpha3": a3, "name": m["country_name"], "kind": "country", "parent": "",
+            "year": m["year"], "intensity_g_per_kwh": round(float(m["carbon_intensity"]), 3),
+            "intensity_basis": "life-cycle", **fmt_shares(sh), "mix_basis": "generation by source (TWh)",
+            "water_offsite_l_per_kwh": round(water, 4), "water_basis": water_basis,
+            "source": f"{owid} ({m['year']}); water: {water_src}", "licence": "MIT (CodeCarbon); CC BY 4.0 (OWID)",
+        })
+    by_zone = {str(r["zone"]): r for r in rows}
+    world_sh = shares(world_twh)
+    world_water, wb, ws = water_for("WOR", world_sh, published_water, water_per_source)
+    rows.append({
+        "zone": "WORLD", "alpha3": "WOR", "name": "World average", "kind": "world", "parent": "",
+        "year": 2023, "intensity_g_per_kwh": round(world_weighted / world_total, 3),
+        "intensity_basis": "life-cycle; generation-weighted mean of the country rows",
+        **fmt_shares(world_sh), "mix_basis": "sum of the country rows' generation (TWh)",
+        "water_offsite_l_per_kwh": round(world_water, 4), "water_basis": wb,
+        "source": f"{owid}, aggregated by scripts/build_factors.py; water: {ws}",
+        "licence": "MIT (CodeCarbon); CC BY 4.0 (OWID)",
+    })
+    us = by_zone["US"]
+    usa = json.loads((src / "codecarbon-3.3.2" / "usa_emissions.json").read_text())
+    for name, v in sorted(usa.items()):
+        if name.startswith("_"):
+            continue
+        rows.append({
+            "zone": f"US-{v['regionCode']}", "alpha3": "", "name": f"{name.title()} (US)", "kind": "us-state",
+            "parent": "US", "year": 2023, "intensity_g_per_kwh": round(float(v["emissions"]) * LBS_TO_G / 1000, 3),
+            "intensity_basis": "direct combustion CO2e output rate (eGRID STC2ERTA), not life-cycle",
+            **{f"share_{s}": us[f"share_{s}"] for s in SOURCES},
+            "mix_basis": "parent country (US national mix; state mixes are not in the reference data)",
+            "water_offsite_l_per_kwh": us["water_offsite_l_per_kwh"], "water_basis": "parent country",
+            "source": "EPA eGRID2023 via CodeCarbon 3.3.2 usa_emissions.json; mix and water: US row",
+            "licence": "MIT (CodeCarbon); US public domain (eGRID)",
+        })
+    canada = json.loads((src / "codecarbon-3.3.2" / "canada_energy_mix.json").read_text())
+    for name, v in sorted(canada.items()):
+        if name not in CANADA:
+            continue
+        amounts = {s: sum(float(v[c]) for c in cols) for s, cols in CANADA_COLUMNS.items()}
+        sh = shares(amounts)
+        rows.append({
+            "zone": f"CA-{CANADA[name]}", "alpha3": "", "name": f"{name.title()} (Canada)", "kind": "ca-province",
+            "parent": "CA", "year": 2022, "intensity_g_per_kwh": round(mix_value(sh, carbon_per_source), 3),
+            "intensity_basis": "life-cycle; derived from the mix and IPCC AR5 per-source medians",
+            **fmt_shares(sh), "mix_basis": "generation shares (%) by source",
+            "water_offsite_l_per_kwh": round(mix_value(sh, water_per_source), 4),
+            "water_basis": "derived from mix (Macknick et al. 2012 per-source medians)",
+            "source": "Canada Energy Regulator provincial profiles via CodeCarbon 3.3.2 canada_energy_mix.json",
+            "licence": "MIT (CodeCarbon); Open Government Licence - Canada",
+        })
+    return rows
+
+
+def water_for(
+    a3: str, sh: dict[str, float], published: dict[str, float], per_source: dict[str, float]
+) -> tuple[float, str, str]:
+    if a3 in published:
+        return published[a3], "published", "WRI method, as tabulated in EcoLogits 0.11.3 electricity_mixes (values used as facts)"
+    return (
+        mix_value(sh, per_source),
+        "derived from mix",
+        "derived from the mix and Macknick et al. 2012 per-source medians",
+    )
+
+
+def build_regions(shared: Path, zones: dict[str, dict[str, object]]) -> list[dict[str, object]]:
+    gcp = {r["Google Cloud Region"]: r for r in read_csv(shared / "sources" / "gcp-region-carbon-info" / "2024.csv")}
+    rows: list[dict[str, object]] = []
+    for r in read_csv(INPUTS / "cloud_region_locations.csv"):
+        if r["zone"] not in zones:
+            raise SystemExit(f"cloud region {r['region']} maps to unknown zone {r['zone']}")
+        row: dict[str, object] = {
+            "provider": r["provider"], "region": r["region"], "location": r["location"], "zone": r["zone"],
+            "intensity_g_per_kwh": "", "cfe_share": "", "year": "", "source": r["source"], "licence": "facts",
+        }
+        if r["provider"] == "gcp":
+            g = gcp[r["region"]]
+            row.update({
+                "intensity_g_per_kwh": float(g["Grid carbon intensity (gCO2eq / kWh)"]),
+                "cfe_share": float(g["Google CFE"]) if g["Google CFE"] else "",
+                "year": 2024,
+                "source": f"{r['source']}; intensity and CFE: GoogleCloudPlatform/region-carbon-info 2024.csv",
+                "licence": "Apache-2.0",
+            })
+        rows.append(row)
+    return rows
+
+
+def build_models(shared: Path) -> list[dict[str, object]]:
+    serving = {r["provider"]: r for r in read_csv(INPUTS / "provider_serving.csv")}
+    eco = json.loads((shared / "sources" / "ecologits-0.11.3" / "models.json").read_text())
+    aliases: dict[tuple[str, str], list[str]] = {}
+    for a in eco["aliases"]:
+        aliases.setdefault((a["provider"], a["name"]), []).append(a["alias"])
+    rows: dict[str, dict[str, object]] = {}
+    org_provider = {
+        "meta-llama": "meta", "google": "google", "microsoft": "microsoft", "mistralai": "mistral",
+        "mistral-community": "mistral", "databricks": "databricks", "CohereForAI": "cohere", "openai": "openai",
+    }
+    for m in eco["models"]:
+        prov = {"google_genai": "google", "mistralai": "mistral"}.get(m["provider"], m["provider"])
+        open_weights = prov == "huggingface_hub"
+        if open_weights:
+            prov = org_provider[m["name"].split("/")[0]]
+        arch = m["architecture"]
+        total, active = params(arch)
+        warnings = m.get("warnings") or []
+        estimated = "model-arch-not-released" in warnings
+        host = serving["meta" if open_weights else prov]
+        src_url = (m.get("sources") or [""])[0]
+        rows[m["name"]] = {
+            "provider": prov, "model_id": m["name"],
+            "aliases": ";".join(aliases.get((m["provider"], m["name"]), [])),
+            "architecture": arch["type"],
+            **interval_cols("total_params_b", total), **interval_cols("active_params_b", active),
+            "params_basis": (
+                "estimated by EcoLogits from public evidence (architecture not released)" if estimated else "published"
+            ),
+            "precision": "bf16", "hardware": host["hardware"], "facility": host["facility"], "zone": host["zone"],
+            "serving_basis": host["basis"] if not open_weights else serving["meta"]["basis"],
+            "source": f"EcoLogits 0.11.3 model catalogue (values used as facts); primary: {src_url}",
+            "licence": "MPL-2.0 data used as facts with attribution",
+        }
+    for r in read_csv(INPUTS / "models_extra.csv"):
+        host = serving[r["provider"]]
+        t, a = float(r["total_params_b"]), float(r["active_params_b"])
+        rows[r["model_id"]] = {
+            "provider": r["provider"], "model_id": r["model_id"], "aliases": r["aliases"],
+            "architecture": r["architecture"], **interval_cols("total_params_b", (t, t, t)),
+            **interval_cols("active_params_b", (a, a, a)), "params_basis": "published",
+            "precision": r["precision"], "hardware": host["hardware"], "facility": host["facility"],
+            "zone": host["zone"], "serving_basis": host["basis"], "source": r["source"], "licence": "facts",
+        }
+    return sorted(rows.values(), key=lambda r: (str(r["provider"]), str(r["model_id"])))
+
+
+def params(arch: dict[str, object]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    p = arch["parameters"]
+    if arch["type"] == "moe":
+        assert isinstance(p, dict)
+        return rng(p["total"]), rng(p["active"])
+    r = rng(p)
+    return r, r
+
+
+def rng(v: object) -> tuple[float, float, float]:
+    if isinstance(v, dict):
+        lo, hi = float(v["min"]), float(v["max"])
+        return lo, round(math.sqrt(lo * hi), 2), hi  # geometric middle: the range is multiplicative
+    x = float(v)  # type: ignore[arg-type]
+    return x, x, x
+
+
+def interval_cols(name: str, v: tuple[float, float, float]) -> dict[str, object]:
+    return {f"{name}_low": v[0], f"{name}_mid": v[1], f"{name}_high": v[2]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    args = ap.parse_args()
+    zones = build_zones(args.shared)
+    write_csv(OUT / "zones.csv", ZONE_FIELDS, zones)
+    regions = build_regions(args.shared, {str(z["zone"]): z for z in zones})
+    write_csv(OUT / "cloud_regions.csv", list(regions[0]), regions)
+    models = build_models(args.shared)
+    write_csv(OUT / "models.csv", list(models[0]), models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Inference energy of work that was not measured: a calibrated physical model.
+
+``inference_energy`` is the stable interface; docs/estimator.md gives the model
+and docs/estimator-validation.md its cross-validated error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from wattlens.errors import InputError
+from wattlens.estimate.model import PRECISIONS, Accelerator, Coefficients, Workload, request_gpu_s, request_j
+from wattlens.units import J_PER_WH, Interval, IntervalLike
+
+Boundary = Literal["accelerator", "server", "datacenter"]
+BOUNDARIES: tuple[str, ...] = ("accelerator", "server", "datacenter")
+# Host CPU + DRAM + network per unit of accelerator energy. Google (arXiv 2508.15734) reports
+# 0.06 Wh host for 0.14 Wh accelerator on a median Gemini prompt (0.43); DGX H100's non-GPU
+# power budget is 4.6 of 10.2 kW at full load; 0.25 covers well-packed hosts at low load.
+HOST_RATIO = Interval(0.25, 0.43, 0.60)
+# Idle and reserved capacity per unit of active server energy: Google 0.02 / 0.20 Wh (0.10);
+# fleets with more headroom for peaks and failover run up to ~0.3.
+IDLE_RATIO = Interval(0.05, 0.10, 0.30)
+UNCALIBRATED_WIDENING = 1.3  # hardware not in the calibration data: widen each bound by 30%
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    coefficients: Coefficients
+    hardware_efficiency: dict[str, float]
+    q_low: float
+    q_high: float
+    unknown_batch: tuple[float, float, float]
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEstimate:
+    """Accelerator energy and occupancy of one request, before the server and facility."""
+
+    accelerator_wh: Interval
+    accelerator_s: Interval
+    gpus: int
+    hardware: str
+    warnings: tuple[str, ...]
+
+    def at_boundary(self, boundary: str, pue: IntervalLike = 1.0) -> Interval:
+        return scale_to_boundary(self.accelerator_wh, boundary, pue)
+
+
+@functools.lru_cache(maxsize=1)
+def calibration() -> Calibration:
+    """The shipped coefficients (fit/estimator/fit.py writes them; never refitted at run time)."""
+    text = resources.files("wattlens.estimate").joinpath("coefficients.json").read_text(encoding="utf-8")
+    d: dict[str, Any] = json.loads(text)
+    lo, mid, hi = d["unknown_batch_range"]
+    return Calibration(
+        coefficients=Coefficients(**d["coefficients"]),
+        hardware_efficiency=dict(d["hardware_efficiency"]),
+        q_low=float(d["log_residual_quantiles"]["low"]),
+        q_high=float(d["log_residual_quantiles"]["high"]),
+        unknown_batch=(float(lo), float(mid), float(hi)),
+        version=str(d["version"]),
+    )
+
+
+def scale_to_boundary(accelerator_wh: Interval, boundary: str, pue: IntervalLike = 1.0) -> Interval:
+    """accelerator -> server (x (1 + host ratio)) -> datacenter (x (1 + idle ratio) x PUE)."""
+    if boundary == "accelerator":
+        return accelerator_wh
+    server = accelerator_wh * (HOST_RATIO + 1.0)
+    if boundary == "server":
+        return server
+    if boundary == "datacenter":
+        return server * (IDLE_RATIO + 1.0) * Interval.of(pue)
+    raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
+
+
+def accelerator_for(hardware: str) -> tuple[Accelerator, bool]:
+    """The model's view of a catalogue chip, and whether the chip is in the calibration data."""
+    from wattlens.factors import get_factors
+
+    hw = get_factors().hardware.get(hardware)
+    if hw.kind != "accelerator" or not hw.memory_bandwidth_tb_per_s or not hw.bf16_tflops:
+        raise InputError(f"{hw.hardware_id} is not an accelerator with bandwidth and FLOP/s in the hardware table")
+    cal = calibration()
+    eff = cal.hardware_efficiency.get(hw.hardware_id)
+    acc = Accelerator(
+        name=hw.hardware_id,
+        tdp_w=hw.max_power_w,
+        memory_bandwidth_tb_per_s=hw.memory_bandwidth_tb_per_s,
+        bf16_tflops=hw.bf16_tflops,
+        fp8_tflops=hw.fp8_tflops or hw.bf16_tflops,
+        fp4_tflops=hw.fp4_tflops or hw.fp8_tflops or hw.bf16_tflops,
+        memory_gb=hw.memory_gb,
+        # Uncalibrated chips take the mean software efficiency of the calibrated ones.
+        efficiency=eff if eff is not None else sum(cal.hardware_efficiency.values()) / len(cal.hardware_efficiency),
+    )
+    return acc, eff is not None
+
+
+def gpus_needed(total_params_b: float, precision: str, memory_gb: float) -> int:
+    """Smallest power-of-two count whose memory holds the weights with 40% left for KV cache."""
+    bytes_per = {"fp8": 1.0, "int8": 1.0, "mxfp4": 0.53, "int4": 0.53, "fp4": 0.53}.get(precision, 2.0)
+    n = max(1, math.ceil(total_params_b * bytes_per / (0.6 * memory_gb)))
+    return 2 ** math.ceil(math.log2(n))
+
+
+def _check(**values: float | None) -> None:
+    for name, v in values.items():
+        if v is None:
+            continue
+        if not math.isfinite(v) or v < 0:
+            raise InputError(f"{name} must be a non-negative number, got {v}")
+
+
+def estimate_request(
+    *,
+    active_params_b: IntervalLike,
+    total_params_b: IntervalLike,
+    precision: str = "bf16",
+    hardware: str = "H100",
+    gpus: int | None = 1,
+    batch_size: float | None = None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+) -> RequestEstimate:
+    """Accelerator energy (Wh) and accelerator-seconds of one request, as intervals."""
+    active, total = Interval.of(active_params_b), Interval.of(total_params_b)
+    _check(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens)
+    if active.low <= 0:
+        raise InputError("active parameters must be positive (billions)")
+    if total.mid < active.mid:
+        raise InputError(f"total parameters ({total.mid}B) cannot be fewer than active ({active.mid}B)")
+    if cached_input_tokens > input_tokens:
+        raise InputError("cached input tokens cannot exceed input tokens")
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if batch_size is not None and (not math.isfinite(batch_size) or batch_size < 1):
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    if gpus is not None and gpus < 1:
+        raise InputError(f"gpus must be at least 1, got {gpus}")
+    cal = calibration()
+    acc, calibrated = accelerator_for(hardware)
+    n_gpus = gpus or gpus_needed(total.high, precision, acc.memory_gb)
+    warnings: list[str] = []
+    if batch_size is None:
+        b_low_energy, b_mid, b_high_energy = cal.unknown_batch[2], cal.unknown_batch[1], cal.unknown_batch[0]
+        warnings.append("batch-unknown")
+    else:
+        b_low_energy = b_mid = b_high_energy = float(batch_size)
+
+    def run(a: float, t: float, b: float) -> tuple[float, float]:
+        w = Workload(a, max(t, a), precision, n_gpus, b, float(input_tokens), float(output_tokens), float(cached_input_tokens))
+        return request_j(w, acc, cal.coefficients), request_gpu_s(w, acc, cal.coefficients)
+
+    (j_lo, s_lo), (j_mid, s_mid), (j_hi, s_hi) = (
+        run(active.low, total.low, b_low_energy),
+        run(active.mid, total.mid, b_mid),
+        run(active.high, total.high, b_high_energy),
+    )
+    widen = 1.0 if calibrated else UNCALIBRATED_WIDENING
+    if not calibrated:
+        warnings.append("hardware-uncalibrated")
+    lo_f, hi_f = math.exp(cal.q_low) / widen, math.exp(cal.q_high) * widen
+    lo_j, hi_j = min(j_lo, j_mid, j_hi), max(j_lo, j_mid, j_hi)
+    energy = Interval(lo_j * lo_f / J_PER_WH, j_mid / J_PER_WH, hi_j * hi_f / J_PER_WH)
+    secs = Interval(min(s_lo, s_mid, s_hi) * lo_f, s_mid, max(s_lo, s_mid, s_hi) * hi_f)
+    return RequestEstimate(energy, secs, n_gpus, acc.name, tuple(warnings))
+
+
+def inference_energy(
+    *,
+    active_params_b: IntervalLike,
+    total_params_b: IntervalLike,
+    precision: str = "bf16",
+    hardware: str = "H100",
+    gpus: int | None = 1,
+    batch_size: float | None = None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+    boundary: Boundary = "accelerator",
+    pue: IntervalLike = 1.0,
+) -> Interval:
+    """Energy in Wh of one LLM inference request at the chosen boundary.
+
+    batch_size=None means the serving concurrency is unknown: the interval then spans
+    a production range of batch sizes. ``pue`` applies only at the datacenter boundary.
+    """
+    est = estimate_request(
+        active_params_b=active_params_b,
+        total_params_b=total_params_b,
+        precision=precision,
+        hardware=hardware,
+        gpus=gpus,
+        batch_size=batch_size,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+    )
+    return est.at_boundary(boundary, pue)
+
+
+__all__ = [
+    "BOUNDARIES",
+    "RequestEstimate",
+    "calibration",
+    "estimate_request",
+    "inference_energy",
+    "scale_to_boundary",
+]

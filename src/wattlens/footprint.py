@@ -1,0 +1,111 @@
+"""The receipt: one immutable type with one JSON form everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from wattlens.units import Interval
+
+Method = Literal["measured", "estimated", "mixed"]
+BOUNDARY_PARTS = ("accelerator", "host", "idle", "facility", "embodied")
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The grid behind the energy: zone, data year, intensity and generation mix (shares sum to 1)."""
+
+    zone: str
+    year: int
+    intensity_g_per_kwh: float
+    mix: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "zone": self.zone,
+            "year": self.year,
+            "intensity_g_per_kwh": round(self.intensity_g_per_kwh, 3),
+            "mix": {k: round(v, 5) for k, v in self.mix.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    input: int = 0
+    cached_input: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"input": self.input, "cached_input": self.cached_input, "output": self.output, "reasoning": self.reasoning}
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """Energy, carbon and water of one unit of work, each an Interval.
+
+    energy_wh is IT energy (what the boundary includes short of the facility);
+    facility_wh adds the data-centre overhead (x PUE) when "facility" is in the boundary.
+    """
+
+    energy_wh: Interval
+    facility_wh: Interval
+    carbon_location_g: Interval
+    carbon_market_g: Interval
+    embodied_g: Interval
+    water_onsite_ml: Interval
+    water_offsite_ml: Interval
+    grid: Grid
+    method: Method
+    boundary: tuple[str, ...]
+    factors_version: str
+    model: str | None = None
+    tokens: Tokens | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def water_ml(self) -> Interval:
+        return self.water_onsite_ml + self.water_offsite_ml
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "energy_wh": self.energy_wh.as_dict(),
+            "facility_wh": self.facility_wh.as_dict(),
+            "carbon_g": {
+                "location": self.carbon_location_g.as_dict(),
+                "market": self.carbon_market_g.as_dict(),
+                "embodied": self.embodied_g.as_dict(),
+            },
+            "water_ml": {"onsite": self.water_onsite_ml.as_dict(), "offsite": self.water_offsite_ml.as_dict()},
+            "grid": self.grid.as_dict(),
+            "method": self.method,
+            "boundary": list(self.boundary),
+        }
+        if self.model is not None:
+            d["model"] = self.model
+        if self.tokens is not None:
+            d["tokens"] = self.tokens.as_dict()
+        d["factors_version"] = self.factors_version
+        d["warnings"] = list(self.warnings)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Footprint:
+        g = d["grid"]
+        tokens = d.get("tokens")
+        return cls(
+            energy_wh=Interval.from_dict(d["energy_wh"]),
+            facility_wh=Interval.from_dict(d["facility_wh"]),
+            carbon_location_g=Interval.from_dict(d["carbon_g"]["location"]),
+            carbon_market_g=Interval.from_dict(d["carbon_g"]["market"]),
+            embodied_g=Interval.from_dict(d["carbon_g"]["embodied"]),
+            water_onsite_ml=Interval.from_dict(d["water_ml"]["onsite"]),
+            water_offsite_ml=Interval.from_dict(d["water_ml"]["offsite"]),
+            grid=Grid(g["zone"], int(g["year"]), float(g["intensity_g_per_kwh"]), dict(g["mix"])),
+            method=d["method"],
+            boundary=tuple(d["boundary"]),
+            factors_version=d["factors_version"],
+            model=d.get("model"),
+            tokens=Tokens(**tokens) if tokens else None,
+            warnings=tuple(d.get("warnings", ())),
+        )

@@ -1,0 +1,189 @@
+"""Pure functions: IT energy plus where and on what it ran -> a Footprint.
+
+Formulas (docs/methodology.md gives each with its sources):
+  facility_wh = energy_wh x PUE                      (when "facility" is in the boundary)
+  carbon_location_g = facility_wh x intensity_g_per_kwh / 1000
+  carbon_market_g = facility_wh x market_g_per_kwh / 1000 (contract), or
+                    carbon_location_g x (1 - renewable_share), else = location
+  embodied_g = sum(embodied_kg x 1000 x count x occupied_s / (lifetime_years x s_per_year))
+  water_onsite_ml = energy_wh x WUE_l_per_kwh        (1 L/kWh = 1 mL/Wh)
+  water_offsite_ml = facility_wh x water_offsite_l_per_kwh
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wattlens.errors import InputError
+from wattlens.factors import FactorSet
+from wattlens.factors.records import Facility, Hardware, Zone
+from wattlens.footprint import Footprint, Grid, Method, Tokens
+from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval
+
+REGION_FACILITY = {"gcp": "google", "aws": "aws", "azure": "microsoft"}
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where energy was used: the grid, the facility and any market-based instrument."""
+
+    zone: Zone
+    intensity_g_per_kwh: float
+    pue: Interval
+    wue_l_per_kwh: Interval
+    market_g_per_kwh: float | None = None
+    renewable_share: float | None = None
+    warnings: tuple[str, ...] = ()
+    region: str | None = None
+    facility: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbodiedShare:
+    """Hardware occupied by the work: count units for occupied_s seconds each."""
+
+    hardware: Hardware
+    count: float
+    occupied_s: Interval
+
+
+def resolve_site(
+    factors: FactorSet,
+    *,
+    zone: str | None = None,
+    region: str | None = None,
+    facility: str | None = None,
+    default_zone: str | None = None,
+    default_facility: str | None = None,
+    pue: float | None = None,
+    wue_l_per_kwh: float | None = None,
+    market_g_per_kwh: float | None = None,
+    renewable_share: float | None = None,
+) -> Site:
+    """Pick the zone, intensity and facility factors; say in warnings what was assumed."""
+    warnings: list[str] = []
+    region_row = factors.cloud_regions.get(region) if region else None
+    if zone:
+        z = factors.zones.get(zone)
+    elif region_row is not None:
+        z = factors.zones.get(region_row.zone)
+    elif default_zone:
+        z = factors.zones.get(default_zone)
+        warnings.append("zone-assumed-from-provider")
+    else:
+        z = factors.zones.get("WORLD")
+        warnings.append("zone-unknown-world-average")
+    intensity = z.intensity_g_per_kwh
+    if region_row is not None and not zone and region_row.intensity_g_per_kwh is not None:
+        intensity = region_row.intensity_g_per_kwh
+    elif "direct combustion" in z.intensity_basis:
+        warnings.append("intensity-direct-combustion")
+    if z.mix_basis.startswith("parent"):
+        warnings.append("mix-from-parent-zone")
+    if z.water_basis.startswith("derived"):
+        warnings.append("water-derived-from-mix")
+    fac_name = facility or (REGION_FACILITY.get(region_row.provider) if region_row else None) or default_facility
+    fac: Facility = factors.facilities.get(fac_name or "default")
+    if pue is not None and pue < 1.0:
+        raise InputError(f"PUE must be at least 1.0, got {pue}")
+    if wue_l_per_kwh is not None and wue_l_per_kwh < 0:
+        raise InputError(f"WUE must not be negative, got {wue_l_per_kwh}")
+    if renewable_share is not None and not 0.0 <= renewable_share <= 1.0:
+        raise InputError(f"renewable share must be between 0 and 1, got {renewable_share}")
+    if market_g_per_kwh is not None and market_g_per_kwh < 0:
+        raise InputError(f"market-based factor must not be negative, got {market_g_per_kwh}")
+    if market_g_per_kwh is None and renewable_share is None:
+        if region_row is not None and region_row.cfe_share is not None and not zone:
+            renewable_share = region_row.cfe_share
+            warnings.append("market-from-provider-cfe")
+        else:
+            warnings.append("market-equals-location")
+    elif market_g_per_kwh is None:
+        warnings.append("market-from-renewable-share")
+    return Site(
+        zone=z,
+        intensity_g_per_kwh=intensity,
+        pue=Interval.point(pue) if pue is not None else fac.pue,
+        wue_l_per_kwh=Interval.point(wue_l_per_kwh) if wue_l_per_kwh is not None else fac.wue_l_per_kwh,
+        market_g_per_kwh=market_g_per_kwh,
+        renewable_share=renewable_share,
+        warnings=tuple(warnings),
+        region=region_row.region if region_row else None,
+        facility=fac.facility,
+    )
+
+
+def facility_energy_wh(energy_wh: Interval, pue: Interval) -> Interval:
+    return energy_wh * pue
+
+
+def carbon_g(energy_wh: Interval, intensity_g_per_kwh: float) -> Interval:
+    return energy_wh * (intensity_g_per_kwh / WH_PER_KWH)
+
+
+def market_carbon_g(facility_wh: Interval, site: Site) -> Interval:
+    if site.market_g_per_kwh is not None:
+        return carbon_g(facility_wh, site.market_g_per_kwh)
+    if site.renewable_share is not None:
+        return carbon_g(facility_wh, site.intensity_g_per_kwh * (1.0 - site.renewable_share))
+    return carbon_g(facility_wh, site.intensity_g_per_kwh)
+
+
+def embodied_g(shares: Sequence[EmbodiedShare]) -> Interval:
+    total = Interval.point(0.0)
+    for s in shares:
+        kg, life = s.hardware.embodied_kg, s.hardware.lifetime_years
+        # Longest lifetime gives the low bound: the same emissions spread over more seconds.
+        per_s = Interval(kg.low / (life.high * S_PER_YEAR), kg.mid / (life.mid * S_PER_YEAR), kg.high / (life.low * S_PER_YEAR))
+        total = total + per_s * s.occupied_s * (1000.0 * s.count)
+    return total
+
+
+def water_onsite_ml(energy_wh: Interval, wue_l_per_kwh: Interval) -> Interval:
+    return energy_wh * wue_l_per_kwh  # L/kWh == mL/Wh
+
+
+def water_offsite_ml(facility_wh: Interval, water_l_per_kwh: float) -> Interval:
+    return facility_wh * water_l_per_kwh
+
+
+def footprint(
+    energy_wh: Interval,
+    site: Site,
+    *,
+    method: Method,
+    boundary: Sequence[str],
+    factors_version: str,
+    embodied: Sequence[EmbodiedShare] = (),
+    model: str | None = None,
+    tokens: Tokens | None = None,
+    warnings: Sequence[str] = (),
+) -> Footprint:
+    """The receipt for IT energy used at a site. Pure: no I/O, no clocks."""
+    parts = [b for b in boundary if b not in ("facility", "embodied")]
+    include_facility = "facility" in boundary
+    fac_wh = facility_energy_wh(energy_wh, site.pue) if include_facility else energy_wh
+    codes = list(warnings) + list(site.warnings)
+    if not include_facility:
+        codes.append("boundary-excludes-facility")
+    if include_facility:
+        parts.append("facility")
+    if embodied:
+        parts.append("embodied")
+    return Footprint(
+        energy_wh=energy_wh,
+        facility_wh=fac_wh,
+        carbon_location_g=carbon_g(fac_wh, site.intensity_g_per_kwh),
+        carbon_market_g=market_carbon_g(fac_wh, site),
+        embodied_g=embodied_g(embodied),
+        water_onsite_ml=water_onsite_ml(energy_wh, site.wue_l_per_kwh),
+        water_offsite_ml=water_offsite_ml(fac_wh, site.zone.water_offsite_l_per_kwh),
+        grid=Grid(site.zone.zone, site.zone.year, site.intensity_g_per_kwh, dict(site.zone.mix)),
+        method=method,
+        boundary=tuple(parts),
+        factors_version=factors_version,
+        model=model,
+        tokens=tokens,
+        warnings=tuple(dict.fromkeys(codes)),
+    )

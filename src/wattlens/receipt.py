@@ -1,0 +1,140 @@
+"""Receipts for estimated LLM requests: catalogue + estimator + impacts in one call.
+
+Shared by the CLI, the gateway and the SDK hooks so they all give the same receipt
+for the same request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wattlens.errors import InputError
+from wattlens.estimate import HOST_RATIO, IDLE_RATIO, estimate_request
+from wattlens.factors import FactorSet, get_factors
+from wattlens.footprint import Footprint, Tokens
+from wattlens.impacts import EmbodiedShare, footprint, resolve_site
+from wattlens.units import Interval
+
+HOST_SERVER = {"B200": "HGX-B200-host", "GB200": "HGX-B200-host"}
+GPUS_PER_HOST = 8
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """One LLM request as the estimator needs it; unknown fields come from the catalogue."""
+
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    active_params_b: float | None = None
+    total_params_b: float | None = None
+    precision: str | None = None
+    hardware: str | None = None
+    gpus: int | None = None
+    batch_size: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the request ran and under which contracts."""
+
+    zone: str | None = None
+    region: str | None = None
+    provider: str | None = None
+    facility: str | None = None
+    pue: float | None = None
+    wue_l_per_kwh: float | None = None
+    market_g_per_kwh: float | None = None
+    renewable_share: float | None = None
+
+
+def estimate_footprint(
+    request: LLMRequest,
+    place: Place = Place(),
+    *,
+    boundary: str = "datacenter",
+    factors: FactorSet | None = None,
+    embodied: bool = True,
+) -> Footprint:
+    """The receipt of one estimated LLM request.
+
+    boundary: "accelerator", "server" or "datacenter" (server + idle capacity + facility PUE).
+    """
+    f = factors or get_factors()
+    warnings: list[str] = []
+    spec = f.models.find(request.model) if request.model else None
+    if request.model and spec is None and (request.active_params_b is None):
+        f.models.get(request.model)  # raises UnknownKeyError with suggestions
+    if spec is None and request.active_params_b is None:
+        raise InputError("give a catalogue model name or --active-params")
+    if spec is None:
+        warnings.append("model-not-in-catalogue")
+    active: Interval | float
+    total: Interval | float
+    if request.active_params_b is not None:
+        active = request.active_params_b
+        total = request.total_params_b if request.total_params_b is not None else request.active_params_b
+    else:
+        assert spec is not None
+        active, total = spec.active_params_b, spec.total_params_b
+        if "estimated" in spec.params_basis:
+            warnings.append("params-estimated")
+    hardware = request.hardware or (spec.hardware if spec else "H100-SXM")
+    if request.hardware is None and spec is not None and spec.provider in ("openai", "anthropic", "google"):
+        warnings.append("hardware-assumed")
+    est = estimate_request(
+        active_params_b=active,
+        total_params_b=total,
+        precision=request.precision or (spec.precision if spec else "bf16"),
+        hardware=hardware,
+        gpus=request.gpus,
+        batch_size=request.batch_size,
+        input_tokens=request.input_tokens,
+        output_tokens=request.output_tokens + request.reasoning_tokens,
+        cached_input_tokens=request.cached_input_tokens,
+    )
+    warnings.extend(est.warnings)
+    site = resolve_site(
+        f,
+        zone=place.zone,
+        region=place.region,
+        facility=place.facility,
+        default_zone=(spec.zone or None) if spec else None,
+        default_facility=spec.facility if spec else None,
+        pue=place.pue,
+        wue_l_per_kwh=place.wue_l_per_kwh,
+        market_g_per_kwh=place.market_g_per_kwh,
+        renewable_share=place.renewable_share,
+    )
+    if boundary == "accelerator":
+        it_wh, parts = est.accelerator_wh, ["accelerator"]
+    elif boundary == "server":
+        it_wh, parts = est.accelerator_wh * (HOST_RATIO + 1.0), ["accelerator", "host"]
+    elif boundary == "datacenter":
+        it_wh = est.accelerator_wh * (HOST_RATIO + 1.0) * (IDLE_RATIO + 1.0)
+        parts = ["accelerator", "host", "idle", "facility"]
+    else:
+        raise InputError(f"unknown boundary {boundary!r}; choose accelerator, server or datacenter")
+    shares: Sequence[EmbodiedShare] = ()
+    if embodied:
+        acc_hw = f.hardware.get(est.hardware)
+        host_hw = f.hardware.get(HOST_SERVER.get(est.hardware, "HGX-H100-host"))
+        # accelerator_s already counts every GPU of the replica; the host is shared by 8 GPUs.
+        shares = (
+            EmbodiedShare(acc_hw, 1.0, est.accelerator_s),
+            EmbodiedShare(host_hw, 1.0 / GPUS_PER_HOST, est.accelerator_s),
+        )
+    return footprint(
+        it_wh,
+        site,
+        method="estimated",
+        boundary=parts,
+        factors_version=f.version,
+        embodied=shares,
+        model=spec.model_id if spec else request.model,
+        tokens=Tokens(request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens),
+        warnings=warnings,
+    )

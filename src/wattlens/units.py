@@ -1,0 +1,99 @@
+"""Intervals and unit conversions; one internal unit per quantity (Wh, g, mL, s, W)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+from wattlens.errors import InputError
+
+J_PER_WH = 3600.0
+WH_PER_KWH = 1000.0
+S_PER_YEAR = 365.25 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A physical quantity as low <= mid <= high.
+
+    Arithmetic treats the bounds of the operands as perfectly correlated (low with
+    low, high with high): that is conservative for sums and products of positive
+    quantities, which is all wattlens combines.
+    """
+
+    low: float
+    mid: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.mid) and math.isfinite(self.high)):
+            raise InputError(f"interval bounds must be finite, got {self.low}, {self.mid}, {self.high}")
+        if not self.low <= self.mid <= self.high:
+            raise InputError(f"interval must satisfy low <= mid <= high, got {self.low}, {self.mid}, {self.high}")
+
+    @classmethod
+    def point(cls, value: float) -> Interval:
+        return cls(value, value, value)
+
+    @classmethod
+    def around(cls, mid: float, rel_low: float, rel_high: float) -> Interval:
+        """mid with the bounds mid*rel_low and mid*rel_high (rel_low <= 1 <= rel_high)."""
+        return cls(mid * rel_low, mid, mid * rel_high)
+
+    @classmethod
+    def of(cls, value: IntervalLike) -> Interval:
+        return value if isinstance(value, Interval) else cls.point(float(value))
+
+    def __add__(self, other: IntervalLike) -> Interval:
+        o = Interval.of(other)
+        return Interval(self.low + o.low, self.mid + o.mid, self.high + o.high)
+
+    __radd__ = __add__
+
+    def __mul__(self, other: IntervalLike) -> Interval:
+        o = Interval.of(other)
+        if self.low < 0 or o.low < 0:
+            products = [a * b for a in (self.low, self.high) for b in (o.low, o.high)]
+            return Interval(min(products), self.mid * o.mid, max(products))
+        return Interval(self.low * o.low, self.mid * o.mid, self.high * o.high)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: float) -> Interval:
+        if other <= 0:
+            raise InputError("an interval can only be divided by a positive number")
+        return Interval(self.low / other, self.mid / other, self.high / other)
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    @property
+    def width_ratio(self) -> float:
+        """high / low, the multiplicative width (inf when low is 0)."""
+        return self.high / self.low if self.low > 0 else math.inf
+
+    def as_dict(self, digits: int = 6) -> dict[str, float]:
+        return {"low": _sig(self.low, digits), "mid": _sig(self.mid, digits), "high": _sig(self.high, digits)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, float]) -> Interval:
+        return cls(float(d["low"]), float(d["mid"]), float(d["high"]))
+
+
+IntervalLike = Union[Interval, float, int]
+
+
+def _sig(x: float, digits: int) -> float:
+    """Round to significant digits, so tiny per-query figures keep their precision."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def joules_to_wh(joules: float) -> float:
+    return joules / J_PER_WH
+
+
+def wh_to_joules(wh: float) -> float:
+    return wh * J_PER_WH
