@@ -33,20 +33,46 @@ OWID_COLUMNS = {
     "other": "other_renewable_exc_biofuel_TWh",
 }
 CANADA = {
-    "alberta": "AB", "british columbia": "BC", "manitoba": "MB", "new brunswick": "NB",
-    "newfoundland and labrador": "NL", "northwest territories": "NT", "nova scotia": "NS",
-    "nunavut": "NU", "ontario": "ON", "prince edward island": "PE", "quebec": "QC",
-    "saskatchewan": "SK", "yukon": "YT",
+    "alberta": "AB",
+    "british columbia": "BC",
+    "manitoba": "MB",
+    "new brunswick": "NB",
+    "newfoundland and labrador": "NL",
+    "northwest territories": "NT",
+    "nova scotia": "NS",
+    "nunavut": "NU",
+    "ontario": "ON",
+    "prince edward island": "PE",
+    "quebec": "QC",
+    "saskatchewan": "SK",
+    "yukon": "YT",
 }
 CANADA_COLUMNS = {
-    "coal": ("coal",), "gas": ("naturalGas",), "oil": ("petroleum",), "nuclear": ("nuclear",),
-    "hydro": ("hydro", "tidal"), "wind": ("wind",), "solar": ("solar",),
-    "bioenergy": ("biomass",), "other": ("other",),
+    "coal": ("coal",),
+    "gas": ("naturalGas",),
+    "oil": ("petroleum",),
+    "nuclear": ("nuclear",),
+    "hydro": ("hydro", "tidal"),
+    "wind": ("wind",),
+    "solar": ("solar",),
+    "bioenergy": ("biomass",),
+    "other": ("other",),
 }
 ZONE_FIELDS = [
-    "zone", "alpha3", "name", "kind", "parent", "year", "intensity_g_per_kwh", "intensity_basis",
-    *[f"share_{s}" for s in SOURCES], "mix_basis", "water_offsite_l_per_kwh", "water_basis",
-    "source", "licence",
+    "zone",
+    "alpha3",
+    "name",
+    "kind",
+    "parent",
+    "year",
+    "intensity_g_per_kwh",
+    "intensity_basis",
+    *[f"share_{s}" for s in SOURCES],
+    "mix_basis",
+    "water_offsite_l_per_kwh",
+    "water_basis",
+    "source",
+    "licence",
 ]
 
 
@@ -107,56 +133,92 @@ def build_zones(shared: Path) -> list[dict[str, object]]:
         world_weighted += float(m["carbon_intensity"]) * float(m["total_TWh"])
         world_total += float(m["total_TWh"])
         water, water_basis, water_src = water_for(a3, sh, published_water, water_per_source)
-        rows.append({
-            "zone": alpha2[a3], "alpha3": a3, "name": m["country_name"], "kind": "country", "parent": "",
-            "year": m["year"], "intensity_g_per_kwh": round(float(m["carbon_intensity"]), 3),
-            "intensity_basis": "life-cycle", **fmt_shares(sh), "mix_basis": "generation by source (TWh)",
-            "water_offsite_l_per_kwh": round(water, 4), "water_basis": water_basis,
-            "source": f"{owid} ({m['year']}); water: {water_src}", "licence": "MIT (CodeCarbon); CC BY 4.0 (OWID)",
-        })
+        rows.append(
+            {
+                "zone": alpha2[a3],
+                "alpha3": a3,
+                "name": m["country_name"],
+                "kind": "country",
+                "parent": "",
+                "year": m["year"],
+                "intensity_g_per_kwh": round(float(m["carbon_intensity"]), 3),
+                "intensity_basis": "life-cycle",
+                **fmt_shares(sh),
+                "mix_basis": "generation by source (TWh)",
+                "water_offsite_l_per_kwh": round(water, 4),
+                "water_basis": water_basis,
+                "source": f"{owid} ({m['year']}); water: {water_src}",
+                "licence": "MIT (CodeCarbon); CC BY 4.0 (OWID)",
+            }
+        )
     by_zone = {str(r["zone"]): r for r in rows}
     world_sh = shares(world_twh)
     world_water, wb, ws = water_for("WOR", world_sh, published_water, water_per_source)
-    rows.append({
-        "zone": "WORLD", "alpha3": "WOR", "name": "World average", "kind": "world", "parent": "",
-        "year": 2023, "intensity_g_per_kwh": round(world_weighted / world_total, 3),
-        "intensity_basis": "life-cycle; generation-weighted mean of the country rows",
-        **fmt_shares(world_sh), "mix_basis": "sum of the country rows' generation (TWh)",
-        "water_offsite_l_per_kwh": round(world_water, 4), "water_basis": wb,
-        "source": f"{owid}, aggregated by scripts/build_factors.py; water: {ws}",
-        "licence": "MIT (CodeCarbon); CC BY 4.0 (OWID)",
-    })
+    rows.append(
+        {
+            "zone": "WORLD",
+            "alpha3": "WOR",
+            "name": "World average",
+            "kind": "world",
+            "parent": "",
+            "year": 2023,
+            "intensity_g_per_kwh": round(world_weighted / world_total, 3),
+            "intensity_basis": "life-cycle; generation-weighted mean of the country rows",
+            **fmt_shares(world_sh),
+            "mix_basis": "sum of the country rows' generation (TWh)",
+            "water_offsite_l_per_kwh": round(world_water, 4),
+            "water_basis": wb,
+            "source": f"{owid}, aggregated by scripts/build_factors.py; water: {ws}",
+            "licence": "MIT (CodeCarbon); CC BY 4.0 (OWID)",
+        }
+    )
     us = by_zone["US"]
     usa = json.loads((src / "codecarbon-3.3.2" / "usa_emissions.json").read_text())
     for name, v in sorted(usa.items()):
         if name.startswith("_"):
             continue
-        rows.append({
-            "zone": f"US-{v['regionCode']}", "alpha3": "", "name": f"{name.title()} (US)", "kind": "us-state",
-            "parent": "US", "year": 2023, "intensity_g_per_kwh": round(float(v["emissions"]) * LBS_TO_G / 1000, 3),
-            "intensity_basis": "direct combustion CO2e output rate (eGRID STC2ERTA), not life-cycle",
-            **{f"share_{s}": us[f"share_{s}"] for s in SOURCES},
-            "mix_basis": "parent country (US national mix; state mixes are not in the reference data)",
-            "water_offsite_l_per_kwh": us["water_offsite_l_per_kwh"], "water_basis": "parent country",
-            "source": "EPA eGRID2023 via CodeCarbon 3.3.2 usa_emissions.json; mix and water: US row",
-            "licence": "MIT (CodeCarbon); US public domain (eGRID)",
-        })
+        rows.append(
+            {
+                "zone": f"US-{v['regionCode']}",
+                "alpha3": "",
+                "name": f"{name.title()} (US)",
+                "kind": "us-state",
+                "parent": "US",
+                "year": 2023,
+                "intensity_g_per_kwh": round(float(v["emissions"]) * LBS_TO_G / 1000, 3),
+                "intensity_basis": "direct combustion CO2e output rate (eGRID STC2ERTA), not life-cycle",
+                **{f"share_{s}": us[f"share_{s}"] for s in SOURCES},
+                "mix_basis": "parent country (US national mix; state mixes are not in the reference data)",
+                "water_offsite_l_per_kwh": us["water_offsite_l_per_kwh"],
+                "water_basis": "parent country",
+                "source": "EPA eGRID2023 via CodeCarbon 3.3.2 usa_emissions.json; mix and water: US row",
+                "licence": "MIT (CodeCarbon); US public domain (eGRID)",
+            }
+        )
     canada = json.loads((src / "codecarbon-3.3.2" / "canada_energy_mix.json").read_text())
     for name, v in sorted(canada.items()):
         if name not in CANADA:
             continue
         amounts = {s: sum(float(v[c]) for c in cols) for s, cols in CANADA_COLUMNS.items()}
         sh = shares(amounts)
-        rows.append({
-            "zone": f"CA-{CANADA[name]}", "alpha3": "", "name": f"{name.title()} (Canada)", "kind": "ca-province",
-            "parent": "CA", "year": 2022, "intensity_g_per_kwh": round(mix_value(sh, carbon_per_source), 3),
-            "intensity_basis": "life-cycle; derived from the mix and IPCC AR5 per-source medians",
-            **fmt_shares(sh), "mix_basis": "generation shares (%) by source",
-            "water_offsite_l_per_kwh": round(mix_value(sh, water_per_source), 4),
-            "water_basis": "derived from mix (Macknick et al. 2012 per-source medians)",
-            "source": "Canada Energy Regulator provincial profiles via CodeCarbon 3.3.2 canada_energy_mix.json",
-            "licence": "MIT (CodeCarbon); Open Government Licence - Canada",
-        })
+        rows.append(
+            {
+                "zone": f"CA-{CANADA[name]}",
+                "alpha3": "",
+                "name": f"{name.title()} (Canada)",
+                "kind": "ca-province",
+                "parent": "CA",
+                "year": 2022,
+                "intensity_g_per_kwh": round(mix_value(sh, carbon_per_source), 3),
+                "intensity_basis": "life-cycle; derived from the mix and IPCC AR5 per-source medians",
+                **fmt_shares(sh),
+                "mix_basis": "generation shares (%) by source",
+                "water_offsite_l_per_kwh": round(mix_value(sh, water_per_source), 4),
+                "water_basis": "derived from mix (Macknick et al. 2012 per-source medians)",
+                "source": "Canada Energy Regulator provincial profiles via CodeCarbon 3.3.2 canada_energy_mix.json",
+                "licence": "MIT (CodeCarbon); Open Government Licence - Canada",
+            }
+        )
     return rows
 
 
@@ -164,7 +226,11 @@ def water_for(
     a3: str, sh: dict[str, float], published: dict[str, float], per_source: dict[str, float]
 ) -> tuple[float, str, str]:
     if a3 in published:
-        return published[a3], "published", "WRI method, as tabulated in EcoLogits 0.11.3 electricity_mixes (values used as facts)"
+        return (
+            published[a3],
+            "published",
+            "WRI method, as tabulated in EcoLogits 0.11.3 electricity_mixes (values used as facts)",
+        )
     return (
         mix_value(sh, per_source),
         "derived from mix",
@@ -179,18 +245,27 @@ def build_regions(shared: Path, zones: dict[str, dict[str, object]]) -> list[dic
         if r["zone"] not in zones:
             raise SystemExit(f"cloud region {r['region']} maps to unknown zone {r['zone']}")
         row: dict[str, object] = {
-            "provider": r["provider"], "region": r["region"], "location": r["location"], "zone": r["zone"],
-            "intensity_g_per_kwh": "", "cfe_share": "", "year": "", "source": r["source"], "licence": "facts",
+            "provider": r["provider"],
+            "region": r["region"],
+            "location": r["location"],
+            "zone": r["zone"],
+            "intensity_g_per_kwh": "",
+            "cfe_share": "",
+            "year": "",
+            "source": r["source"],
+            "licence": "facts",
         }
         if r["provider"] == "gcp":
             g = gcp[r["region"]]
-            row.update({
-                "intensity_g_per_kwh": float(g["Grid carbon intensity (gCO2eq / kWh)"]),
-                "cfe_share": float(g["Google CFE"]) if g["Google CFE"] else "",
-                "year": 2024,
-                "source": f"{r['source']}; intensity and CFE: GoogleCloudPlatform/region-carbon-info 2024.csv",
-                "licence": "Apache-2.0",
-            })
+            row.update(
+                {
+                    "intensity_g_per_kwh": float(g["Grid carbon intensity (gCO2eq / kWh)"]),
+                    "cfe_share": float(g["Google CFE"]) if g["Google CFE"] else "",
+                    "year": 2024,
+                    "source": f"{r['source']}; intensity and CFE: GoogleCloudPlatform/region-carbon-info 2024.csv",
+                    "licence": "Apache-2.0",
+                }
+            )
         rows.append(row)
     return rows
 
@@ -203,8 +278,14 @@ def build_models(shared: Path) -> list[dict[str, object]]:
         aliases.setdefault((a["provider"], a["name"]), []).append(a["alias"])
     rows: dict[str, dict[str, object]] = {}
     org_provider = {
-        "meta-llama": "meta", "google": "google", "microsoft": "microsoft", "mistralai": "mistral",
-        "mistral-community": "mistral", "databricks": "databricks", "CohereForAI": "cohere", "openai": "openai",
+        "meta-llama": "meta",
+        "google": "google",
+        "microsoft": "microsoft",
+        "mistralai": "mistral",
+        "mistral-community": "mistral",
+        "databricks": "databricks",
+        "CohereForAI": "cohere",
+        "openai": "openai",
     }
     for m in eco["models"]:
         prov = {"google_genai": "google", "mistralai": "mistral"}.get(m["provider"], m["provider"])
@@ -218,14 +299,19 @@ def build_models(shared: Path) -> list[dict[str, object]]:
         host = serving["meta" if open_weights else prov]
         src_url = (m.get("sources") or [""])[0]
         rows[m["name"]] = {
-            "provider": prov, "model_id": m["name"],
+            "provider": prov,
+            "model_id": m["name"],
             "aliases": ";".join(aliases.get((m["provider"], m["name"]), [])),
             "architecture": arch["type"],
-            **interval_cols("total_params_b", total), **interval_cols("active_params_b", active),
+            **interval_cols("total_params_b", total),
+            **interval_cols("active_params_b", active),
             "params_basis": (
                 "estimated by EcoLogits from public evidence (architecture not released)" if estimated else "published"
             ),
-            "precision": "bf16", "hardware": host["hardware"], "facility": host["facility"], "zone": host["zone"],
+            "precision": "bf16",
+            "hardware": host["hardware"],
+            "facility": host["facility"],
+            "zone": host["zone"],
             "serving_basis": host["basis"] if not open_weights else serving["meta"]["basis"],
             "source": f"EcoLogits 0.11.3 model catalogue (values used as facts); primary: {src_url}",
             "licence": "MPL-2.0 data used as facts with attribution",
@@ -234,11 +320,20 @@ def build_models(shared: Path) -> list[dict[str, object]]:
         host = serving[r["provider"]]
         t, a = float(r["total_params_b"]), float(r["active_params_b"])
         rows[r["model_id"]] = {
-            "provider": r["provider"], "model_id": r["model_id"], "aliases": r["aliases"],
-            "architecture": r["architecture"], **interval_cols("total_params_b", (t, t, t)),
-            **interval_cols("active_params_b", (a, a, a)), "params_basis": "published",
-            "precision": r["precision"], "hardware": host["hardware"], "facility": host["facility"],
-            "zone": host["zone"], "serving_basis": host["basis"], "source": r["source"], "licence": "facts",
+            "provider": r["provider"],
+            "model_id": r["model_id"],
+            "aliases": r["aliases"],
+            "architecture": r["architecture"],
+            **interval_cols("total_params_b", (t, t, t)),
+            **interval_cols("active_params_b", (a, a, a)),
+            "params_basis": "published",
+            "precision": r["precision"],
+            "hardware": host["hardware"],
+            "facility": host["facility"],
+            "zone": host["zone"],
+            "serving_basis": host["basis"],
+            "source": r["source"],
+            "licence": "facts",
         }
     return sorted(rows.values(), key=lambda r: (str(r["provider"]), str(r["model_id"])))
 

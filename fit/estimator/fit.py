@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -56,6 +54,7 @@ PARAMS = [
 FIXED: dict[str, float] = {}
 COVER = (0.05, 0.95)
 import os
+
 LOSS = os.environ.get("FIT_LOSS", "cauchy")
 F_SCALE = float(os.environ.get("FIT_FSCALE", "0.2"))
 AUX_W = float(os.environ.get("FIT_AUX", "0.2"))  # residual quantiles that set the interval
@@ -67,23 +66,39 @@ def accelerators() -> dict[str, Accelerator]:
     out = {}
     for gpu, hw in (("H100", "H100-SXM"), ("B200", "B200")):
         r = rows[hw]
-        out[gpu] = Accelerator(hw, float(r["max_power_w"]), float(r["memory_bandwidth_tb_per_s"]),
-                               float(r["bf16_tflops"]), float(r["fp8_tflops"]), float(r["fp4_tflops"]),
-                               memory_gb=float(r["memory_gb"]))
+        out[gpu] = Accelerator(
+            hw,
+            float(r["max_power_w"]),
+            float(r["memory_bandwidth_tb_per_s"]),
+            float(r["bf16_tflops"]),
+            float(r["fp8_tflops"]),
+            float(r["fp4_tflops"]),
+            memory_gb=float(r["memory_gb"]),
+        )
     return out
 
 
 def load_rows() -> list[dict[str, object]]:
     with DATA.open() as f:
         raw = list(csv.DictReader(f))
-    return [{
-        "model": r["model_id"], "task": r["task"], "gpu": r["gpu_model"], "gpus": int(r["num_gpus"]),
-        "active": float(r["activated_params_billions"]), "total": float(r["total_params_billions"]),
-        "precision": PRECISION[r["weight_precision"]], "batch": float(r["avg_batch_size"]),
-        "max_num_seqs": int(r["max_num_seqs"]), "output": float(r["avg_output_len"]),
-        "energy_j": float(r["energy_per_request_joules"]),
-        "itl_s": float(r["median_itl_ms"]) / 1000.0, "power_w": float(r["avg_power_watts"]),
-    } for r in raw]
+    return [
+        {
+            "model": r["model_id"],
+            "task": r["task"],
+            "gpu": r["gpu_model"],
+            "gpus": int(r["num_gpus"]),
+            "active": float(r["activated_params_billions"]),
+            "total": float(r["total_params_billions"]),
+            "precision": PRECISION[r["weight_precision"]],
+            "batch": float(r["avg_batch_size"]),
+            "max_num_seqs": int(r["max_num_seqs"]),
+            "output": float(r["avg_output_len"]),
+            "energy_j": float(r["energy_per_request_joules"]),
+            "itl_s": float(r["median_itl_ms"]) / 1000.0,
+            "power_w": float(r["avg_power_watts"]),
+        }
+        for r in raw
+    ]
 
 
 def split(theta: np.ndarray) -> tuple[Coefficients, dict[str, float]]:
@@ -94,8 +109,15 @@ def split(theta: np.ndarray) -> tuple[Coefficients, dict[str, float]]:
 
 
 def workload(r: dict[str, object], input_tokens: float) -> Workload:
-    return Workload(active_params_b=r["active"], total_params_b=r["total"], precision=r["precision"],  # type: ignore[arg-type]
-                    gpus=r["gpus"], batch_size=r["batch"], input_tokens=input_tokens, output_tokens=r["output"])  # type: ignore[arg-type]
+    return Workload(
+        active_params_b=r["active"],
+        total_params_b=r["total"],
+        precision=r["precision"],  # type: ignore[arg-type]
+        gpus=r["gpus"],
+        batch_size=r["batch"],
+        input_tokens=input_tokens,
+        output_tokens=r["output"],
+    )  # type: ignore[arg-type]
 
 
 def predict(theta: np.ndarray, rows: list[dict[str, object]], accs: dict[str, Accelerator]) -> np.ndarray:
@@ -109,7 +131,9 @@ def with_efficiency(accs: dict[str, Accelerator], theta: np.ndarray) -> dict[str
     return {k: dataclasses.replace(a, efficiency=eff if k == "B200" else 1.0) for k, a in accs.items()}
 
 
-def physics(theta: np.ndarray, rows: list[dict[str, object]], accs: dict[str, Accelerator]) -> tuple[np.ndarray, np.ndarray]:
+def physics(
+    theta: np.ndarray, rows: list[dict[str, object]], accs: dict[str, Accelerator]
+) -> tuple[np.ndarray, np.ndarray]:
     """Predicted decode step time (s) and replica power (W) per row."""
     c, tasks = split(theta)
     accs = with_efficiency(accs, theta)
@@ -134,7 +158,9 @@ def fit(rows: list[dict[str, object]], accs: dict[str, Accelerator]) -> np.ndarr
     def resid(z: np.ndarray) -> np.ndarray:
         th = np.exp(z)
         t, pw = physics(th, rows, accs)
-        return np.concatenate([np.log(predict(th, rows, accs)) - y, AUX_W * (np.log(t) - y_t), AUX_W * (np.log(pw) - y_p)])
+        return np.concatenate(
+            [np.log(predict(th, rows, accs)) - y, AUX_W * (np.log(t) - y_t), AUX_W * (np.log(pw) - y_p)]
+        )
 
     res = least_squares(resid, x0, bounds=(lo, hi), loss=LOSS, f_scale=F_SCALE, x_scale="jac")
     return np.exp(res.x)
@@ -157,15 +183,18 @@ def ecologits_j(r: dict[str, object]) -> float:
     from ecologits.impacts import llm
 
     per_gpu_kwh = llm.gpu_energy(
-        model_active_parameter_count=float(r["active"]), output_token_count=float(r["output"]),  # type: ignore[arg-type]
-        batch_size=float(r["batch"]), gpu_energy_alpha=llm.GPU_ENERGY_ALPHA,  # type: ignore[arg-type]
-        gpu_energy_beta=llm.GPU_ENERGY_BETA, gpu_energy_gamma=llm.GPU_ENERGY_GAMMA,
+        model_active_parameter_count=float(r["active"]),
+        output_token_count=float(r["output"]),  # type: ignore[arg-type]
+        batch_size=float(r["batch"]),
+        gpu_energy_alpha=llm.GPU_ENERGY_ALPHA,  # type: ignore[arg-type]
+        gpu_energy_beta=llm.GPU_ENERGY_BETA,
+        gpu_energy_gamma=llm.GPU_ENERGY_GAMMA,
     )
     return float(per_gpu_kwh) * 3.6e6 * int(r["gpus"])  # type: ignore[call-overload]
 
 
 def summarise(pred: np.ndarray, true: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None) -> dict[str, float]:
-    out = {"mdape": float(np.median(np.abs(pred / true - 1))), "n": int(len(true))}
+    out = {"mdape": float(np.median(np.abs(pred / true - 1))), "n": len(true)}
     if lo is not None and hi is not None:
         out["coverage"] = float(np.mean((true >= lo) & (true <= hi)))
         out["median_width_ratio"] = float(np.median(hi / lo))
@@ -193,7 +222,10 @@ def main() -> None:
         p, t = preds[m]
         lo, hi = p * np.exp(ql), p * np.exp(qh)
         per_model[m] = summarise(p, t, lo, hi)
-        lo_all.append(lo); hi_all.append(hi); p_all.append(p); t_all.append(t)
+        lo_all.append(lo)
+        hi_all.append(hi)
+        p_all.append(p)
+        t_all.append(t)
     P, T = np.concatenate(p_all), np.concatenate(t_all)
     ours = summarise(P, T, np.concatenate(lo_all), np.concatenate(hi_all))
     eco_rows = [r for m in models for r in rows if r["model"] == m]
@@ -212,13 +244,21 @@ def main() -> None:
     }
     OUT_COEFFS.write_text(json.dumps(coeffs, indent=2) + "\n")
     cv = {
-        "ours": ours, "ecologits": eco_sum, "per_model": per_model,
+        "ours": ours,
+        "ecologits": eco_sum,
+        "per_model": per_model,
         "ecologits_per_model": {
-            m: summarise(eco[[i for i, r in enumerate(eco_rows) if r["model"] == m]],
-                         np.array([r["energy_j"] for r in eco_rows if r["model"] == m]), None, None)
+            m: summarise(
+                eco[[i for i, r in enumerate(eco_rows) if r["model"] == m]],
+                np.array([r["energy_j"] for r in eco_rows if r["model"] == m]),
+                None,
+                None,
+            )
             for m in models
         },
-        "in_sample_mdape": float(np.median(np.abs(predict(theta, rows, accs) / np.array([r["energy_j"] for r in rows]) - 1))),
+        "in_sample_mdape": float(
+            np.median(np.abs(predict(theta, rows, accs) / np.array([r["energy_j"] for r in rows]) - 1))
+        ),
         "fit": {"loss": LOSS, "f_scale": F_SCALE, "aux_weight": AUX_W},
     }
     OUT_CV.write_text(json.dumps(cv, indent=2) + "\n")

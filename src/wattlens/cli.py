@@ -7,11 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from wattlens.errors import UnknownKeyError, WattlensError
+from wattlens.present import fmt
 
 app = typer.Typer(
     name="wattlens",
@@ -24,22 +26,13 @@ out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXAMPLE = {"model": "gpt-4o-mini", "input_tokens": 800, "output_tokens": 400, "zone": "FR"}
+EXAMPLE_MODEL, EXAMPLE_INPUT, EXAMPLE_OUTPUT, EXAMPLE_ZONE = "gpt-4o-mini", 800, 400, "FR"
+EXAMPLE = f"{EXAMPLE_MODEL}, {EXAMPLE_INPUT} input and {EXAMPLE_OUTPUT} output tokens, zone {EXAMPLE_ZONE}"
 FactorsOpt = Annotated[
     list[str] | None,
     typer.Option("--factors", help="CSV file extending or overriding a reference table (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def fmt(x: float) -> str:
-    """Three significant figures without scientific notation for everyday magnitudes."""
-    if x == 0:
-        return "0"
-    if abs(x) >= 1000 or abs(x) < 1e-4:
-        return f"{x:.3g}"
-    digits = max(0, 2 - int(f"{abs(x):e}".split("e")[1]))
-    return f"{x:.{digits}f}"
 
 
 def _factors(files: Sequence[str] | None, config_files: Sequence[str] = ()) -> Any:
@@ -55,23 +48,33 @@ def estimate(
     output_tokens: Annotated[int, typer.Option(min=0, help="Output tokens (excluding reasoning).")] = 0,
     cached_input_tokens: Annotated[int, typer.Option(min=0, help="Input tokens served from a prefix cache.")] = 0,
     reasoning_tokens: Annotated[int, typer.Option(min=0, help="Hidden reasoning tokens.")] = 0,
-    active_params: Annotated[float | None, typer.Option(help="Active parameters, billions (models not in the catalogue).")] = None,
+    active_params: Annotated[
+        float | None, typer.Option(help="Active parameters, billions (models not in the catalogue).")
+    ] = None,
     total_params: Annotated[float | None, typer.Option(help="Total parameters, billions (MoE).")] = None,
     precision: Annotated[str | None, typer.Option(help="Weight precision: bf16, fp8, mxfp4, int4.")] = None,
-    hardware: Annotated[str | None, typer.Option(help="Accelerator, e.g. H100, B200, MI300X (see `wattlens hardware`).")] = None,
+    hardware: Annotated[
+        str | None, typer.Option(help="Accelerator, e.g. H100, B200, MI300X (see `wattlens hardware`).")
+    ] = None,
     gpus: Annotated[int | None, typer.Option(min=1, help="Accelerators serving one replica.")] = None,
     batch: Annotated[float | None, typer.Option(min=1, help="Serving concurrency; omit when unknown.")] = None,
     zone: Annotated[str | None, typer.Option(help="Grid zone: country (FR, FRA), US-CA, CA-QC, WORLD.")] = None,
     region: Annotated[str | None, typer.Option(help="Cloud region, e.g. europe-west9, us-east-1, westeurope.")] = None,
-    provider: Annotated[str | None, typer.Option(help="Serving provider (informational; facility via --facility).")] = None,
-    facility: Annotated[str | None, typer.Option(help="Facility row for PUE/WUE: google, aws, microsoft, meta, default.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Serving provider (informational; facility via --facility).")
+    ] = None,
+    facility: Annotated[
+        str | None, typer.Option(help="Facility row for PUE/WUE: google, aws, microsoft, meta, default.")
+    ] = None,
     pue: Annotated[float | None, typer.Option(help="Your data centre's PUE (overrides the facility row).")] = None,
     wue: Annotated[float | None, typer.Option(help="Your on-site water use, L/kWh.")] = None,
     market_factor: Annotated[float | None, typer.Option(help="Contractual emission factor, gCO2e/kWh.")] = None,
     renewable_share: Annotated[float | None, typer.Option(help="Declared renewable share 0..1 (market-based).")] = None,
     boundary: Annotated[str | None, typer.Option(help="accelerator, server or datacenter (default).")] = None,
     example: Annotated[bool, typer.Option("--example", help=f"Run the built-in example: {EXAMPLE}.")] = False,
-    config: Annotated[str | None, typer.Option(help="Config file (default $WATTLENS_CONFIG or ./wattlens.toml).")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="Config file (default $WATTLENS_CONFIG or ./wattlens.toml).")
+    ] = None,
     factors: FactorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -81,12 +84,14 @@ def estimate(
 
     cfg = load_config(config)
     if example:
-        model = model or str(EXAMPLE["model"])
-        input_tokens = input_tokens or int(EXAMPLE["input_tokens"])
-        output_tokens = output_tokens or int(EXAMPLE["output_tokens"])
-        zone = zone or (None if region or cfg.zone or cfg.region else str(EXAMPLE["zone"]))
+        model = model or EXAMPLE_MODEL
+        input_tokens = input_tokens or EXAMPLE_INPUT
+        output_tokens = output_tokens or EXAMPLE_OUTPUT
+        zone = zone or (None if region or cfg.zone or cfg.region else EXAMPLE_ZONE)
     if model is None and active_params is None:
-        raise typer.BadParameter("give --model NAME, or --active-params for a model not in the catalogue (or --example)")
+        raise typer.BadParameter(
+            "give --model NAME, or --active-params for a model not in the catalogue (or --example)"
+        )
     fs = _factors(factors, cfg.factor_files)
     fp = estimate_footprint(
         LLMRequest(
@@ -135,20 +140,38 @@ def zones(
     rows = fs.zones.search(query) if query else fs.zones.list()
     rows = [z for z in rows if kind is None or z.kind == kind]
     if as_json:
-        out.print_json(json.dumps([
-            {"zone": z.zone, "alpha3": z.alpha3, "name": z.name, "kind": z.kind, "year": z.year,
-             "intensity_g_per_kwh": z.intensity_g_per_kwh, "mix": z.mix,
-             "water_offsite_l_per_kwh": z.water_offsite_l_per_kwh, "source": z.source}
-            for z in rows
-        ]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "zone": z.zone,
+                        "alpha3": z.alpha3,
+                        "name": z.name,
+                        "kind": z.kind,
+                        "year": z.year,
+                        "intensity_g_per_kwh": z.intensity_g_per_kwh,
+                        "mix": z.mix,
+                        "water_offsite_l_per_kwh": z.water_offsite_l_per_kwh,
+                        "source": z.source,
+                    }
+                    for z in rows
+                ]
+            )
+        )
         return
     t = Table(title=f"{len(rows)} zones", title_justify="left")
     for col in ("zone", "name", "year", "gCO2e/kWh", "main sources", "water L/kWh"):
         t.add_column(col, justify="right" if col in ("year", "gCO2e/kWh", "water L/kWh") else "left")
     for z in rows:
         top = sorted(z.mix.items(), key=lambda kv: -kv[1])[:3]
-        t.add_row(z.zone, z.name, str(z.year), f"{z.intensity_g_per_kwh:.0f}",
-                  ", ".join(f"{k} {v:.0%}" for k, v in top if v > 0), f"{z.water_offsite_l_per_kwh:.2f}")
+        t.add_row(
+            z.zone,
+            z.name,
+            str(z.year),
+            f"{z.intensity_g_per_kwh:.0f}",
+            ", ".join(f"{k} {v:.0%}" for k, v in top if v > 0),
+            f"{z.water_offsite_l_per_kwh:.2f}",
+        )
     out.print(t)
 
 
@@ -164,22 +187,41 @@ def models(
     rows = fs.models.search(query) if query else fs.models.list()
     rows = [m for m in rows if provider is None or m.provider == provider]
     if as_json:
-        out.print_json(json.dumps([
-            {"provider": m.provider, "model_id": m.model_id, "aliases": list(m.aliases), "architecture": m.architecture,
-             "active_params_b": m.active_params_b.as_dict(), "total_params_b": m.total_params_b.as_dict(),
-             "params_basis": m.params_basis, "hardware": m.hardware, "zone": m.zone, "source": m.source}
-            for m in rows
-        ]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "provider": m.provider,
+                        "model_id": m.model_id,
+                        "aliases": list(m.aliases),
+                        "architecture": m.architecture,
+                        "active_params_b": m.active_params_b.as_dict(),
+                        "total_params_b": m.total_params_b.as_dict(),
+                        "params_basis": m.params_basis,
+                        "hardware": m.hardware,
+                        "zone": m.zone,
+                        "source": m.source,
+                    }
+                    for m in rows
+                ]
+            )
+        )
         return
     t = Table(title=f"{len(rows)} models", title_justify="left")
     for col in ("provider", "model", "arch", "active B", "total B", "basis", "hardware", "zone"):
         t.add_column(col)
     for m in rows:
         a, tot = m.active_params_b, m.total_params_b
-        t.add_row(m.provider, m.model_id, m.architecture,
-                  fmt(a.mid) if a.low == a.high else f"{fmt(a.low)}–{fmt(a.high)}",
-                  fmt(tot.mid) if tot.low == tot.high else f"{fmt(tot.low)}–{fmt(tot.high)}",
-                  "estimated" if "estimated" in m.params_basis else "published", m.hardware, m.zone or "-")
+        t.add_row(
+            m.provider,
+            m.model_id,
+            m.architecture,
+            fmt(a.mid) if a.low == a.high else f"{fmt(a.low)}–{fmt(a.high)}",
+            fmt(tot.mid) if tot.low == tot.high else f"{fmt(tot.low)}–{fmt(tot.high)}",
+            "estimated" if "estimated" in m.params_basis else "published",
+            m.hardware,
+            m.zone or "-",
+        )
     out.print(t)
 
 
@@ -193,21 +235,38 @@ def hardware(
     fs = _factors(factors)
     rows = fs.hardware.search(query) if query else fs.hardware.list()
     if as_json:
-        out.print_json(json.dumps([
-            {"hardware_id": h.hardware_id, "kind": h.kind, "max_power_w": h.max_power_w, "memory_gb": h.memory_gb,
-             "embodied_kg": h.embodied_kg.as_dict(), "lifetime_years": h.lifetime_years.as_dict(), "source": h.source}
-            for h in rows
-        ]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "hardware_id": h.hardware_id,
+                        "kind": h.kind,
+                        "max_power_w": h.max_power_w,
+                        "memory_gb": h.memory_gb,
+                        "embodied_kg": h.embodied_kg.as_dict(),
+                        "lifetime_years": h.lifetime_years.as_dict(),
+                        "source": h.source,
+                    }
+                    for h in rows
+                ]
+            )
+        )
         return
     t = Table(title=f"{len(rows)} hardware", title_justify="left")
     for col in ("id", "kind", "max W", "memory GB", "TB/s", "bf16 TFLOP/s", "embodied kgCO2e", "life years"):
         t.add_column(col)
     for h in rows:
         e = h.embodied_kg
-        t.add_row(h.hardware_id, h.kind, fmt(h.max_power_w), fmt(h.memory_gb),
-                  fmt(h.memory_bandwidth_tb_per_s) if h.memory_bandwidth_tb_per_s else "-",
-                  fmt(h.bf16_tflops) if h.bf16_tflops else "-", f"{fmt(e.low)}–{fmt(e.high)}",
-                  f"{fmt(h.lifetime_years.low)}–{fmt(h.lifetime_years.high)}")
+        t.add_row(
+            h.hardware_id,
+            h.kind,
+            fmt(h.max_power_w),
+            fmt(h.memory_gb),
+            fmt(h.memory_bandwidth_tb_per_s) if h.memory_bandwidth_tb_per_s else "-",
+            fmt(h.bf16_tflops) if h.bf16_tflops else "-",
+            f"{fmt(e.low)}–{fmt(e.high)}",
+            f"{fmt(h.lifetime_years.low)}–{fmt(h.lifetime_years.high)}",
+        )
     out.print(t)
 
 
@@ -223,19 +282,38 @@ def regions(
     rows = fs.cloud_regions.search(query) if query else fs.cloud_regions.list()
     rows = [r for r in rows if provider is None or r.provider == provider]
     if as_json:
-        out.print_json(json.dumps([
-            {"provider": r.provider, "region": r.region, "location": r.location, "zone": r.zone,
-             "intensity_g_per_kwh": r.intensity_g_per_kwh, "cfe_share": r.cfe_share, "source": r.source}
-            for r in rows
-        ]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "provider": r.provider,
+                        "region": r.region,
+                        "location": r.location,
+                        "zone": r.zone,
+                        "intensity_g_per_kwh": r.intensity_g_per_kwh,
+                        "cfe_share": r.cfe_share,
+                        "source": r.source,
+                    }
+                    for r in rows
+                ]
+            )
+        )
         return
     t = Table(title=f"{len(rows)} cloud regions", title_justify="left")
     for col in ("provider", "region", "location", "zone", "gCO2e/kWh", "CFE"):
         t.add_column(col)
     for r in rows:
-        intensity = r.intensity_g_per_kwh if r.intensity_g_per_kwh is not None else fs.zones.get(r.zone).intensity_g_per_kwh
-        t.add_row(r.provider, r.region, r.location, r.zone, f"{intensity:.0f}",
-                  f"{r.cfe_share:.0%}" if r.cfe_share is not None else "-")
+        intensity = (
+            r.intensity_g_per_kwh if r.intensity_g_per_kwh is not None else fs.zones.get(r.zone).intensity_g_per_kwh
+        )
+        t.add_row(
+            r.provider,
+            r.region,
+            r.location,
+            r.zone,
+            f"{intensity:.0f}",
+            f"{r.cfe_share:.0%}" if r.cfe_share is not None else "-",
+        )
     out.print(t)
 
 
@@ -252,15 +330,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except _click_exceptions() as e:  # usage errors: show click's message
+    except click.ClickException as e:  # usage errors: click's own message
         e.show()
         sys.exit(2)
-
-
-def _click_exceptions() -> tuple[type[BaseException], ...]:
-    import click
-
-    return (click.ClickException,)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,12 @@ class Tokens:
     reasoning: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"input": self.input, "cached_input": self.cached_input, "output": self.output, "reasoning": self.reasoning}
+        return {
+            "input": self.input,
+            "cached_input": self.cached_input,
+            "output": self.output,
+            "reasoning": self.reasoning,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,7 +135,9 @@ def embodied_g(shares: Sequence[EmbodiedShare]) -> Interval:
     for s in shares:
         kg, life = s.hardware.embodied_kg, s.hardware.lifetime_years
         # Longest lifetime gives the low bound: the same emissions spread over more seconds.
-        per_s = Interval(kg.low / (life.high * S_PER_YEAR), kg.mid / (life.mid * S_PER_YEAR), kg.high / (life.low * S_PER_YEAR))
+        per_s = Interval(
+            kg.low / (life.high * S_PER_YEAR), kg.mid / (life.mid * S_PER_YEAR), kg.high / (life.low * S_PER_YEAR)
+        )
         total = total + per_s * s.occupied_s * (1000.0 * s.count)
     return total
 

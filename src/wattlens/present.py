@@ -12,8 +12,15 @@ from wattlens.footprint import Footprint
 from wattlens.units import Interval
 
 SOURCE_STYLE = {
-    "coal": "grey35", "gas": "orange3", "oil": "dark_red", "nuclear": "medium_purple",
-    "hydro": "dodger_blue2", "wind": "cyan", "solar": "yellow", "bioenergy": "green4", "other": "spring_green3",
+    "coal": "grey35",
+    "gas": "orange3",
+    "oil": "dark_red",
+    "nuclear": "medium_purple",
+    "hydro": "dodger_blue2",
+    "wind": "cyan",
+    "solar": "yellow",
+    "bioenergy": "green4",
+    "other": "spring_green3",
 }
 
 
@@ -57,17 +64,28 @@ def receipt_table(fp: Footprint) -> Group:
     fossil = sum(g.mix.get(s, 0.0) for s in FOSSIL)
     renewable = sum(g.mix.get(s, 0.0) for s in RENEWABLE)
     lines: list[Text | Table] = [t]
-    lines.append(Text.assemble(
-        ("grid ", "bold"), f"{g.zone} ({g.year}) · {g.intensity_g_per_kwh:.0f} gCO2e/kWh · ",
-        f"fossil {fossil:.0%} · nuclear {g.mix.get('nuclear', 0.0):.0%} · renewable {renewable:.0%}",
-    ))
+    lines.append(
+        Text.assemble(
+            ("grid ", "bold"),
+            f"{g.zone} ({g.year}) · {g.intensity_g_per_kwh:.0f} gCO2e/kWh · ",
+            f"fossil {fossil:.0%} · nuclear {g.mix.get('nuclear', 0.0):.0%} · renewable {renewable:.0%}",
+        )
+    )
     lines.append(mix_bar(g.mix))
-    lines.append(Text("  ".join(f"{k} {v:.0%}" for k, v in sorted(g.mix.items(), key=lambda kv: -kv[1]) if v >= 0.005),
-                      style="dim"))
+    lines.append(
+        Text(
+            "  ".join(f"{k} {v:.0%}" for k, v in sorted(g.mix.items(), key=lambda kv: -kv[1]) if v >= 0.005),
+            style="dim",
+        )
+    )
     if fp.tokens is not None:
         tk = fp.tokens
-        lines.append(Text(f"tokens: input {tk.input} (cached {tk.cached_input}) · output {tk.output} · "
-                          f"reasoning {tk.reasoning}", style="dim"))
+        lines.append(
+            Text(
+                f"tokens: input {tk.input} (cached {tk.cached_input}) · output {tk.output} · reasoning {tk.reasoning}",
+                style="dim",
+            )
+        )
     lines.append(Text(f"boundary: {', '.join(fp.boundary)} · factors {fp.factors_version}", style="dim"))
     for code in fp.warnings:
         lines.append(Text.assemble(("! ", "yellow"), (code, "yellow"), f"  {WARNINGS.get(code, '')}"))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
-
 from wattlens.errors import InputError
 
 J_PER_WH = 3600.0
@@ -81,14 +79,14 @@ class Interval:
         return cls(float(d["low"]), float(d["mid"]), float(d["high"]))
 
 
-IntervalLike = Union[Interval, float, int]
+IntervalLike = Interval | float | int
 
 
 def _sig(x: float, digits: int) -> float:
     """Round to significant digits, so tiny per-query figures keep their precision."""
     if x == 0 or not math.isfinite(x):
         return x
-    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
 
 
 def joules_to_wh(joules: float) -> float:

@@ -108,7 +108,7 @@ def gpus_needed(total_params_b: float, precision: str, memory_gb: float) -> int:
     """Smallest power-of-two count whose memory holds the weights with 40% left for KV cache."""
     bytes_per = {"fp8": 1.0, "int8": 1.0, "mxfp4": 0.53, "int4": 0.53, "fp4": 0.53}.get(precision, 2.0)
     n = max(1, math.ceil(total_params_b * bytes_per / (0.6 * memory_gb)))
-    return 2 ** math.ceil(math.log2(n))
+    return int(2 ** math.ceil(math.log2(n)))
 
 
 def _check(**values: float | None) -> None:
@@ -157,7 +157,9 @@ def estimate_request(
         b_low_energy = b_mid = b_high_energy = float(batch_size)
 
     def run(a: float, t: float, b: float) -> tuple[float, float]:
-        w = Workload(a, max(t, a), precision, n_gpus, b, float(input_tokens), float(output_tokens), float(cached_input_tokens))
+        w = Workload(
+            a, max(t, a), precision, n_gpus, b, float(input_tokens), float(output_tokens), float(cached_input_tokens)
+        )
         return request_j(w, acc, cal.coefficients), request_gpu_s(w, acc, cal.coefficients)
 
     (j_lo, s_lo), (j_mid, s_mid), (j_hi, s_hi) = (

@@ -96,7 +96,7 @@ def weight_bytes_touched(w: Workload, c: Coefficients) -> float:
         # Probability that one token routes through a given expert weight; moe_touch < 1
         # because attention and shared experts make active/total overstate the routed share.
         frac = min(1.0, c.moe_touch * active / total)
-        touched = active + (total - active) * (1.0 - (1.0 - frac) ** w.batch_size)
+        touched = active + (total - active) * (1.0 - math.pow(1.0 - frac, w.batch_size))
     else:
         touched = active
     return touched * 1e9 * b

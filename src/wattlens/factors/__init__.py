@@ -7,6 +7,7 @@ a row whose key exists replaces only the columns it gives).
 
 from __future__ import annotations
 
+import builtins
 import csv
 import difflib
 import functools
@@ -42,12 +43,20 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
-        TableSpec("zones", "zone", ("zone", "name", "kind", "year", "intensity_g_per_kwh", "source", "licence"), Zone.parse),
+        TableSpec(
+            "zones", "zone", ("zone", "name", "kind", "year", "intensity_g_per_kwh", "source", "licence"), Zone.parse
+        ),
         TableSpec("cloud_regions", "region", ("provider", "region", "zone", "source", "licence"), CloudRegion.parse),
-        TableSpec("facilities", "facility", ("facility", "pue_mid", "wue_l_per_kwh_mid", "source", "licence"), Facility.parse),
-        TableSpec("hardware", "hardware_id", ("hardware_id", "kind", "max_power_w", "source", "licence"), Hardware.parse),
+        TableSpec(
+            "facilities", "facility", ("facility", "pue_mid", "wue_l_per_kwh_mid", "source", "licence"), Facility.parse
+        ),
+        TableSpec(
+            "hardware", "hardware_id", ("hardware_id", "kind", "max_power_w", "source", "licence"), Hardware.parse
+        ),
         TableSpec("models", "model_id", ("provider", "model_id", "architecture", "source", "licence"), ModelSpec.parse),
-        TableSpec("source_factors", "energy_source", ("energy_source", "carbon_g_per_kwh", "source"), SourceFactor.parse),
+        TableSpec(
+            "source_factors", "energy_source", ("energy_source", "carbon_g_per_kwh", "source"), SourceFactor.parse
+        ),
     )
 }
 
@@ -72,14 +81,14 @@ class Repository(Generic[T]):
     def find(self, key: str) -> T | None:
         return self._index.get(key.strip().lower())
 
-    def list(self) -> list[T]:
+    def list(self) -> builtins.list[T]:
         return list(self._rows)
 
-    def search(self, query: str) -> list[T]:
+    def search(self, query: str) -> builtins.list[T]:
         q = query.strip().lower()
         return [r for r in self._rows if any(q in n.lower() for n in r.names)]
 
-    def suggest(self, key: str, n: int = 5) -> list[str]:
+    def suggest(self, key: str, n: int = 5) -> builtins.list[str]:
         names = list(self._index)
         close = difflib.get_close_matches(key.lower(), names, n=n, cutoff=0.6)
         if not close:

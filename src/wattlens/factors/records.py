@@ -56,12 +56,20 @@ class Zone:
     @classmethod
     def parse(cls, r: Row) -> Zone:
         return cls(
-            zone=r["zone"], alpha3=r.get("alpha3", ""), name=r["name"], kind=r["kind"], parent=r.get("parent", ""),
-            year=int(_f(r, "year")), intensity_g_per_kwh=_f(r, "intensity_g_per_kwh"),
+            zone=r["zone"],
+            alpha3=r.get("alpha3", ""),
+            name=r["name"],
+            kind=r["kind"],
+            parent=r.get("parent", ""),
+            year=int(_f(r, "year")),
+            intensity_g_per_kwh=_f(r, "intensity_g_per_kwh"),
             intensity_basis=r.get("intensity_basis", ""),
-            mix={s: _f(r, f"share_{s}") for s in ENERGY_SOURCES}, mix_basis=r.get("mix_basis", ""),
-            water_offsite_l_per_kwh=_f(r, "water_offsite_l_per_kwh"), water_basis=r.get("water_basis", ""),
-            source=r["source"], licence=r["licence"],
+            mix={s: _f(r, f"share_{s}") for s in ENERGY_SOURCES},
+            mix_basis=r.get("mix_basis", ""),
+            water_offsite_l_per_kwh=_f(r, "water_offsite_l_per_kwh"),
+            water_basis=r.get("water_basis", ""),
+            source=r["source"],
+            licence=r["licence"],
         )
 
     @property
@@ -85,9 +93,15 @@ class CloudRegion:
     def parse(cls, r: Row) -> CloudRegion:
         year = _opt(r, "year")
         return cls(
-            provider=r["provider"], region=r["region"], location=r.get("location", ""), zone=r["zone"],
-            intensity_g_per_kwh=_opt(r, "intensity_g_per_kwh"), cfe_share=_opt(r, "cfe_share"),
-            year=int(year) if year is not None else None, source=r["source"], licence=r["licence"],
+            provider=r["provider"],
+            region=r["region"],
+            location=r.get("location", ""),
+            zone=r["zone"],
+            intensity_g_per_kwh=_opt(r, "intensity_g_per_kwh"),
+            cfe_share=_opt(r, "cfe_share"),
+            year=int(year) if year is not None else None,
+            source=r["source"],
+            licence=r["licence"],
         )
 
     @property
@@ -108,8 +122,12 @@ class Facility:
     @classmethod
     def parse(cls, r: Row) -> Facility:
         return cls(
-            facility=r["facility"], name=r.get("name", r["facility"]), pue=_interval(r, "pue"),
-            wue_l_per_kwh=_interval(r, "wue_l_per_kwh"), year=int(_f(r, "year")), source=r["source"],
+            facility=r["facility"],
+            name=r.get("name", r["facility"]),
+            pue=_interval(r, "pue"),
+            wue_l_per_kwh=_interval(r, "wue_l_per_kwh"),
+            year=int(_f(r, "year")),
+            source=r["source"],
             licence=r["licence"],
         )
 
@@ -139,12 +157,21 @@ class Hardware:
     @classmethod
     def parse(cls, r: Row) -> Hardware:
         return cls(
-            hardware_id=r["hardware_id"], kind=r["kind"], vendor=r.get("vendor", ""), name=r.get("name", ""),
-            aliases=_split(r.get("aliases", "")), max_power_w=_f(r, "max_power_w"), memory_gb=_f(r, "memory_gb"),
-            memory_bandwidth_tb_per_s=_opt(r, "memory_bandwidth_tb_per_s"), bf16_tflops=_opt(r, "bf16_tflops"),
-            fp8_tflops=_opt(r, "fp8_tflops"), fp4_tflops=_opt(r, "fp4_tflops"),
-            embodied_kg=_interval(r, "embodied_kg"), lifetime_years=_interval(r, "lifetime_years"),
-            source=r["source"], licence=r["licence"],
+            hardware_id=r["hardware_id"],
+            kind=r["kind"],
+            vendor=r.get("vendor", ""),
+            name=r.get("name", ""),
+            aliases=_split(r.get("aliases", "")),
+            max_power_w=_f(r, "max_power_w"),
+            memory_gb=_f(r, "memory_gb"),
+            memory_bandwidth_tb_per_s=_opt(r, "memory_bandwidth_tb_per_s"),
+            bf16_tflops=_opt(r, "bf16_tflops"),
+            fp8_tflops=_opt(r, "fp8_tflops"),
+            fp4_tflops=_opt(r, "fp4_tflops"),
+            embodied_kg=_interval(r, "embodied_kg"),
+            lifetime_years=_interval(r, "lifetime_years"),
+            source=r["source"],
+            licence=r["licence"],
         )
 
     @property
@@ -172,12 +199,20 @@ class ModelSpec:
     @classmethod
     def parse(cls, r: Row) -> ModelSpec:
         return cls(
-            provider=r["provider"], model_id=r["model_id"], aliases=_split(r.get("aliases", "")),
-            architecture=r["architecture"], total_params_b=_interval(r, "total_params_b"),
-            active_params_b=_interval(r, "active_params_b"), params_basis=r.get("params_basis", ""),
-            precision=r.get("precision") or "bf16", hardware=r.get("hardware") or "H100-SXM",
-            facility=r.get("facility") or "default", zone=r.get("zone", ""),
-            serving_basis=r.get("serving_basis", ""), source=r["source"], licence=r["licence"],
+            provider=r["provider"],
+            model_id=r["model_id"],
+            aliases=_split(r.get("aliases", "")),
+            architecture=r["architecture"],
+            total_params_b=_interval(r, "total_params_b"),
+            active_params_b=_interval(r, "active_params_b"),
+            params_basis=r.get("params_basis", ""),
+            precision=r.get("precision") or "bf16",
+            hardware=r.get("hardware") or "H100-SXM",
+            facility=r.get("facility") or "default",
+            zone=r.get("zone", ""),
+            serving_basis=r.get("serving_basis", ""),
+            source=r["source"],
+            licence=r["licence"],
         )
 
     @property
@@ -198,9 +233,12 @@ class SourceFactor:
     @classmethod
     def parse(cls, r: Row) -> SourceFactor:
         return cls(
-            energy_source=r["energy_source"], carbon_g_per_kwh=_f(r, "carbon_g_per_kwh"),
-            water_l_per_kwh=_f(r, "water_l_per_kwh"), carbon_source=r["carbon_source"],
-            water_source=r["water_source"], licence=r["licence"],
+            energy_source=r["energy_source"],
+            carbon_g_per_kwh=_f(r, "carbon_g_per_kwh"),
+            water_l_per_kwh=_f(r, "water_l_per_kwh"),
+            carbon_source=r["carbon_source"],
+            water_source=r["water_source"],
+            licence=r["licence"],
         )
 
     @property

@@ -1,0 +1,54 @@
+"""wattlens: the energy meter for AI.
+
+The public surface is listed in ``__all__`` and guarded by tests/test_public_api.py.
+Attributes load on first use, so ``import wattlens`` does no I/O and stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Footprint": ("wattlens.footprint", "Footprint"),
+    "Interval": ("wattlens.units", "Interval"),
+    "WattlensError": ("wattlens.errors", "WattlensError"),
+    "LLMRequest": ("wattlens.receipt", "LLMRequest"),
+    "Place": ("wattlens.receipt", "Place"),
+    "estimate_footprint": ("wattlens.receipt", "estimate_footprint"),
+    "estimate": ("wattlens.estimate", None),
+}
+
+__all__ = [
+    "Footprint",
+    "Interval",
+    "LLMRequest",
+    "Place",
+    "WattlensError",
+    "__version__",
+    "estimate",
+    "estimate_footprint",
+]
+
+if TYPE_CHECKING:
+    from wattlens import estimate
+    from wattlens.errors import WattlensError
+    from wattlens.footprint import Footprint
+    from wattlens.receipt import LLMRequest, Place, estimate_footprint
+    from wattlens.units import Interval
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'wattlens' has no attribute {name!r}")
+    module = importlib.import_module(target[0])
+    value = module if target[1] is None else getattr(module, target[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
