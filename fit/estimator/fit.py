@@ -23,7 +23,7 @@ from scipy.optimize import least_squares
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from wattlens.estimate.model import (  # noqa: E402
+from wattlens.estimate.model import (
     Accelerator,
     Coefficients,
     Workload,

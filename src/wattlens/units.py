@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 from wattlens.errors import InputError
 
 J_PER_WH = 3600.0

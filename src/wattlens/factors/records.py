@@ -245,10 +245,6 @@ class SourceFactor:
     def names(self) -> tuple[str, ...]:
         return (self.energy_source,)
 
-    @property
-    def source(self) -> str:
-        return f"{self.carbon_source}; {self.water_source}"
-
 
 def _split(s: str) -> tuple[str, ...]:
     return tuple(a.strip() for a in s.split(";") if a.strip())
