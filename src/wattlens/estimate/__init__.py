@@ -37,6 +37,7 @@ class Calibration:
     q_high: float
     unknown_batch: tuple[float, float, float]
     version: str
+    task_input_tokens: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ def calibration() -> Calibration:
         q_high=float(d["log_residual_quantiles"]["high"]),
         unknown_batch=(float(lo), float(mid), float(hi)),
         version=str(d["version"]),
+        task_input_tokens={k: float(v) for k, v in d["task_input_tokens"].items()},
     )
 
 
@@ -105,9 +107,9 @@ def accelerator_for(hardware: str) -> tuple[Accelerator, bool]:
 
 
 def gpus_needed(total_params_b: float, precision: str, memory_gb: float) -> int:
-    """Smallest power-of-two count whose memory holds the weights with 40% left for KV cache."""
+    """Smallest power-of-two count whose memory holds the weights with 25% left for the KV cache."""
     bytes_per = {"fp8": 1.0, "int8": 1.0, "mxfp4": 0.53, "int4": 0.53, "fp4": 0.53}.get(precision, 2.0)
-    n = max(1, math.ceil(total_params_b * bytes_per / (0.6 * memory_gb)))
+    n = max(1, math.ceil(total_params_b * bytes_per / (0.75 * memory_gb)))
     return int(2 ** math.ceil(math.log2(n)))
 
 
