@@ -105,3 +105,15 @@ def test_reproduces_measured_llama_8b_within_interval() -> None:
 def test_bad_input_is_refused_clearly(kw: dict[str, object], match: str) -> None:
     with pytest.raises(InputError, match=match):
         inference_energy(**{**BASE, **kw})  # type: ignore[arg-type]
+
+
+def test_fast_path_equals_the_term_by_term_model() -> None:
+    from wattlens.estimate import accelerator_for
+    from wattlens.estimate.model import Workload, request_gpu_s, request_j, request_j_and_gpu_s
+
+    acc, _ = accelerator_for("B200")
+    c = calibration().coefficients
+    for w in (Workload(8, 8, "bf16", 1, 16, 700, 300, 200), Workload(22, 235, "fp8", 8, 128, 2000, 900, 0)):
+        j, s = request_j_and_gpu_s(w, acc, c)
+        assert j == pytest.approx(request_j(w, acc, c), rel=1e-12)
+        assert s == pytest.approx(request_gpu_s(w, acc, c), rel=1e-12)

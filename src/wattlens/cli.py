@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -320,18 +319,13 @@ def regions(
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors become one clear line and exit code 2, never a traceback."""
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # Typer reports usage errors itself (exit 2); our own errors are caught below.
+        app(args=list(argv) if argv is not None else None, prog_name="wattlens")
     except UnknownKeyError as e:
         err.print(f"[bold red]error:[/] {e}")
         sys.exit(2)
     except WattlensError as e:
         err.print(f"[bold red]error:[/] {e}")
-        sys.exit(2)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as e:  # usage errors: click's own message
-        e.show()
         sys.exit(2)
 
 

@@ -26,9 +26,10 @@ class Interval:
     high: float
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.low) and math.isfinite(self.mid) and math.isfinite(self.high)):
-            raise InputError(f"interval bounds must be finite, got {self.low}, {self.mid}, {self.high}")
-        if not self.low <= self.mid <= self.high:
+        # One chained comparison is false for NaN and for disorder; inf is caught separately.
+        if not (-math.inf < self.low <= self.mid <= self.high < math.inf):
+            if not (math.isfinite(self.low) and math.isfinite(self.mid) and math.isfinite(self.high)):
+                raise InputError(f"interval bounds must be finite, got {self.low}, {self.mid}, {self.high}")
             raise InputError(f"interval must satisfy low <= mid <= high, got {self.low}, {self.mid}, {self.high}")
 
     @classmethod
@@ -45,13 +46,20 @@ class Interval:
         return value if isinstance(value, Interval) else cls.point(float(value))
 
     def __add__(self, other: IntervalLike) -> Interval:
-        o = Interval.of(other)
-        return Interval(self.low + o.low, self.mid + o.mid, self.high + o.high)
+        if isinstance(other, Interval):
+            return Interval(self.low + other.low, self.mid + other.mid, self.high + other.high)
+        x = float(other)
+        return Interval(self.low + x, self.mid + x, self.high + x)
 
     __radd__ = __add__
 
     def __mul__(self, other: IntervalLike) -> Interval:
-        o = Interval.of(other)
+        if not isinstance(other, Interval):
+            x = float(other)  # scalar fast path: receipts multiply by factors all the time
+            if x >= 0:
+                return Interval(self.low * x, self.mid * x, self.high * x)
+            return Interval(self.high * x, self.mid * x, self.low * x)
+        o = other
         if self.low < 0 or o.low < 0:
             products = [a * b for a in (self.low, self.high) for b in (o.low, o.high)]
             return Interval(min(products), self.mid * o.mid, max(products))

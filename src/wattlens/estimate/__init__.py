@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from wattlens.errors import InputError
-from wattlens.estimate.model import PRECISIONS, Accelerator, Coefficients, Workload, request_gpu_s, request_j
+from wattlens.estimate.model import PRECISIONS, Accelerator, Coefficients, Workload, request_j_and_gpu_s
 from wattlens.units import J_PER_WH, Interval, IntervalLike
 
 Boundary = Literal["accelerator", "server", "datacenter"]
@@ -26,6 +26,7 @@ HOST_RATIO = Interval(0.25, 0.43, 0.60)
 # Idle and reserved capacity per unit of active server energy: Google 0.02 / 0.20 Wh (0.10);
 # fleets with more headroom for peaks and failover run up to ~0.3.
 IDLE_RATIO = Interval(0.05, 0.10, 0.30)
+_PRECISION_SET = frozenset(PRECISIONS)
 UNCALIBRATED_WIDENING = 1.3  # hardware not in the calibration data: widen each bound by 30%
 
 
@@ -83,6 +84,7 @@ def scale_to_boundary(accelerator_wh: Interval, boundary: str, pue: IntervalLike
     raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
 
 
+@functools.lru_cache(maxsize=64)
 def accelerator_for(hardware: str) -> tuple[Accelerator, bool]:
     """The model's view of a catalogue chip, and whether the chip is in the calibration data."""
     from wattlens.factors import get_factors
@@ -106,11 +108,21 @@ def accelerator_for(hardware: str) -> tuple[Accelerator, bool]:
     return acc, eff is not None
 
 
+@functools.lru_cache(maxsize=256)
 def gpus_needed(total_params_b: float, precision: str, memory_gb: float) -> int:
     """Smallest power-of-two count whose memory holds the weights with 25% left for the KV cache."""
     bytes_per = {"fp8": 1.0, "int8": 1.0, "mxfp4": 0.53, "int4": 0.53, "fp4": 0.53}.get(precision, 2.0)
     n = max(1, math.ceil(total_params_b * bytes_per / (0.75 * memory_gb)))
     return int(2 ** math.ceil(math.log2(n)))
+
+
+def _bounds(v: IntervalLike) -> tuple[float, float, float]:
+    if isinstance(v, Interval):
+        return v.low, v.mid, v.high
+    x = float(v)
+    if not math.isfinite(x):
+        raise InputError(f"parameter counts must be finite, got {v}")
+    return x, x, x
 
 
 def _check(**values: float | None) -> None:
@@ -134,15 +146,17 @@ def estimate_request(
     cached_input_tokens: int = 0,
 ) -> RequestEstimate:
     """Accelerator energy (Wh) and accelerator-seconds of one request, as intervals."""
-    active, total = Interval.of(active_params_b), Interval.of(total_params_b)
-    _check(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens)
-    if active.low <= 0:
+    a_lo, a_mid, a_hi = _bounds(active_params_b)
+    t_lo, t_mid, t_hi = _bounds(total_params_b)
+    if not (input_tokens >= 0 and output_tokens >= 0 and cached_input_tokens >= 0):
+        _check(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens)
+    if not a_lo > 0:
         raise InputError("active parameters must be positive (billions)")
-    if total.mid < active.mid:
-        raise InputError(f"total parameters ({total.mid}B) cannot be fewer than active ({active.mid}B)")
+    if t_mid < a_mid:
+        raise InputError(f"total parameters ({t_mid}B) cannot be fewer than active ({a_mid}B)")
     if cached_input_tokens > input_tokens:
         raise InputError("cached input tokens cannot exceed input tokens")
-    if precision not in PRECISIONS:
+    if precision not in _PRECISION_SET:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if batch_size is not None and (not math.isfinite(batch_size) or batch_size < 1):
         raise InputError(f"batch size must be at least 1, got {batch_size}")
@@ -150,7 +164,7 @@ def estimate_request(
         raise InputError(f"gpus must be at least 1, got {gpus}")
     cal = calibration()
     acc, calibrated = accelerator_for(hardware)
-    n_gpus = gpus or gpus_needed(total.high, precision, acc.memory_gb)
+    n_gpus = gpus or gpus_needed(t_hi, precision, acc.memory_gb)
     warnings: list[str] = []
     if batch_size is None:
         b_low_energy, b_mid, b_high_energy = cal.unknown_batch[2], cal.unknown_batch[1], cal.unknown_batch[0]
@@ -162,13 +176,14 @@ def estimate_request(
         w = Workload(
             a, max(t, a), precision, n_gpus, b, float(input_tokens), float(output_tokens), float(cached_input_tokens)
         )
-        return request_j(w, acc, cal.coefficients), request_gpu_s(w, acc, cal.coefficients)
+        return request_j_and_gpu_s(w, acc, cal.coefficients)
 
-    (j_lo, s_lo), (j_mid, s_mid), (j_hi, s_hi) = (
-        run(active.low, total.low, b_low_energy),
-        run(active.mid, total.mid, b_mid),
-        run(active.high, total.high, b_high_energy),
-    )
+    j_mid, s_mid = run(a_mid, t_mid, b_mid)
+    if a_lo == a_hi and t_lo == t_hi and b_low_energy == b_high_energy:
+        (j_lo, s_lo), (j_hi, s_hi) = (j_mid, s_mid), (j_mid, s_mid)  # a point input: one evaluation
+    else:
+        j_lo, s_lo = run(a_lo, t_lo, b_low_energy)
+        j_hi, s_hi = run(a_hi, t_hi, b_high_energy)
     widen = 1.0 if calibrated else UNCALIBRATED_WIDENING
     if not calibrated:
         warnings.append("hardware-uncalibrated")

@@ -144,6 +144,18 @@ def request_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     return prefill_j(w, acc, c) + w.output_tokens * decode_j_per_token(w, acc, c)
 
 
+def request_j_and_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float]:
+    """request_j and request_gpu_s in one pass (the hot path of every receipt)."""
+    busy, step = _step_times(w, acc, c)
+    power_w = w.gpus * acc.tdp_w * min(1.0, c.p_floor + c.p_busy * busy / step)
+    tokens = max(w.input_tokens - w.cached_input_tokens, 0.0)
+    flop_s = 2.0 * w.active_params_b * 1e9 / (peak_tflops(acc, w.precision) * 1e12 * c.eta_prefill)
+    prefill_s = flop_s * (tokens + CACHED_INPUT_COST * w.cached_input_tokens)
+    joules = prefill_s * acc.tdp_w * min(1.0, c.p_floor + c.p_busy) + w.output_tokens * power_w * step / w.batch_size
+    gpu_s = w.gpus * step * w.output_tokens / w.batch_size + flop_s * tokens
+    return joules, gpu_s
+
+
 def request_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     """Accelerator-seconds the request occupies (its share of batched steps), for embodied emissions."""
     decode = w.gpus * decode_step_s(w, acc, c) * w.output_tokens / w.batch_size
