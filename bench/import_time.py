@@ -1,6 +1,6 @@
 """How long `import wattlens` takes, against bare Python and the peers' imports.
 
-    python bench/import_time.py [--runs 30]
+python bench/import_time.py [--runs 30]
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def self_import_ms(module: str, runs: int) -> float:
     """Cumulative time of the module's own import line in -X importtime (excludes interpreter start)."""
     vals = []
     for _ in range(runs):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                             capture_output=True, text=True, check=True).stderr
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True
+        ).stderr
         for line in err.splitlines():
             m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| " + re.escape(module) + r"$", line)
             if m:

@@ -130,12 +130,17 @@ def build_zones(shared: Path) -> list[dict[str, object]]:
         sh = shares(amounts)
         for s in SOURCES:
             world_twh[s] += amounts[s]
-        world_weighted += max(float(m["carbon_intensity"]), mix_value(sh, carbon_per_source) if float(m["carbon_intensity"]) <= 0 else 0) * float(m["total_TWh"])
+        world_weighted += max(
+            float(m["carbon_intensity"]), mix_value(sh, carbon_per_source) if float(m["carbon_intensity"]) <= 0 else 0
+        ) * float(m["total_TWh"])
         world_total += float(m["total_TWh"])
         water, water_basis, water_src = water_for(a3, sh, published_water, water_per_source)
         intensity, basis = float(m["carbon_intensity"]), "life-cycle"
         if intensity <= 0:  # a few small grids carry 0 upstream; derive from their mix instead
-            intensity, basis = mix_value(sh, carbon_per_source), "life-cycle; derived from the mix (upstream value was 0)"
+            intensity, basis = (
+                mix_value(sh, carbon_per_source),
+                "life-cycle; derived from the mix (upstream value was 0)",
+            )
         rows.append(
             {
                 "zone": alpha2[a3],

@@ -15,14 +15,28 @@ from wattlens.receipt import LLMRequest, Place, estimate_footprint
 
 def wl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wattlens.cli", *args], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "COLUMNS": "200", **(env or {})}, cwd=cwd,
+        [sys.executable, "-m", "wattlens.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd,
     )
 
 
 def test_estimate_json_matches_library() -> None:
-    r = wl("estimate", "--model", "gpt-4o-mini", "--input-tokens", "800", "--output-tokens", "400", "--zone", "FR",
-           "--json")
+    r = wl(
+        "estimate",
+        "--model",
+        "gpt-4o-mini",
+        "--input-tokens",
+        "800",
+        "--output-tokens",
+        "400",
+        "--zone",
+        "FR",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     want = estimate_footprint(LLMRequest(model="gpt-4o-mini", input_tokens=800, output_tokens=400), Place(zone="FR"))
@@ -33,15 +47,42 @@ def test_estimate_json_matches_library() -> None:
 def test_estimate_table_shows_every_quantity() -> None:
     r = wl("estimate", "--example")
     assert r.returncode == 0, r.stderr
-    for word in ("energy (IT)", "carbon, location-based", "carbon, market-based", "carbon, embodied",
-                 "water, on-site", "water, off-site", "nuclear", "boundary"):
+    for word in (
+        "energy (IT)",
+        "carbon, location-based",
+        "carbon, market-based",
+        "carbon, embodied",
+        "water, on-site",
+        "water, off-site",
+        "nuclear",
+        "boundary",
+    ):
         assert word in r.stdout
 
 
 def test_estimate_for_a_model_outside_the_catalogue() -> None:
-    r = wl("estimate", "--active-params", "70", "--total-params", "70", "--precision", "bf16", "--hardware", "H100",
-           "--gpus", "4", "--batch", "64", "--input-tokens", "250", "--output-tokens", "350", "--boundary",
-           "accelerator", "--json")
+    r = wl(
+        "estimate",
+        "--active-params",
+        "70",
+        "--total-params",
+        "70",
+        "--precision",
+        "bf16",
+        "--hardware",
+        "H100",
+        "--gpus",
+        "4",
+        "--batch",
+        "64",
+        "--input-tokens",
+        "250",
+        "--output-tokens",
+        "350",
+        "--boundary",
+        "accelerator",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["boundary"] == ["accelerator", "embodied"]
@@ -79,11 +120,23 @@ def test_listing_commands() -> None:
 
 
 def test_config_file_and_environment(tmp_path: Path) -> None:
-    (tmp_path / "wattlens.toml").write_text('[defaults]\nzone = "SE"\nfacility = "google"\n[market]\nrenewable_share = 1.0\n')
+    (tmp_path / "wattlens.toml").write_text(
+        '[defaults]\nzone = "SE"\nfacility = "google"\n[market]\nrenewable_share = 1.0\n'
+    )
     d = json.loads(wl("estimate", "--model", "gpt-4o", "--output-tokens", "100", "--json", cwd=tmp_path).stdout)
     assert d["grid"]["zone"] == "SE" and d["carbon_g"]["market"]["mid"] == 0.0
-    d2 = json.loads(wl("estimate", "--model", "gpt-4o", "--output-tokens", "100", "--json", cwd=tmp_path,
-                       env={"WATTLENS_ZONE": "NO"}).stdout)
+    d2 = json.loads(
+        wl(
+            "estimate",
+            "--model",
+            "gpt-4o",
+            "--output-tokens",
+            "100",
+            "--json",
+            cwd=tmp_path,
+            env={"WATTLENS_ZONE": "NO"},
+        ).stdout
+    )
     assert d2["grid"]["zone"] == "NO"
     (tmp_path / "wattlens.toml").write_text("[defaults\n")
     r = wl("estimate", "--example", cwd=tmp_path)

@@ -10,8 +10,9 @@ import pytest
 from wattlens.errors import InputError
 from wattlens.estimate import HOST_RATIO, IDLE_RATIO, calibration, estimate_request, inference_energy
 
-BASE = dict(active_params_b=8.0, total_params_b=8.0, hardware="H100", gpus=1, batch_size=32,
-            input_tokens=500, output_tokens=300)
+BASE = dict(
+    active_params_b=8.0, total_params_b=8.0, hardware="H100", gpus=1, batch_size=32, input_tokens=500, output_tokens=300
+)
 
 
 def mid(**kw: object) -> float:
@@ -80,10 +81,15 @@ def test_reproduces_measured_llama_8b_within_interval() -> None:
         for r in csv.DictReader(f):
             if r["model_id"] != "meta-llama/Llama-3.1-8B-Instruct":
                 continue
-            iv = inference_energy(active_params_b=8.0, total_params_b=8.0, hardware=r["gpu_model"],
-                                  gpus=int(r["num_gpus"]), batch_size=float(r["avg_batch_size"]),
-                                  input_tokens=round(cal.task_input_tokens[r["task"]]),
-                                  output_tokens=round(float(r["avg_output_len"])))
+            iv = inference_energy(
+                active_params_b=8.0,
+                total_params_b=8.0,
+                hardware=r["gpu_model"],
+                gpus=int(r["num_gpus"]),
+                batch_size=float(r["avg_batch_size"]),
+                input_tokens=round(cal.task_input_tokens[r["task"]]),
+                output_tokens=round(float(r["avg_output_len"])),
+            )
             measured_wh = float(r["energy_per_request_joules"]) / 3600
             total += 1
             inside += iv.contains(measured_wh)

@@ -71,8 +71,21 @@ def test_cloud_regions(factors: FactorSet) -> None:
 
 
 def test_hardware_catalogue(factors: FactorSet) -> None:
-    needed = ["A100-40GB", "A100-80GB", "H100-SXM", "H100-PCIe", "H200", "B200", "GB200", "L4", "L40S", "MI300X",
-              "TPU-v5e", "TPU-v5p", "TPU-v6e"]
+    needed = [
+        "A100-40GB",
+        "A100-80GB",
+        "H100-SXM",
+        "H100-PCIe",
+        "H200",
+        "B200",
+        "GB200",
+        "L4",
+        "L40S",
+        "MI300X",
+        "TPU-v5e",
+        "TPU-v5p",
+        "TPU-v6e",
+    ]
     for hw in needed:
         h = factors.hardware.get(hw)
         assert h.max_power_w > 0 and h.memory_gb > 0
@@ -125,10 +138,7 @@ def test_user_file_overrides_and_extends(tmp_path: Path) -> None:
     )
     with pytest.raises(FactorError, match="lacks"):
         load([f])  # the new row lacks WUE and year
-    f.write_text(
-        "facility,pue_low,pue_mid,pue_high,source\n"
-        "default,1.2,1.25,1.3,our 2025 metering\n"
-    )
+    f.write_text("facility,pue_low,pue_mid,pue_high,source\ndefault,1.2,1.25,1.3,our 2025 metering\n")
     fs = load([f])
     assert fs.facilities.get("default").pue.mid == 1.25
     assert fs.facilities.get("default").wue_l_per_kwh.mid == 1.8  # untouched column kept

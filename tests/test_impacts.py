@@ -92,8 +92,9 @@ def test_embodied_by_hand(factors: FactorSet) -> None:
 
 
 def test_boundary_without_facility_adds_no_pue(factors: FactorSet) -> None:
-    fp = footprint(E, resolve_site(factors, zone="FR"), method="measured", boundary=["accelerator"],
-                   factors_version="t")
+    fp = footprint(
+        E, resolve_site(factors, zone="FR"), method="measured", boundary=["accelerator"], factors_version="t"
+    )
     assert fp.facility_wh == fp.energy_wh and "boundary-excludes-facility" in fp.warnings
 
 
@@ -109,8 +110,19 @@ def test_receipt_json_round_trip(factors: FactorSet) -> None:
 
     fp = estimate_footprint(LLMRequest(model="gpt-4o", input_tokens=100, output_tokens=50), Place(zone="DE"))
     d = fp.as_dict()
-    assert set(d) >= {"energy_wh", "facility_wh", "carbon_g", "water_ml", "grid", "method", "boundary",
-                      "factors_version", "warnings", "model", "tokens"}
+    assert set(d) >= {
+        "energy_wh",
+        "facility_wh",
+        "carbon_g",
+        "water_ml",
+        "grid",
+        "method",
+        "boundary",
+        "factors_version",
+        "warnings",
+        "model",
+        "tokens",
+    }
     back = Footprint.from_dict(d)
     assert back.as_dict() == d
     for iv in (fp.energy_wh, fp.facility_wh, fp.carbon_location_g, fp.embodied_g, fp.water_ml):

@@ -5,8 +5,16 @@ import sys
 
 import wattlens
 
-EXPECTED = {"Footprint", "Interval", "LLMRequest", "Place", "WattlensError", "__version__", "estimate",
-            "estimate_footprint"}
+EXPECTED = {
+    "Footprint",
+    "Interval",
+    "LLMRequest",
+    "Place",
+    "WattlensError",
+    "__version__",
+    "estimate",
+    "estimate_footprint",
+}
 
 
 def test_public_surface_is_exactly_this() -> None:

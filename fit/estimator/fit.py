@@ -42,7 +42,8 @@ PARAMS = [
     ("eta_mem", 0.6, 0.1, 1.0),
     ("eta_comp", 0.4, 0.05, 1.0),
     ("t_fixed_s", 0.004, 1e-4, 0.05),
-    ("t_comm_s", 0.002, 0.0, 0.05),
+    ("t_comm_s", 0.001, 1e-6, 0.05),
+    ("t_comm_token_s", 1e-5, 1e-9, 1e-2),
     ("p_floor", 0.4, 0.05, 1.0),
     ("p_busy", 0.5, 0.01, 1.0),
     ("eta_prefill", 0.4, 0.05, 1.0),
@@ -127,8 +128,9 @@ def predict(theta: np.ndarray, rows: list[dict[str, object]], accs: dict[str, Ac
 
 
 def with_efficiency(accs: dict[str, Accelerator], theta: np.ndarray) -> dict[str, Accelerator]:
-    eff = float(theta[[p[0] for p in PARAMS].index("b200_efficiency")])
-    return {k: dataclasses.replace(a, efficiency=eff if k == "B200" else 1.0) for k, a in accs.items()}
+    names = [p[0] for p in PARAMS]
+    eff = float(theta[names.index("b200_efficiency")])
+    return {k: dataclasses.replace(a, efficiency=eff) if k == "B200" else a for k, a in accs.items()}
 
 
 def physics(

@@ -7,7 +7,8 @@ Attributes load on first use, so ``import wattlens`` does no I/O and stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not importing typing keeps `import wattlens` at a few milliseconds
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from wattlens import estimate
     from wattlens.errors import WattlensError
     from wattlens.footprint import Footprint

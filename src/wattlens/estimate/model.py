@@ -50,6 +50,7 @@ class Coefficients:
     eta_comp: float
     t_fixed_s: float
     t_comm_s: float
+    t_comm_token_s: float
     p_floor: float
     p_busy: float
     eta_prefill: float
@@ -119,8 +120,11 @@ def _step_times(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, 
     bytes_read, flops = _step_work(w, c)
     t_mem = bytes_read / (w.gpus * acc.memory_bandwidth_tb_per_s * 1e12 * c.eta_mem * acc.efficiency)
     t_comp = flops / (w.gpus * peak_tflops(acc, w.precision) * 1e12 * c.eta_comp * acc.efficiency)
-    busy = t_mem + t_comp
-    return busy, c.t_fixed_s + c.t_comm_s * math.log2(w.gpus) + busy
+    busy = max(t_mem, t_comp) + 0.5 * min(t_mem, t_comp)
+    # Tensor-parallel all-reduces: a latency per layer (layers grow ~ sqrt(params)) and a volume
+    # per token of the batch (hidden size ~ sqrt(params)); none on one chip.
+    comm = math.log2(w.gpus) * math.sqrt(w.active_params_b) * (c.t_comm_s + c.t_comm_token_s * w.batch_size)
+    return busy, c.t_fixed_s + comm + busy
 
 
 def decode_step_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
