@@ -183,7 +183,7 @@ def build_zones(shared: Path) -> list[dict[str, object]]:
     us = by_zone["US"]
     usa = json.loads((src / "codecarbon-3.3.2" / "usa_emissions.json").read_text())
     for name, v in sorted(usa.items()):
-        if name.startswith("_"):
+        if name.startswith("_") or len(v["regionCode"]) != 2:  # skip metadata and the national total
             continue
         rows.append(
             {

@@ -120,9 +120,8 @@ def test_listing_commands() -> None:
 
 
 def test_config_file_and_environment(tmp_path: Path) -> None:
-    (tmp_path / "wattlens.toml").write_text(
-        '[defaults]\nzone = "SE"\nfacility = "google"\n[market]\nrenewable_share = 1.0\n'
-    )
+    cfg = '[defaults]\nzone = "SE"\nfacility = "google"\n[market]\nrenewable_share = 1.0\n'
+    (tmp_path / "wattlens.toml").write_text(cfg)
     d = json.loads(wl("estimate", "--model", "gpt-4o", "--output-tokens", "100", "--json", cwd=tmp_path).stdout)
     assert d["grid"]["zone"] == "SE" and d["carbon_g"]["market"]["mid"] == 0.0
     d2 = json.loads(

@@ -1,0 +1,49 @@
+"""Docs that cannot drift: every command, option and warning code is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer.main
+
+from wattlens.cli import app
+from wattlens.codes import WARNINGS
+
+DOCS = Path(__file__).parents[1] / "docs"
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_every_command_and_option_is_in_the_cli_reference() -> None:
+    text = (DOCS / "cli.md").read_text()
+    group = typer.main.get_command(app)
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        assert f"wattlens {name}" in text, name
+        for param in cmd.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert opt in text, f"{name} {opt}"
+
+
+def test_every_warning_code_is_documented() -> None:
+    text = (DOCS / "warnings.md").read_text()
+    for code in WARNINGS:
+        assert f"`{code}`" in text
+
+
+def test_every_warning_code_emitted_by_the_code_is_known() -> None:
+    src = Path(__file__).parents[1] / "src" / "wattlens"
+    emitted = set()
+    for f in src.rglob("*.py"):
+        emitted |= set(re.findall(r'(?:warnings|codes)\.append\("([a-z0-9-]+)"\)', f.read_text()))
+    assert emitted and emitted <= set(WARNINGS), emitted - set(WARNINGS)
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_them() -> None:
+    readme = README.read_text()
+    block = readme.split("## Quick start", 1)[1].split("```", 2)[1]
+    commands = [line for line in block.splitlines()[1:] if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    for c in commands:
+        assert c.strip() in ci
