@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from wattlens.codes import WARNINGS
 
-COMMANDS = ["estimate", "zones", "models", "hardware", "regions"]
+COMMANDS = ["estimate", "zones", "models", "hardware", "regions", "sensors", "run"]
 EXAMPLES = [
     ["estimate", "--model", "gpt-4o-mini", "--input-tokens", "800", "--output-tokens", "400", "--zone", "FR"],
     [
@@ -56,6 +56,8 @@ EXAMPLES = [
     ["hardware", "h100"],
     ["regions", "--provider", "aws", "eu-"],
     ["estimate", "--model", "gpt-4o-mni", "--output-tokens", "10"],
+    ["sensors"],
+    ["run", "--zone", "FR", "--pue", "1.0", "--", "python3", "-c", "print(sum(i * i for i in range(3_000_000)))"],
 ]
 
 

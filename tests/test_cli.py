@@ -154,5 +154,40 @@ def test_user_factor_file_changes_the_receipt(tmp_path: Path) -> None:
 
 def test_help_lists_commands() -> None:
     r = wl("--help")
-    for cmd in ("estimate", "zones", "models", "hardware", "regions"):
+    for cmd in ("estimate", "zones", "models", "hardware", "regions", "sensors", "run"):
         assert cmd in r.stdout
+
+
+def test_sensors_command_explains_each_backend() -> None:
+    r = wl("sensors", "--json")
+    assert r.returncode == 0, r.stderr
+    probes = {p["backend"]: p for p in json.loads(r.stdout)}
+    assert {"nvml", "amdsmi", "rapl"} <= set(probes)
+    assert all(p["reason"] for p in probes.values())
+
+
+def test_run_passes_exit_code_and_prints_receipt_to_stderr() -> None:
+    r = wl(
+        "run",
+        "--zone",
+        "FR",
+        "--json",
+        "--",
+        sys.executable,
+        "-c",
+        "import sys; s=sum(i*i for i in range(300000)); print('out'); sys.exit(5)",
+    )
+    assert r.returncode == 5
+    assert r.stdout.strip() == "out"  # the command's output is untouched
+    d = json.loads(r.stderr)
+    assert d["grid"]["zone"] == "FR" and d["run"]["returncode"] == 5
+    assert d["method"] in ("measured", "estimated", "mixed")
+    assert d["energy_wh"]["low"] <= d["energy_wh"]["mid"] <= d["energy_wh"]["high"]
+    assert d["run"]["attribution"]
+
+
+def test_run_without_command_or_with_unknown_command() -> None:
+    r = wl("run")
+    assert r.returncode == 2 and "command" in r.stderr
+    r = wl("run", "--", "no-such-command-xyz")
+    assert r.returncode == 2 and "command not found" in r.stderr and "Traceback" not in r.stderr

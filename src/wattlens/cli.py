@@ -316,6 +316,79 @@ def regions(
     out.print(t)
 
 
+@app.command()
+def sensors(as_json: JsonOpt = False) -> None:
+    """Show the energy sensors found on this machine, the method each uses, and why."""
+    from wattlens.sensors import probe_all
+
+    det = probe_all()
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "backend": p.backend,
+                        "reason": p.reason,
+                        "sensors": [
+                            {"device": s.device, "kind": s.kind, "method": s.method, "reason": s.reason}
+                            for s in p.sensors
+                        ],
+                    }
+                    for p in det.probes
+                ]
+            )
+        )
+        return
+    t = Table(title=f"energy sensors · overall method: {det.method}", title_justify="left")
+    for col in ("backend", "device", "kind", "method", "why"):
+        t.add_column(col)
+    for p in det.probes:
+        if not p.sensors:
+            t.add_row(p.backend, "-", "-", "[dim]none[/]", p.reason)
+        for s in p.sensors:
+            style = "green" if s.method == "measured" else "yellow"
+            t.add_row(p.backend, s.device, s.kind, f"[{style}]{s.method}[/]", s.reason)
+    out.print(t)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    zone: Annotated[str | None, typer.Option(help="Grid zone of this machine, e.g. FR or US-CA.")] = None,
+    region: Annotated[str | None, typer.Option(help="Cloud region of this machine.")] = None,
+    pue: Annotated[float | None, typer.Option(help="PUE of the room (1.0 for a desk or office).")] = None,
+    facility: Annotated[str | None, typer.Option(help="Facility row for PUE/WUE.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a command, measure its energy and print its receipt: wattlens run [--zone FR] -- CMD ARGS...
+
+    The receipt goes to standard error so the command's own output stays clean; the command's
+    exit code is passed through.
+    """
+    from wattlens.meter import Meter
+    from wattlens.present import receipt_table
+    from wattlens.run import run_command
+
+    argv = list(ctx.args)
+    res = run_command(argv, Meter(zone=zone, region=region, pue=pue, facility=facility))
+    fp = res.measurement.footprint()
+    if as_json:
+        d = fp.as_dict()
+        d["run"] = {
+            "command": argv,
+            "returncode": res.returncode,
+            "duration_s": round(res.whole.duration_s, 6),
+            "cpu_share": res.cpu_share,
+            "attribution": res.attribution,
+            "whole_devices_j": {k: v.as_dict() for k, v in res.whole.energy_j.items()},
+        }
+        err.print_json(json.dumps(d))
+    else:
+        err.print(receipt_table(fp))
+        err.print(f"[dim]{res.whole.duration_s:.3f} s · {res.attribution}[/]")
+    raise typer.Exit(res.returncode)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors become one clear line and exit code 2, never a traceback."""
     try:

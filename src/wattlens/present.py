@@ -59,6 +59,9 @@ def receipt_table(fp: Footprint) -> Group:
         ("water, off-site", fp.water_offsite_ml, "mL"),
     ]
     for name, iv, unit in rows:
+        if name == "carbon, embodied" and "embodied" not in fp.boundary:
+            t.add_row(name, "", "[dim]not in boundary[/]", "", unit)
+            continue
         t.add_row(name, fmt(iv.low), fmt(iv.mid), fmt(iv.high), unit)
     g = fp.grid
     fossil = sum(g.mix.get(s, 0.0) for s in FOSSIL)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from wattlens.errors import FactorError, UnknownKeyError
-from wattlens.factors.records import CloudRegion, Facility, Hardware, ModelSpec, Row, SourceFactor, Zone
+from wattlens.factors.records import CloudRegion, CpuPower, Facility, Hardware, ModelSpec, Row, SourceFactor, Zone
 
 FACTORS_VERSION = "2026.11"
 
@@ -54,6 +54,7 @@ TABLES: dict[str, TableSpec] = {
             "hardware", "hardware_id", ("hardware_id", "kind", "max_power_w", "source", "licence"), Hardware.parse
         ),
         TableSpec("models", "model_id", ("provider", "model_id", "architecture", "source", "licence"), ModelSpec.parse),
+        TableSpec("cpu_power", "cpu_model", ("cpu_model", "tdp_w", "source"), CpuPower.parse),
         TableSpec(
             "source_factors", "energy_source", ("energy_source", "carbon_g_per_kwh", "source"), SourceFactor.parse
         ),
@@ -112,6 +113,7 @@ class FactorSet:
     hardware: Repository[Hardware]
     models: Repository[ModelSpec]
     source_factors: Repository[SourceFactor]
+    cpu_power: Repository[CpuPower]
     version: str
     user_files: tuple[str, ...] = ()
 
@@ -196,6 +198,7 @@ def load(user_files: Sequence[str | Path] = ()) -> FactorSet:
         hardware=Repository("hardware", parsed["hardware"]),  # type: ignore[arg-type]
         models=Repository("model", parsed["models"]),  # type: ignore[arg-type]
         source_factors=Repository("energy source", parsed["source_factors"]),  # type: ignore[arg-type]
+        cpu_power=Repository("CPU model", parsed["cpu_power"]),  # type: ignore[arg-type]
         version=FACTORS_VERSION + ("+user" if user_files else ""),
         user_files=tuple(str(f) for f in user_files),
     )
@@ -214,6 +217,7 @@ def get_factors(user_files: Sequence[str | Path] = ()) -> FactorSet:
 __all__ = [
     "FACTORS_VERSION",
     "CloudRegion",
+    "CpuPower",
     "Facility",
     "FactorSet",
     "Hardware",

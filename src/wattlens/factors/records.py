@@ -248,3 +248,19 @@ class SourceFactor:
 
 def _split(s: str) -> tuple[str, ...]:
     return tuple(a.strip() for a in s.split(";") if a.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class CpuPower:
+    cpu_model: str
+    tdp_w: float
+    source: str
+    licence: str
+
+    @classmethod
+    def parse(cls, r: Row) -> CpuPower:
+        return cls(cpu_model=r["cpu_model"], tdp_w=_f(r, "tdp_w"), source=r["source"], licence=r["licence"])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.cpu_model,)
