@@ -10,6 +10,7 @@ equals the measured total: energy is conserved.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,7 @@ def attribute(samples: Sequence[tuple[float, float]], spans: Sequence[Span]) -> 
     """
     if len(samples) < 2:
         raise InputError("attribution needs at least two counter samples")
-    for (t0, e0), (t1, e1) in zip(samples, samples[1:], strict=False):
+    for (t0, _), (t1, _) in itertools.pairwise(samples):
         if t1 < t0:
             raise InputError("counter samples must be in time order")
     for s in spans:
@@ -64,13 +65,13 @@ def attribute(samples: Sequence[tuple[float, float]], spans: Sequence[Span]) -> 
     per = dict.fromkeys((s.name for s in spans), 0.0)
     idle = 0.0
     boundaries = sorted({t for s in spans for t in (s.start_s, s.end_s)})
-    for (t0, e0), (t1, e1) in zip(samples, samples[1:], strict=False):
+    for (t0, e0), (t1, e1) in itertools.pairwise(samples):
         if t1 == t0:
             idle += e1 - e0  # an instantaneous jump cannot be placed in time
             continue
         power = (e1 - e0) / (t1 - t0)
         cuts = [t0, *(b for b in boundaries if t0 < b < t1), t1]
-        for a, b in zip(cuts, cuts[1:], strict=False):
+        for a, b in itertools.pairwise(cuts):
             energy = power * (b - a)
             active = [s for s in spans if s.start_s <= a and s.end_s >= b and s.end_s > s.start_s]
             if not active:

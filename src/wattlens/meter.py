@@ -31,10 +31,6 @@ R = TypeVar("R")
 Triple = tuple[float, float, float]
 
 
-def _triple(iv: Interval) -> Triple:
-    return (iv.low, iv.mid, iv.high)
-
-
 def _iv(t: Sequence[float]) -> Interval:
     lo, mid, hi = t
     return Interval(min(lo, mid), mid, max(hi, mid))
@@ -128,7 +124,7 @@ class Meter:
         return self._sensors
 
     def _read(self) -> list[Triple]:
-        return [_triple(s.energy_j()) for s in self.sensors]
+        return [s.read() for s in self.sensors]
 
     # -- events ---------------------------------------------------------------------------------
     def _event(self) -> list[Triple]:
@@ -143,14 +139,19 @@ class Meter:
             weights = [max((w._tokens or 0.0) - w._tokens_at_event, 0.0) for w in windows]
         else:
             weights = [1.0] * len(windows)
+        fractions = split(1.0, weights)
         for i, (a, b) in enumerate(zip(self._last, now, strict=True)):
             for k in range(3):
                 delta = b[k] - a[k]
                 if not windows:
                     self._idle[i][k] += delta
                     continue
-                for w, part in zip(windows, split(delta, weights), strict=True):
+                given = 0.0
+                for w, f in zip(windows[:-1], fractions, strict=False):
+                    part = delta * f
                     w._share[i][k] += part
+                    given += part
+                windows[-1]._share[i][k] += delta - given  # the remainder: shares sum to delta exactly
         for w in windows:
             w._tokens_at_event = w._tokens or 0.0
         self._last = now
@@ -174,11 +175,8 @@ class Meter:
             duration = time.perf_counter() - w._t0
         sensors = self.sensors
         whole = {s.device: _iv([b[k] - a[k] for k in range(3)]) for s, a, b in zip(sensors, w._start, now, strict=True)}
-        if w is self._root:
-            # The meter as a whole owns everything it saw, idle included.
-            share = dict(whole)
-        else:
-            share = {s.device: _iv(sh) for s, sh in zip(sensors, w._share, strict=True)}
+        # The meter as a whole owns everything it saw, idle included; a window owns its share.
+        share = dict(whole) if w is self._root else {s.device: _iv(sh) for s, sh in zip(sensors, w._share, strict=True)}
         methods = {s.method for s in sensors}
         method: Method = "mixed" if len(methods) > 1 else ("measured" if "measured" in methods else "estimated")
         m = Measurement(w.name, duration, whole, share, method, {s.device: s.kind for s in sensors}, self)

@@ -12,11 +12,12 @@ import csv
 import difflib
 import functools
 import io
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from wattlens.errors import FactorError, UnknownKeyError
 from wattlens.factors.records import CloudRegion, CpuPower, Facility, Hardware, ModelSpec, Row, SourceFactor, Zone
@@ -103,19 +104,71 @@ class Repository(Generic[T]):
         return len(self._rows)
 
 
-@dataclass(frozen=True)
-class FactorSet:
-    """All reference tables, with the version and the user files merged in."""
+KINDS = {
+    "zones": "zone",
+    "cloud_regions": "cloud region",
+    "facilities": "facility",
+    "hardware": "hardware",
+    "models": "model",
+    "source_factors": "energy source",
+    "cpu_power": "CPU model",
+}
 
-    zones: Repository[Zone]
-    cloud_regions: Repository[CloudRegion]
-    facilities: Repository[Facility]
-    hardware: Repository[Hardware]
-    models: Repository[ModelSpec]
-    source_factors: Repository[SourceFactor]
-    cpu_power: Repository[CpuPower]
-    version: str
-    user_files: tuple[str, ...] = ()
+
+class FactorSet:
+    """All reference tables, with the version and the user files merged in.
+
+    Each table is read on first use, so a program that needs only zones never parses the
+    model catalogue.
+    """
+
+    def __init__(self, user_rows: dict[str, list[tuple[str, list[Row]]]], user_files: tuple[str, ...]) -> None:
+        self._user_rows = user_rows
+        self.user_files = user_files
+        self.version = FACTORS_VERSION + ("+user" if user_files else "")
+        self._repos: dict[str, Repository[Any]] = {}
+        self._lock = threading.Lock()
+
+    def _repo(self, table: str, kind: str) -> Repository[Any]:
+        repo = self._repos.get(table)
+        if repo is None:
+            with self._lock:
+                repo = self._repos.get(table)
+                if repo is None:
+                    rows = _builtin_rows(table)
+                    for origin, extra in self._user_rows.get(table, []):
+                        rows = merge(table, rows, extra, origin)
+                    repo = Repository(kind, _parse(table, rows))
+                    self._repos[table] = repo
+        return repo
+
+    @property
+    def zones(self) -> Repository[Zone]:
+        return self._repo("zones", KINDS["zones"])
+
+    @property
+    def cloud_regions(self) -> Repository[CloudRegion]:
+        return self._repo("cloud_regions", KINDS["cloud_regions"])
+
+    @property
+    def facilities(self) -> Repository[Facility]:
+        return self._repo("facilities", KINDS["facilities"])
+
+    @property
+    def hardware(self) -> Repository[Hardware]:
+        return self._repo("hardware", KINDS["hardware"])
+
+    @property
+    def models(self) -> Repository[ModelSpec]:
+        return self._repo("models", KINDS["models"])
+
+    @property
+    def source_factors(self) -> Repository[SourceFactor]:
+        return self._repo("source_factors", KINDS["source_factors"])
+
+    @property
+    def cpu_power(self) -> Repository[CpuPower]:
+        return self._repo("cpu_power", KINDS["cpu_power"])
 
 
 def read_rows(text: str, origin: str) -> list[Row]:
@@ -179,8 +232,8 @@ def _parse(table: str, rows: list[Row]) -> list[object]:
 
 
 def load(user_files: Sequence[str | Path] = ()) -> FactorSet:
-    """Load the built-in tables and merge the user's files over them."""
-    raw = {t: _builtin_rows(t) for t in TABLES}
+    """The built-in tables with the user's files merged over them (checked now, parsed on use)."""
+    user_rows: dict[str, list[tuple[str, list[Row]]]] = {}
     for f in user_files:
         path = Path(f).expanduser()
         try:
@@ -189,19 +242,11 @@ def load(user_files: Sequence[str | Path] = ()) -> FactorSet:
             raise FactorError(f"cannot read factor file {path}: {e.strerror}") from e
         rows = read_rows(text, str(path))
         table = table_for_file(path, rows[0].keys() if rows else ())
-        raw[table] = merge(table, raw[table], rows, str(path))
-    parsed = {t: _parse(t, rows) for t, rows in raw.items()}
-    return FactorSet(
-        zones=Repository("zone", parsed["zones"]),  # type: ignore[arg-type]
-        cloud_regions=Repository("cloud region", parsed["cloud_regions"]),  # type: ignore[arg-type]
-        facilities=Repository("facility", parsed["facilities"]),  # type: ignore[arg-type]
-        hardware=Repository("hardware", parsed["hardware"]),  # type: ignore[arg-type]
-        models=Repository("model", parsed["models"]),  # type: ignore[arg-type]
-        source_factors=Repository("energy source", parsed["source_factors"]),  # type: ignore[arg-type]
-        cpu_power=Repository("CPU model", parsed["cpu_power"]),  # type: ignore[arg-type]
-        version=FACTORS_VERSION + ("+user" if user_files else ""),
-        user_files=tuple(str(f) for f in user_files),
-    )
+        user_rows.setdefault(table, []).append((str(path), rows))
+    fs = FactorSet(user_rows, tuple(str(f) for f in user_files))
+    for table in user_rows:  # a bad user file fails here, not at the first receipt
+        fs._repo(table, KINDS[table])
+    return fs
 
 
 @functools.lru_cache(maxsize=8)

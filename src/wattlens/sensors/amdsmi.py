@@ -16,7 +16,7 @@ def _load() -> ModuleType | None:
     try:
         import amdsmi
 
-        return amdsmi
+        return amdsmi  # type: ignore[no-any-return]
     except ImportError:
         return None
 

@@ -36,6 +36,11 @@ class Sensor(ABC):
     @abstractmethod
     def energy_j(self) -> Interval: ...
 
+    def read(self) -> tuple[float, float, float]:
+        """energy_j() as (low, mid, high): the Meter's hot path; backends may override it."""
+        iv = self.energy_j()
+        return (iv.low, iv.mid, iv.high)
+
     def close(self) -> None:  # noqa: B027 - most sensors hold nothing to release
         """Release handles or stop sampling threads."""
 

@@ -12,6 +12,7 @@ Memory: 0.2/0.375/0.5 W per GB installed (CodeCarbon's 3 W per 8 GB, bracketed b
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -25,6 +26,7 @@ W_PER_THREAD = Interval(2.0, 4.0, 8.0)
 TDP_SPREAD = (0.8, 1.2)
 W_PER_GB = Interval(0.2, 0.375, 0.5)
 PROC_STAT = Path("/proc/stat")
+BUSY_REFRESH_S = 0.001
 CPUINFO = Path("/proc/cpuinfo")
 MEMINFO = Path("/proc/meminfo")
 _NOISE = re.compile(r"\(r\)|\(tm\)|\bcpu\b|\bprocessor\b|@.*$|\d+-core|\bwith\b.*$", re.I)
@@ -56,20 +58,22 @@ def cpu_model(cpuinfo: Path = CPUINFO) -> tuple[str, int]:
     return (names[0].strip() if names else ""), sockets
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise(name: str) -> str:
     return " ".join(_NOISE.sub(" ", name).lower().split())
 
 
 def match_tdp(model: str, table: dict[str, float]) -> tuple[str, float] | None:
-    """The table row whose name is the longest one contained in the CPU's (normalised) name."""
-    n = normalise(model)
-    if not n:
+    """The table row whose name is the longest one contained, word for word, in the CPU's name."""
+    n = f" {normalise(model)} "
+    if not n.strip():
         return None
     best: tuple[str, float] | None = None
+    best_len = 0
     for name, tdp in table.items():
         k = normalise(name)
-        if k and re.search(rf"(^|\s){re.escape(k)}($|\s)", n) and (best is None or len(k) > len(normalise(best[0]))):
-            best = (name, tdp)
+        if k and len(k) > best_len and f" {k} " in n:
+            best, best_len = (name, tdp), len(k)
     # A bare family name ("AMD EPYC") says nothing about the part: only accept rows with a model number.
     if best is not None and not re.search(r"\d", best[0]):
         return None
@@ -106,12 +110,27 @@ class CpuModelSensor(Sensor):
         self._t0 = time.perf_counter()
         self._busy0 = busy_cpu_s(stat, self._fd)
 
+        self._busy_cache = (self._t0, 0.0)
+
     def busy_cpu_s(self) -> float:
         return busy_cpu_s(self.stat, self._fd) - self._busy0
 
+    def _busy_recent(self, now: float) -> float:
+        # /proc/stat counts in 10 ms ticks and costs ~9 us to generate: re-read at most once a ms.
+        t, busy = self._busy_cache
+        if now - t >= BUSY_REFRESH_S:
+            busy = self.busy_cpu_s()
+            self._busy_cache = (now, busy)
+        return busy
+
+    def read(self) -> tuple[float, float, float]:
+        now = time.perf_counter()
+        elapsed, busy = now - self._t0, self._busy_recent(now)
+        pi, pb = self.p_idle_w, self._per_busy
+        return (pi.low * elapsed + pb.low * busy, pi.mid * elapsed + pb.mid * busy, pi.high * elapsed + pb.high * busy)
+
     def energy_j(self) -> Interval:
-        elapsed = time.perf_counter() - self._t0
-        return self.p_idle_w * elapsed + self._per_busy * self.busy_cpu_s()
+        return Interval(*self.read())
 
     def close(self) -> None:
         if self._fd is not None:
@@ -128,8 +147,12 @@ class MemoryModelSensor(Sensor):
         self.power_w = W_PER_GB * gb
         self._t0 = time.perf_counter()
 
+    def read(self) -> tuple[float, float, float]:
+        dt, p = time.perf_counter() - self._t0, self.power_w
+        return (p.low * dt, p.mid * dt, p.high * dt)
+
     def energy_j(self) -> Interval:
-        return self.power_w * (time.perf_counter() - self._t0)
+        return Interval(*self.read())
 
 
 def probe(cpuinfo: Path = CPUINFO, stat: Path = PROC_STAT, meminfo: Path = MEMINFO) -> Probe:

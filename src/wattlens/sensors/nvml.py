@@ -26,7 +26,7 @@ def _load() -> ModuleType | None:
     try:
         import pynvml  # nvidia-ml-py
 
-        return pynvml
+        return pynvml  # type: ignore[no-any-return]
     except ImportError:
         return None
 

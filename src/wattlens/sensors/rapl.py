@@ -7,6 +7,7 @@ machine exposes no package domain). Counter wrap-around is handled with max_ener
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -53,10 +54,8 @@ class RaplSensor(Sensor):
         return relative(total_uj / 1e6, *ACCURACY)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._fd)
-        except OSError:
-            pass
 
 
 def _domains(root: Path) -> list[tuple[Path, str]]:
