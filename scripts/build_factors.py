@@ -283,7 +283,8 @@ def build_models(shared: Path) -> list[dict[str, object]]:
     eco = json.loads((shared / "sources" / "ecologits-0.11.3" / "models.json").read_text())
     aliases: dict[tuple[str, str], list[str]] = {}
     for a in eco["aliases"]:
-        aliases.setdefault((a["provider"], a["name"]), []).append(a["alias"])
+        # EcoLogits lists the catalogue entry under "alias" and its other spelling under "name".
+        aliases.setdefault((a["provider"], a["alias"]), []).append(a["name"])
     rows: dict[str, dict[str, object]] = {}
     org_provider = {
         "meta-llama": "meta",

@@ -92,9 +92,7 @@ def test_embodied_by_hand(factors: FactorSet) -> None:
 
 
 def test_boundary_without_facility_adds_no_pue(factors: FactorSet) -> None:
-    fp = footprint(
-        E, resolve_site(factors, zone="FR"), method="measured", boundary=["accelerator"], factors_version="t"
-    )
+    fp = footprint(E, resolve_site(factors, zone="FR"), method="measured", boundary=["accelerator"], factors_version="t")
     assert fp.facility_wh == fp.energy_wh and "boundary-excludes-facility" in fp.warnings
 
 

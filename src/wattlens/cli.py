@@ -59,9 +59,7 @@ def estimate(
     batch: Annotated[float | None, typer.Option(min=1, help="Serving concurrency; omit when unknown.")] = None,
     zone: Annotated[str | None, typer.Option(help="Grid zone: country (FR, FRA), US-CA, CA-QC, WORLD.")] = None,
     region: Annotated[str | None, typer.Option(help="Cloud region, e.g. europe-west9, us-east-1, westeurope.")] = None,
-    provider: Annotated[
-        str | None, typer.Option(help="Serving provider (informational; facility via --facility).")
-    ] = None,
+    provider: Annotated[str | None, typer.Option(help="Serving provider (informational; facility via --facility).")] = None,
     facility: Annotated[
         str | None, typer.Option(help="Facility row for PUE/WUE: google, aws, microsoft, meta, default.")
     ] = None,
@@ -71,9 +69,7 @@ def estimate(
     renewable_share: Annotated[float | None, typer.Option(help="Declared renewable share 0..1 (market-based).")] = None,
     boundary: Annotated[str | None, typer.Option(help="accelerator, server or datacenter (default).")] = None,
     example: Annotated[bool, typer.Option("--example", help=f"Run the built-in example: {EXAMPLE}.")] = False,
-    config: Annotated[
-        str | None, typer.Option(help="Config file (default $WATTLENS_CONFIG or ./wattlens.toml).")
-    ] = None,
+    config: Annotated[str | None, typer.Option(help="Config file (default $WATTLENS_CONFIG or ./wattlens.toml).")] = None,
     factors: FactorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,9 +84,7 @@ def estimate(
         output_tokens = output_tokens or EXAMPLE_OUTPUT
         zone = zone or (None if region or cfg.zone or cfg.region else EXAMPLE_ZONE)
     if model is None and active_params is None:
-        raise typer.BadParameter(
-            "give --model NAME, or --active-params for a model not in the catalogue (or --example)"
-        )
+        raise typer.BadParameter("give --model NAME, or --active-params for a model not in the catalogue (or --example)")
     fs = _factors(factors, cfg.factor_files)
     fp = estimate_footprint(
         LLMRequest(
@@ -302,9 +296,7 @@ def regions(
     for col in ("provider", "region", "location", "zone", "gCO2e/kWh", "CFE"):
         t.add_column(col)
     for r in rows:
-        intensity = (
-            r.intensity_g_per_kwh if r.intensity_g_per_kwh is not None else fs.zones.get(r.zone).intensity_g_per_kwh
-        )
+        intensity = r.intensity_g_per_kwh if r.intensity_g_per_kwh is not None else fs.zones.get(r.zone).intensity_g_per_kwh
         t.add_row(
             r.provider,
             r.region,
@@ -330,8 +322,7 @@ def sensors(as_json: JsonOpt = False) -> None:
                         "backend": p.backend,
                         "reason": p.reason,
                         "sensors": [
-                            {"device": s.device, "kind": s.kind, "method": s.method, "reason": s.reason}
-                            for s in p.sensors
+                            {"device": s.device, "kind": s.kind, "method": s.method, "reason": s.reason} for s in p.sensors
                         ],
                     }
                     for p in det.probes
@@ -387,6 +378,122 @@ def run(
         err.print(receipt_table(fp))
         err.print(f"[dim]{res.whole.duration_s:.3f} s · {res.attribution}[/]")
     raise typer.Exit(res.returncode)
+
+
+@app.command()
+def serve(
+    config: Annotated[str | None, typer.Option(help="Gateway config file (TOML): upstreams, keys, ledger.")] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="One OpenAI-compatible upstream for every model, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, llama.cpp)."
+        ),
+    ] = None,
+    upstream_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the upstream key.")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL ('none' to disable).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8787).")] = None,
+    zone: Annotated[str | None, typer.Option(help="Grid zone of the --upstream.")] = None,
+    region: Annotated[str | None, typer.Option(help="Cloud region of the --upstream.")] = None,
+    hardware: Annotated[str | None, typer.Option(help="Accelerator of the --upstream, e.g. H100.")] = None,
+) -> None:
+    """Run the metering gateway: OpenAI- and Anthropic-compatible, a receipt on every response."""
+    import dataclasses
+
+    from wattlens.gateway import serve as run_gateway
+    from wattlens.gateway.config import GatewayConfig, Upstream, load_gateway_config
+
+    if config:
+        cfg = load_gateway_config(config)
+    elif upstream:
+        cfg = GatewayConfig(
+            upstreams=(
+                Upstream(
+                    name="default",
+                    kind="openai",
+                    base_url=upstream.rstrip("/"),
+                    api_key_env=upstream_key_env,
+                    zone=zone,
+                    region=region,
+                    hardware=hardware,
+                ),
+            )
+        )
+    else:
+        raise typer.BadParameter("give --config FILE or --upstream URL")
+    cfg = dataclasses.replace(cfg, host=host or cfg.host, port=port or cfg.port, ledger=ledger or cfg.ledger)
+    err.print(
+        f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: "
+        + ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
+    )
+    run_gateway(cfg)
+
+
+@app.command()
+def verify(
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL (default: the data dir).")] = None,
+) -> None:
+    """Check the ledger's hash chain: any changed, removed, inserted or reordered record is named."""
+    from wattlens.ledger import open_ledger
+    from wattlens.ledger import verify as verify_rows
+
+    led = open_ledger(ledger)
+    rows = list(led.rows())
+    problems = verify_rows(rows)
+    led.close()
+    if not problems:
+        out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact")
+        return
+    for p in problems[:50]:
+        err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")
+    err.print(f"[bold red]ledger does not verify[/]: {len(problems)} problem(s) in {len(rows)} records")
+    raise typer.Exit(1)
+
+
+ledger_app = typer.Typer(help="Read the ledger of receipts.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    format: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "jsonl",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
+) -> None:
+    """Export ledger records as CSV, JSON lines or Parquet."""
+    from wattlens.ledger import open_ledger
+    from wattlens.ledger.export import export
+
+    led = open_ledger(ledger)
+    n = export(led.records(since, until), format, output)
+    led.close()
+    if output:
+        err.print(f"wrote {n} records to {output}")
+
+
+keys_app = typer.Typer(help="Gateway API keys (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    team: Annotated[str | None, typer.Option(help="Team the key bills to.")] = None,
+    user: Annotated[str | None, typer.Option(help="User of the key.")] = None,
+) -> None:
+    """Create a gateway key: prints the key once, and the [[keys]] entry (hash only) for the keys file."""
+    import hashlib
+    import secrets
+
+    key = "wl-" + secrets.token_urlsafe(32)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    err.print("[bold]key[/] (shown once, give it to the client):")
+    print(key)
+    entry = f'[[keys]]\nid = "{digest[:8]}"\nsha256 = "{digest}"'
+    entry += f'\nteam = "{team}"' if team else ""
+    entry += f'\nuser = "{user}"' if user else ""
+    err.print("add to the keys file:\n" + entry)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

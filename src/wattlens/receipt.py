@@ -135,8 +135,6 @@ def estimate_footprint(
         factors_version=f.version,
         embodied=shares,
         model=spec.model_id if spec else request.model,
-        tokens=Tokens(
-            request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens
-        ),
+        tokens=Tokens(request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens),
         warnings=warnings,
     )

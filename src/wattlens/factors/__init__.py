@@ -44,21 +44,15 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
-        TableSpec(
-            "zones", "zone", ("zone", "name", "kind", "year", "intensity_g_per_kwh", "source", "licence"), Zone.parse
-        ),
+        TableSpec("zones", "zone", ("zone", "name", "kind", "year", "intensity_g_per_kwh", "source", "licence"), Zone.parse),
         TableSpec("cloud_regions", "region", ("provider", "region", "zone", "source", "licence"), CloudRegion.parse),
         TableSpec(
             "facilities", "facility", ("facility", "pue_mid", "wue_l_per_kwh_mid", "source", "licence"), Facility.parse
         ),
-        TableSpec(
-            "hardware", "hardware_id", ("hardware_id", "kind", "max_power_w", "source", "licence"), Hardware.parse
-        ),
+        TableSpec("hardware", "hardware_id", ("hardware_id", "kind", "max_power_w", "source", "licence"), Hardware.parse),
         TableSpec("models", "model_id", ("provider", "model_id", "architecture", "source", "licence"), ModelSpec.parse),
         TableSpec("cpu_power", "cpu_model", ("cpu_model", "tdp_w", "source"), CpuPower.parse),
-        TableSpec(
-            "source_factors", "energy_source", ("energy_source", "carbon_g_per_kwh", "source"), SourceFactor.parse
-        ),
+        TableSpec("source_factors", "energy_source", ("energy_source", "carbon_g_per_kwh", "source"), SourceFactor.parse),
     )
 }
 

@@ -1,0 +1,56 @@
+"""Hash chaining and verification: any changed, removed, inserted or reordered record shows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical(body: Mapping[str, Any]) -> str:
+    """One byte-exact JSON form of a record: sorted keys, no spaces, UTF-8."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def link(prev_hash: str, seq: int, body_json: str) -> str:
+    return hashlib.sha256(f"{prev_hash}|{seq}|{body_json}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq: int
+    body: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    seq: int
+    kind: str  # changed | removed | inserted | reordered
+    detail: str
+
+
+def verify(rows: Iterable[Row]) -> list[Problem]:
+    """Walk the chain in storage order and name every break."""
+    problems: list[Problem] = []
+    prev_hash, prev_seq = GENESIS, 0
+    seen: set[int] = set()
+    for r in rows:
+        if link(r.prev_hash, r.seq, r.body) != r.hash:
+            problems.append(Problem(r.seq, "changed", "the record's content no longer matches its hash"))
+        if r.seq in seen:
+            problems.append(Problem(r.seq, "inserted", "a second record with this sequence number"))
+        elif r.seq < prev_seq:
+            problems.append(Problem(r.seq, "reordered", f"sequence {r.seq} comes after {prev_seq}"))
+        elif r.seq > prev_seq + 1:
+            problems.append(Problem(r.seq, "removed", f"records {prev_seq + 1}..{r.seq - 1} are missing"))
+        elif r.prev_hash != prev_hash:
+            problems.append(Problem(r.seq, "inserted", "it does not link to the record before it"))
+        seen.add(r.seq)
+        prev_hash, prev_seq = r.hash, max(prev_seq, r.seq)
+    return problems
