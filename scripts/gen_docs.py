@@ -15,7 +15,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from wattlens.codes import WARNINGS
 
-COMMANDS = ["estimate", "zones", "models", "hardware", "regions", "sensors", "run"]
+COMMANDS = ["estimate", "zones", "models", "hardware", "regions", "sensors", "run", "serve", "verify",
+            "ledger export", "keys new"]
 EXAMPLES = [
     ["estimate", "--model", "gpt-4o-mini", "--input-tokens", "800", "--output-tokens", "400", "--zone", "FR"],
     [
@@ -79,7 +80,7 @@ def main() -> None:
         parts += [f"```console\n$ wattlens {' '.join(ex)}\n{run(ex)}\n```", ""]
     parts += ["## Commands", ""]
     for cmd in COMMANDS:
-        parts += [f"### `wattlens {cmd}`", "", f"```text\n{run([cmd, '--help'])}\n```", ""]
+        parts += [f"### `wattlens {cmd}`", "", f"```text\n{run([*cmd.split(), '--help'])}\n```", ""]
     (ROOT / "docs" / "cli.md").write_text("\n".join(parts))
     w = [
         "# Warning codes",

@@ -17,12 +17,20 @@ README = Path(__file__).parents[1] / "README.md"
 def test_every_command_and_option_is_in_the_cli_reference() -> None:
     text = (DOCS / "cli.md").read_text()
     group = typer.main.get_command(app)
-    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
-        assert f"wattlens {name}" in text, name
-        for param in cmd.params:
+
+    def walk(prefix: str, cmd: object) -> None:
+        sub = getattr(cmd, "commands", None)
+        if sub:
+            for name, c in sub.items():
+                walk(f"{prefix} {name}".strip(), c)
+            return
+        assert f"wattlens {prefix}" in text, prefix
+        for param in cmd.params:  # type: ignore[attr-defined]
             for opt in param.opts:
                 if opt.startswith("--"):
-                    assert opt in text, f"{name} {opt}"
+                    assert opt in text, f"{prefix} {opt}"
+
+    walk("", group)
 
 
 def test_every_warning_code_is_documented() -> None:

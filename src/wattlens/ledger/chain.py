@@ -35,6 +35,14 @@ class Problem:
     detail: str
 
 
+def _written_as(r: Row, window: int = 1000) -> int | None:
+    """The sequence number an intact record was hashed under, if it now sits elsewhere."""
+    for s in range(max(1, r.seq - window), r.seq + window + 1):
+        if s != r.seq and link(r.prev_hash, s, r.body) == r.hash:
+            return s
+    return None
+
+
 def verify(rows: Iterable[Row]) -> list[Problem]:
     """Walk the chain in storage order and name every break."""
     problems: list[Problem] = []
@@ -42,7 +50,11 @@ def verify(rows: Iterable[Row]) -> list[Problem]:
     seen: set[int] = set()
     for r in rows:
         if link(r.prev_hash, r.seq, r.body) != r.hash:
-            problems.append(Problem(r.seq, "changed", "the record's content no longer matches its hash"))
+            moved = _written_as(r)
+            if moved is not None:
+                problems.append(Problem(r.seq, "reordered", f"this record was written as number {moved}"))
+            else:
+                problems.append(Problem(r.seq, "changed", "the record's content no longer matches its hash"))
         if r.seq in seen:
             problems.append(Problem(r.seq, "inserted", "a second record with this sequence number"))
         elif r.seq < prev_seq:

@@ -63,8 +63,8 @@ class PostgresLedger:
                 )
 
     def rows(self) -> Iterator[Row]:
-        # Physical order (ctid) so that a row moved or re-inserted shows as out of sequence.
-        cur = self._db.execute("SELECT seq, body, prev_hash, hash FROM wattlens_records ORDER BY ctid")
+        # In sequence order: a record moved to another number fails its hash (seq is hashed in).
+        cur = self._db.execute("SELECT seq, body, prev_hash, hash FROM wattlens_records ORDER BY seq")
         for seq, body, prev, h in cur:
             yield Row(int(seq), str(body), str(prev), str(h))
 
