@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from upstream import free_port
+
 from wattlens.ledger import LedgerWriter, open_ledger, verify
 from wattlens.ledger.export import export
 from wattlens.receipt import LLMRequest, Place, estimate_footprint
@@ -24,8 +24,15 @@ from wattlens.receipt import LLMRequest, Place, estimate_footprint
 
 def rec(i: int) -> dict[str, Any]:
     fp = estimate_footprint(LLMRequest(model="gpt-4o-mini", input_tokens=100 + i, output_tokens=50), Place(zone="FR"))
-    return {"id": f"r{i}", "ts": f"2026-11-{1 + i % 28:02d}T10:00:00+00:00", "model_served": "gpt-4o-mini",
-            "status": 200, "tokens": {"input": 100 + i}, "footprint": fp.as_dict(), "team": "t"}
+    return {
+        "id": f"r{i}",
+        "ts": f"2026-11-{1 + i % 28:02d}T10:00:00+00:00",
+        "model_served": "gpt-4o-mini",
+        "status": 200,
+        "tokens": {"input": 100 + i},
+        "footprint": fp.as_dict(),
+        "team": "t",
+    }
 
 
 @pytest.fixture()
@@ -146,6 +153,7 @@ def test_writer_batches_off_thread_and_flushes_on_close(tmp_path: Path) -> None:
 
 # -- PostgreSQL, for real ------------------------------------------------------------------------
 
+
 def _pg_bin() -> Path | None:
     for cand in [shutil.which("initdb"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)]:
         if cand:
@@ -167,10 +175,25 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.geteuid() == 0:  # postgres refuses to run as root
         shutil.chown(root, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "wl"], check=True,
-                   capture_output=True)
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "wl"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://wl@127.0.0.1:{port}/postgres"
     finally:
@@ -188,7 +211,7 @@ def test_postgres_ledger_with_two_writers(postgres: str) -> None:
     rows = list(led.rows())
     assert len(rows) == 200 and verify(rows) == []
     assert sum(1 for _ in led.records(since="2026-11-01", until="2026-11-02")) == 8
-    led._db.execute("UPDATE wattlens_records SET body = replace(body, '\"team\":\"t\"', '\"team\":\"z\"') WHERE seq = 7")
+    led._db.execute('UPDATE wattlens_records SET body = replace(body, \'"team":"t"\', \'"team":"z"\') WHERE seq = 7')
     assert [(p.seq, p.kind) for p in verify(list(led.rows()))][0] == (7, "changed")
     led._db.execute("DROP TABLE wattlens_records")
     led.close()

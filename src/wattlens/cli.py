@@ -493,7 +493,7 @@ def keys_new(
     entry = f'[[keys]]\nid = "{digest[:8]}"\nsha256 = "{digest}"'
     entry += f'\nteam = "{team}"' if team else ""
     entry += f'\nuser = "{user}"' if user else ""
-    err.print("add to the keys file:\n" + entry)
+    err.print("add to the keys file:\n" + entry, markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
