@@ -1,6 +1,6 @@
 """Overhead of measuring: wattlens Meter windows against CodeCarbon's tracker, same run.
 
-    python bench/meter.py [--n 2000] [--idle-s 3]
+python bench/meter.py [--n 2000] [--idle-s 3]
 """
 
 from __future__ import annotations
@@ -62,8 +62,7 @@ def main() -> None:
     methods = ", ".join(f"{s.device}={s.method}" for s in m.sensors)
     ours_idle = idle_cpu_ms(Meter(zone="FR").start, lambda: None, args.idle_s)
     ours_import = fresh_ms("from wattlens.meter import Meter")
-    rows.append(["wattlens `Meter` window", f"{ours_import:.1f}", f"{first_ms:.1f}", f"{warm_us:.1f}",
-                 f"{ours_idle:.2f}"])
+    rows.append(["wattlens `Meter` window", f"{ours_import:.1f}", f"{first_ms:.1f}", f"{warm_us:.1f}", f"{ours_idle:.2f}"])
 
     try:
         from codecarbon import OfflineEmissionsTracker
@@ -74,8 +73,9 @@ def main() -> None:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
         def tracker() -> OfflineEmissionsTracker:
-            return OfflineEmissionsTracker(country_iso_code="FRA", save_to_file=False, log_level="error",
-                                           measure_power_secs=15)
+            return OfflineEmissionsTracker(
+                country_iso_code="FRA", save_to_file=False, log_level="error", measure_power_secs=15
+            )
 
         t0 = time.perf_counter()
         tr = tracker()
@@ -106,17 +106,34 @@ def main() -> None:
         tr = tracker()
         cc_idle = idle_cpu_ms(tr.start, tr.stop, args.idle_s)
         cc_import = fresh_ms("from codecarbon import OfflineEmissionsTracker")
-        rows.append(["CodeCarbon 3.3.2 `OfflineEmissionsTracker` start+stop", f"{cc_import:.1f}",
-                     f"{cc_first_ms:.1f}", f"{cc_warm_us:.0f}", f"{cc_idle:.2f}"])
+        rows.append(
+            [
+                "CodeCarbon 3.3.2 `OfflineEmissionsTracker` start+stop",
+                f"{cc_import:.1f}",
+                f"{cc_first_ms:.1f}",
+                f"{cc_warm_us:.0f}",
+                f"{cc_idle:.2f}",
+            ]
+        )
         rows.append(["CodeCarbon 3.3.2 `start_task`+`stop_task` (running tracker)", "-", "-", f"{cc_task_us:.0f}", "-"])
         ratio = cc_warm_us / warm_us
         task_ratio = cc_task_us / warm_us
-    body = table(["what", "import, ms", "first window (probe + open + close), ms", "warm open+close, µs (median)",
-                  f"CPU used while idle {args.idle_s:.0f} s, ms"], rows)
+    body = table(
+        [
+            "what",
+            "import, ms",
+            "first window (probe + open + close), ms",
+            "warm open+close, µs (median)",
+            f"CPU used while idle {args.idle_s:.0f} s, ms",
+        ],
+        rows,
+    )
     body += f"\n\nwattlens sensors here: {methods}."
     if ratio is not None:
-        body += (f"\n\nWarm open+close: wattlens is **{ratio:,.0f}x** faster than CodeCarbon's start+stop "
-                 f"and {task_ratio:,.0f}x faster than its start_task+stop_task.")
+        body += (
+            f"\n\nWarm open+close: wattlens is **{ratio:,.0f}x** faster than CodeCarbon's start+stop "
+            f"and {task_ratio:,.0f}x faster than its start_task+stop_task."
+        )
     write("meter.md", "Meter overhead", body, f"python bench/meter.py --n {args.n} --idle-s {args.idle_s:g}")
 
 

@@ -212,7 +212,7 @@ def test_postgres_ledger_with_two_writers(postgres: str) -> None:
     assert len(rows) == 200 and verify(rows) == []
     assert sum(1 for _ in led.records(since="2026-11-01", until="2026-11-02")) == 8
     led._db.execute('UPDATE wattlens_records SET body = replace(body, \'"team":"t"\', \'"team":"z"\') WHERE seq = 7')
-    assert [(p.seq, p.kind) for p in verify(list(led.rows()))][0] == (7, "changed")
+    assert next((p.seq, p.kind) for p in verify(list(led.rows()))) == (7, "changed")
     led._db.execute("DROP TABLE wattlens_records")
     led.close()
 
