@@ -27,6 +27,7 @@ import httpx
 from common import table, write
 
 HERE = Path(__file__).resolve().parent
+AUTH = "sk-bench-" + "5f0c" * 16  # LiteLLM refuses to start without a strong master key
 BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"How much energy does this use?"}]%s}'
 
 
@@ -55,7 +56,7 @@ def c1(url: str, stream: bool, n: int) -> tuple[float, float, float]:
     with httpx.Client(timeout=30) as c:
         for i in range(n + 50):
             t = time.perf_counter()
-            r = c.post(url, content=body, headers={"content-type": "application/json", "authorization": "Bearer sk-x"})
+            r = c.post(url, content=body, headers={"content-type": "application/json", "authorization": f"Bearer {AUTH}"})
             r.read()
             if r.status_code != 200:
                 raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
@@ -71,7 +72,7 @@ def wrk(url: str, stream: bool, conns: int, duration: int) -> tuple[float, float
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            'wrk.headers["Authorization"] = "Bearer sk-x"\n' + f"wrk.body = [[{body}]]\n"
+            'wrk.headers["Authorization"] = "Bearer ' + AUTH + '"\n' + f"wrk.body = [[{body}]]\n"
         )
         script = f.name
     out = subprocess.run(
@@ -153,7 +154,7 @@ def main() -> None:
                 f"      api_base: http://127.0.0.1:{up}/v1\n      api_key: sk-bench\n"
                 "litellm_settings:\n  telemetry: false\n  set_verbose: false\n"
             )
-            env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+            env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": AUTH}
             procs.append(
                 subprocess.Popen(
                     [args.litellm, "--config", str(tmp / "litellm.yaml"), "--port", str(ll), "--num_workers", "1"],
