@@ -221,3 +221,50 @@ def test_metrics_and_health(gateway: dict[str, Any]) -> None:
     assert 'wattlens_requests_total{method="estimated",model="gpt-4o-mini",status="200",team="research"' in m
     assert "wattlens_energy_joules_total" in m and UPSTREAM_KEY not in m
     assert httpx.get(gateway["url"] + "/healthz").json()["status"] == "ok"
+
+
+def test_responses_api_unary_and_streaming(gateway: dict[str, Any]) -> None:
+    client = oai(gateway)
+    r = client.responses.create(model="gpt-4o-mini", input="what powers the grid")
+    assert r.output_text == "".join(up.WORDS)
+    assert r.usage.footprint["tokens"] == {"input": 30, "cached_input": 10, "output": 8, "reasoning": 4}  # type: ignore[union-attr]
+    events = list(client.responses.create(model="gpt-4o-mini", input="x", stream=True))
+    done = [e for e in events if e.type == "response.completed"]
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "".join(up.WORDS)
+    assert done[0].response.usage.footprint["tokens"]["reasoning"] == 4  # type: ignore[union-attr]
+
+
+def test_local_upstream_is_measured_by_the_meter(upstream_server: up.ServerThread, tmp_path: Path) -> None:
+    cfg = GatewayConfig(
+        upstreams=(Upstream("here", "openai", upstream_server.url + "/v1", models=("*",), zone="FR", local=True),)
+    )
+    with up.ServerThread(create_app(cfg, None)) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="none", max_retries=0)
+        r = client.chat.completions.create(model="my-local-llm", messages=[{"role": "user", "content": "x"}])
+    fp = r.usage.footprint  # type: ignore[union-attr]
+    # On a machine without counters the Meter's power model answers: estimated, and it says so.
+    assert fp["method"] in ("measured", "estimated", "mixed")
+    assert "host" in fp["boundary"] and fp["energy_wh"]["mid"] > 0
+    assert fp["tokens"]["input"] == 11 and fp["model"] == "my-local-llm"
+
+
+def test_opentelemetry_spans(upstream_server: up.ServerThread) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    cfg = GatewayConfig(upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", models=("*",), zone="FR"),))
+    with up.ServerThread(create_app(cfg, None)) as gw:
+        openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 1
+    a = spans[0].attributes
+    assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.usage.input_tokens"] == 11
+    assert a["wattlens.grid.zone"] == "FR" and a["wattlens.energy_wh.low"] <= a["wattlens.energy_wh"]

@@ -195,8 +195,72 @@ async def messages(request: Request) -> Response:
     return StreamingResponse(gen(), media_type="text/event-stream")
 
 
+async def responses(request: Request) -> Response:
+    body = await request.json()
+    SEEN.append({"headers": dict(request.headers), "body": body, "path": request.url.path})
+    u = {
+        "input_tokens": 30,
+        "input_tokens_details": {"cached_tokens": 10},
+        "output_tokens": 12,
+        "output_tokens_details": {"reasoning_tokens": 4},
+        "total_tokens": 42,
+    }
+    resp = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 0,
+        "model": body["model"],
+        "status": "completed",
+        "output": [
+            {
+                "type": "message",
+                "id": "m1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "".join(WORDS), "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": u,
+    }
+    if not body.get("stream"):
+        return JSONResponse(resp)
+
+    async def gen() -> AsyncIterator[bytes]:
+        def ev(name: str, data: dict[str, Any]) -> bytes:
+            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+        yield ev(
+            "response.created",
+            {
+                "type": "response.created",
+                "sequence_number": 0,
+                "response": {**resp, "status": "in_progress", "output": [], "usage": None},
+            },
+        )
+        for i, w in enumerate(WORDS):
+            yield ev(
+                "response.output_text.delta",
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": "m1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": w,
+                    "sequence_number": i + 1,
+                    "logprobs": [],
+                },
+            )
+        yield ev("response.completed", {"type": "response.completed", "sequence_number": 99, "response": resp})
+
+    return StreamingResponse(gen(), media_type="text/event-stream")
+
+
 app = Starlette(
     routes=[
+        Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),

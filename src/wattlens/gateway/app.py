@@ -25,7 +25,7 @@ from starlette.routing import Route
 from wattlens.footprint import Tokens
 from wattlens.gateway.config import ApiKey, GatewayConfig, Upstream
 from wattlens.gateway.metrics import Metrics
-from wattlens.gateway.receipts import footprint_for, headers
+from wattlens.gateway.receipts import footprint_for, headers, measured_footprint
 from wattlens.gateway.sse import Event, SSEError, comment, events
 from wattlens.ledger import LedgerWriter
 from wattlens.usage import anthropic_tokens, merge_anthropic, openai_tokens
@@ -88,6 +88,7 @@ class Call:
     ttft_s: float | None = None
     stream: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    window: Any = None  # a Meter window while a local upstream works on this request
 
     def record(self, tokens: Tokens, fp: dict[str, Any] | None, why: str | None, version: str) -> dict[str, Any]:
         return {
@@ -121,9 +122,20 @@ class Gateway:
         self.metrics = Metrics()
         self.clients: dict[str, aiohttp.ClientSession] = {}
         self._keys = {k.sha256: k for k in config.keys}
+        from wattlens import otel
         from wattlens.factors import FACTORS_VERSION
 
         self.version = FACTORS_VERSION
+        self.otel = otel.enabled()
+        self._meter: Any = None
+
+    def meter(self) -> Any:
+        """One Meter for every local upstream: concurrent requests share the hardware fairly."""
+        if self._meter is None:
+            from wattlens.meter import Meter
+
+            self._meter = Meter()
+        return self._meter
 
     # -- plumbing -----------------------------------------------------------------------------
     def client(self, u: Upstream) -> aiohttp.ClientSession:
@@ -209,8 +221,18 @@ class Gateway:
 
     def finish(self, call: Call, u: Upstream | None, tokens: Tokens) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """Compute the receipt once, count it, and queue the ledger record."""
-        fp, why = footprint_for(u, call.served_model or call.model, tokens) if u else (None, "no upstream")
+        if call.window is not None and u is not None:
+            fp, why = measured_footprint(call.window, u, call.served_model or call.model, tokens)
+            call.window = None
+        else:
+            fp, why = footprint_for(u, call.served_model or call.model, tokens) if u else (None, "no upstream")
         fpd = fp.as_dict() if fp else None
+        if self.otel:
+            from wattlens import otel
+
+            op = {"/embeddings": "embeddings", "/completions": "text_completion"}.get(call.endpoint, "chat")
+            attrs = otel.attributes(call.proto, op, call.model, call.served_model, tokens, fp)
+            otel.record_span(f"{op} {call.model}", call.started, attrs, None if call.outcome == "ok" else call.outcome)
         if self.ledger is not None:
             self.ledger.submit(call.record(tokens, fpd, why, fp.factors_version if fp else self.version))
         self.metrics.observe(call, u.name if u else "-", fp, time.perf_counter() - call.started)
@@ -230,6 +252,8 @@ class Gateway:
                     call.tags[tag] = v[:100]
             u = self.route(call.model, proto)
             call.upstream, call.served_model = u.name, call.model
+            if u.local:
+                call.window = self.meter().window(call.request_id).open()
             if data.get("stream"):
                 call.stream = True
                 return await self.stream(request, call, u, data)
@@ -237,7 +261,7 @@ class Gateway:
         except ApiError as e:
             call.status, call.outcome = e.status, "rejected" if e.status < 500 else "upstream_error"
             if call.model != "?":
-                self.finish(call, None, Tokens())
+                self.finish(call, u, Tokens())
             return error_response(proto, e)
         except ClientDisconnect:
             call.status, call.outcome = 499, "client_disconnected"
@@ -288,7 +312,7 @@ class Gateway:
 
     async def stream(self, request: Request, call: Call, u: Upstream, data: dict[str, Any]) -> Response:
         wants_usage = True
-        if call.proto == "openai":
+        if call.proto == "openai" and call.endpoint != "/responses":
             raw_opts = data.get("stream_options")
             opts: dict[str, Any] = raw_opts if isinstance(raw_opts, dict) else {}
             wants_usage = bool(opts.get("include_usage"))
@@ -325,6 +349,17 @@ class Gateway:
                     done = True
                     yield ev.encode()
                     continue
+                if ev.event == "response.completed" or '"type":"response.completed"' in ev.data:
+                    chunk = ev.json()
+                    resp = chunk.get("response") or {}
+                    usage = resp.get("usage")
+                    if isinstance(usage, dict):  # Responses API: the receipt goes on the completed event
+                        tokens = openai_tokens(usage)
+                        call.served_model = resp.get("model") or call.model
+                        fp, _ = self.finish(call, u, tokens)
+                        usage["footprint"] = fp
+                        yield Event(ev.event, json.dumps(chunk, separators=(",", ":"))).encode()
+                        continue
                 if '"usage"' in ev.data and '"usage":null' not in ev.data and '"usage": null' not in ev.data:
                     chunk = ev.json()
                     usage = chunk.get("usage")
@@ -339,6 +374,8 @@ class Gateway:
                             yield comment("wattlens " + json.dumps({"footprint": fp}, separators=(",", ":")))
                         continue
                 seen_chunks += 1
+                if call.window is not None:
+                    call.window.progress(seen_chunks)
                 yield ev.encode()
         except SSEError as e:
             call.outcome = "upstream_error"

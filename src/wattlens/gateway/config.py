@@ -58,6 +58,7 @@ class Upstream:
     batch_size: float | None = None
     model_params: dict[str, ModelParams] = field(default_factory=dict)
     timeout_s: float = 600.0
+    local: bool = False  # runs on this host: receipts come from the Meter's sensors
 
     def key(self) -> str | None:
         if self.api_key:

@@ -33,6 +33,15 @@ def footprint_for(upstream: Upstream, model: str, tokens: Tokens) -> tuple[Footp
         return None, f"{e} (describe it under [upstreams.model_params] in the gateway config)"
 
 
+def measured_footprint(window: Any, u: Upstream, model: str, tokens: Tokens) -> tuple[Footprint | None, str | None]:
+    """The receipt of a request to an upstream on this host: its fair share of what the sensors read."""
+    import dataclasses
+
+    m = window.close()
+    fp = m.footprint(zone=u.zone, region=u.region, facility=u.facility, pue=u.pue)
+    return dataclasses.replace(fp, model=model, tokens=tokens), None
+
+
 def headers(fp: Footprint | None, why: str | None) -> dict[str, str]:
     if fp is None:
         return {"x-wattlens-warning": (why or "no receipt")[:300]}

@@ -1,0 +1,57 @@
+"""OpenTelemetry spans for receipts: gen_ai.* semantic conventions plus wattlens.* attributes.
+
+Active only when an OpenTelemetry SDK tracer provider has been configured by the application;
+otherwise nothing is imported beyond the API check and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from wattlens.footprint import Footprint, Tokens
+
+
+def enabled() -> bool:
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return False
+    name = type(trace.get_tracer_provider()).__name__
+    return name not in ("ProxyTracerProvider", "NoOpTracerProvider")
+
+
+def attributes(
+    system: str, operation: str, model: str, served: str | None, tokens: Tokens, fp: Footprint | None
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "gen_ai.system": system,
+        "gen_ai.operation.name": operation,
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": served or model,
+        "gen_ai.usage.input_tokens": tokens.input,
+        "gen_ai.usage.output_tokens": tokens.output + tokens.reasoning,
+    }
+    if fp is not None:
+        for name, iv in (("energy_wh", fp.energy_wh), ("carbon_g", fp.carbon_location_g), ("water_ml", fp.water_ml)):
+            attrs[f"wattlens.{name}"] = iv.mid
+            attrs[f"wattlens.{name}.low"] = iv.low
+            attrs[f"wattlens.{name}.high"] = iv.high
+        attrs["wattlens.carbon_market_g"] = fp.carbon_market_g.mid
+        attrs["wattlens.method"] = fp.method
+        attrs["wattlens.grid.zone"] = fp.grid.zone
+        attrs["wattlens.factors_version"] = fp.factors_version
+    return attrs
+
+
+def record_span(name: str, started_s: float, attrs: dict[str, Any], error: str | None = None) -> None:
+    """One span for a finished request; started_s is a time.perf_counter() reading."""
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    tracer = trace.get_tracer("wattlens")
+    start_ns = time.time_ns() - int((time.perf_counter() - started_s) * 1e9)
+    span = tracer.start_span(name, start_time=start_ns, attributes=attrs)
+    if error:
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end()
