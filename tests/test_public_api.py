@@ -9,11 +9,14 @@ EXPECTED = {
     "Footprint",
     "Interval",
     "LLMRequest",
+    "Meter",
     "Place",
     "WattlensError",
     "__version__",
     "estimate",
     "estimate_footprint",
+    "instrument",
+    "uninstrument",
 }
 
 

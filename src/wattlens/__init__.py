@@ -20,17 +20,23 @@ _LAZY = {
     "Place": ("wattlens.receipt", "Place"),
     "estimate_footprint": ("wattlens.receipt", "estimate_footprint"),
     "estimate": ("wattlens.estimate", None),
+    "instrument": ("wattlens.instrument", "instrument"),
+    "uninstrument": ("wattlens.instrument", "uninstrument"),
+    "Meter": ("wattlens.meter", "Meter"),
 }
 
 __all__ = [
     "Footprint",
     "Interval",
     "LLMRequest",
+    "Meter",
     "Place",
     "WattlensError",
     "__version__",
     "estimate",
     "estimate_footprint",
+    "instrument",
+    "uninstrument",
 ]
 
 if TYPE_CHECKING:
@@ -39,6 +45,8 @@ if TYPE_CHECKING:
     from wattlens import estimate
     from wattlens.errors import WattlensError
     from wattlens.footprint import Footprint
+    from wattlens.instrument import instrument, uninstrument
+    from wattlens.meter import Meter
     from wattlens.receipt import LLMRequest, Place, estimate_footprint
     from wattlens.units import Interval
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,8 +54,9 @@ class LedgerWriter:
         self.errors: list[str] = []
         self._thread.start()
 
-    def submit(self, record: dict[str, Any]) -> None:
-        self._q.put(record)
+    def submit(self, record: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue a record, or a function that makes one (it then runs in the writer thread)."""
+        self._q.put(record)  # type: ignore[arg-type]
 
     def _run(self) -> None:
         stop = False
@@ -91,6 +92,7 @@ class LedgerWriter:
         if not batch:
             return
         try:
+            batch = [r() if callable(r) else r for r in batch]
             self.ledger.append(batch)
         except Exception as e:  # keep serving; the error is reported on /healthz and at close
             self.errors.append(f"{type(e).__name__}: {e}")
