@@ -43,32 +43,40 @@ class Settings:
     otel: bool = False
 
 
-def _get(obj: Any, name: str, default: Any = 0) -> Any:
-    v = getattr(obj, name, default)
-    return default if v is None else v
+def _fields(obj: Any) -> dict[str, Any]:
+    """A pydantic model's field values without attribute lookups (a missing attribute costs µs)."""
+    d = getattr(obj, "__dict__", None)
+    return d if isinstance(d, dict) else {}
+
+
+def _int(d: dict[str, Any], key: str) -> int:
+    v = d.get(key)
+    return v if isinstance(v, int) else 0
 
 
 def openai_tokens_of(usage: Any) -> Tokens:
-    """openai_tokens() on the SDK's usage object, by attribute (model_dump costs tens of µs)."""
+    """openai_tokens() on the SDK's usage object (model_dump would cost tens of µs)."""
     if usage is None:
         return Tokens()
-    if hasattr(usage, "input_tokens"):
-        inp, out = _get(usage, "input_tokens"), _get(usage, "output_tokens")
-        cached = _get(_get(usage, "input_tokens_details", None), "cached_tokens")
-        reasoning = _get(_get(usage, "output_tokens_details", None), "reasoning_tokens")
+    d = _fields(usage)
+    if "input_tokens" in d:  # Responses API
+        inp, out = _int(d, "input_tokens"), _int(d, "output_tokens")
+        cached = _int(_fields(d.get("input_tokens_details")), "cached_tokens")
+        reasoning = _int(_fields(d.get("output_tokens_details")), "reasoning_tokens")
     else:
-        inp, out = _get(usage, "prompt_tokens"), _get(usage, "completion_tokens")
-        cached = _get(_get(usage, "prompt_tokens_details", None), "cached_tokens")
-        reasoning = _get(_get(usage, "completion_tokens_details", None), "reasoning_tokens")
+        inp, out = _int(d, "prompt_tokens"), _int(d, "completion_tokens")
+        cached = _int(_fields(d.get("prompt_tokens_details")), "cached_tokens")
+        reasoning = _int(_fields(d.get("completion_tokens_details")), "reasoning_tokens")
     return Tokens(inp, min(cached, inp), max(out - reasoning, 0), reasoning)
 
 
 def anthropic_tokens_of(usage: Any, output: int | None = None) -> Tokens:
     if usage is None:
         return Tokens()
-    read = _get(usage, "cache_read_input_tokens")
-    inp = _get(usage, "input_tokens") + _get(usage, "cache_creation_input_tokens") + read
-    return Tokens(inp, read, _get(usage, "output_tokens") if output is None else output)
+    d = _fields(usage)
+    read = _int(d, "cache_read_input_tokens")
+    inp = _int(d, "input_tokens") + _int(d, "cache_creation_input_tokens") + read
+    return Tokens(inp, read, _int(d, "output_tokens") if output is None else output)
 
 
 class Receipt:
@@ -201,22 +209,26 @@ class _StreamState:
         self.done: Receipt | None = None
 
     def see(self, ev: Any) -> bool:
-        """Look at one chunk; True if it is an injected usage chunk the caller must not see."""
+        """Look at one chunk; True if it is an injected usage chunk the caller must not see.
+
+        Runs once per chunk, so it reads the model's field dict instead of attributes.
+        """
+        d = _fields(ev)
         if self.proto == "anthropic":
-            t = getattr(ev, "type", None)
+            t = d.get("type")
             if t == "message_start":
-                self.start_usage = ev.message.usage
+                self.start_usage = _fields(d.get("message")).get("usage")
             elif t == "message_delta":
-                self.tokens = anthropic_tokens_of(self.start_usage, _get(ev.usage, "output_tokens"))
+                self.tokens = anthropic_tokens_of(self.start_usage, _int(_fields(d.get("usage")), "output_tokens"))
             else:
                 self.chunks += 1
             return False
-        usage = getattr(ev, "usage", None)
+        usage = d.get("usage")
         if usage is not None:
             self.tokens = openai_tokens_of(usage)
-            return not getattr(ev, "choices", True)
-        if getattr(ev, "type", None) == "response.completed":
-            self.tokens = openai_tokens_of(ev.response.usage)
+            return not d.get("choices", True)
+        if d.get("type") == "response.completed":
+            self.tokens = openai_tokens_of(_fields(d.get("response")).get("usage"))
             return False
         self.chunks += 1
         return False
