@@ -396,13 +396,27 @@ def serve(
     zone: Annotated[str | None, typer.Option(help="Grid zone of the --upstream.")] = None,
     region: Annotated[str | None, typer.Option(help="Cloud region of the --upstream.")] = None,
     hardware: Annotated[str | None, typer.Option(help="Accelerator of the --upstream, e.g. H100.")] = None,
+    local_model: Annotated[
+        str | None,
+        typer.Option(help="Without --config/--upstream: a local causal LM (path or Hugging Face id) for chat."),
+    ] = None,
+    self_test: Annotated[
+        bool,
+        typer.Option("--self-test", help="Start, send one embeddings request through the gateway, print its receipt, stop."),
+    ] = False,
 ) -> None:
-    """Run the metering gateway: OpenAI- and Anthropic-compatible, a receipt on every response."""
+    """Run the metering gateway: OpenAI- and Anthropic-compatible, a receipt on every response.
+
+    With no --config and no --upstream it serves a built-in local model (the 'local' extra):
+    embeddings by all-MiniLM-L6-v2, chat by --local-model, measured on this machine.
+    """
     import dataclasses
 
+    from wattlens.gateway import embedded_config
     from wattlens.gateway import serve as run_gateway
     from wattlens.gateway.config import GatewayConfig, Upstream, load_gateway_config
 
+    local = None
     if config:
         cfg = load_gateway_config(config)
     elif upstream:
@@ -420,13 +434,29 @@ def serve(
             )
         )
     else:
-        raise typer.BadParameter("give --config FILE or --upstream URL")
+        from wattlens.local import LocalModels, embedding_model_path
+
+        embedding_model_path()  # a clear message now if the 'local' extra is missing
+        cfg = embedded_config(port or 8787, zone=zone, host=host or "127.0.0.1")
+        local = LocalModels(local_model)
     cfg = dataclasses.replace(cfg, host=host or cfg.host, port=port or cfg.port, ledger=ledger or cfg.ledger)
-    err.print(
-        f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: "
-        + ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
-    )
-    run_gateway(cfg)
+    if self_test:
+        from wattlens.footprint import Footprint
+        from wattlens.gateway.selftest import self_test as run_self_test
+        from wattlens.present import receipt_table
+
+        fp = run_self_test(cfg, local)
+        out.print(receipt_table(Footprint.from_dict(fp)))
+        out.print("[green]self-test passed[/]: the gateway served a request and attached its receipt")
+        return
+    where = ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
+    err.print(f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: {where}")
+    if local is not None:
+        err.print(
+            "built-in models: sentence-transformers/all-MiniLM-L6-v2 (embeddings)"
+            + (f", {local_model} (chat)" if local_model else "; chat needs --local-model")
+        )
+    run_gateway(cfg, local=local)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 
 from wattlens.errors import ConfigError
 from wattlens.gateway.config import GatewayConfig, Upstream, load_gateway_config
@@ -29,18 +30,26 @@ def check_exposure(config: GatewayConfig) -> None:
         )
 
 
-def serve(config: GatewayConfig, log_level: str = "warning") -> None:
+def embedded_config(port: int, zone: str | None = None, host: str = "127.0.0.1") -> GatewayConfig:
+    """No configuration: every model goes to the built-in local upstream on this same server."""
+    up = Upstream("local", "openai", f"http://127.0.0.1:{port}/local/v1", models=("*",), zone=zone, local=True)
+    return GatewayConfig(upstreams=(up,), host=host, port=port)
+
+
+def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None) -> None:
     import uvicorn
 
     from wattlens.gateway.app import create_app
     from wattlens.ledger import LedgerWriter, open_ledger
 
     check_exposure(config)
+    if local is not None:
+        local.embedder()  # load now, so no request is charged for loading the model
     ledger = LedgerWriter(open_ledger(config.ledger)) if config.ledger != "none" else None
-    app = create_app(config, ledger)
+    app = create_app(config, ledger, local)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then runs
     # the app's shutdown, which flushes the ledger.
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
 
 
-__all__ = ["GatewayConfig", "Upstream", "check_exposure", "is_loopback", "load_gateway_config", "serve"]
+__all__ = ["GatewayConfig", "Upstream", "check_exposure", "embedded_config", "is_loopback", "load_gateway_config", "serve"]

@@ -20,7 +20,7 @@ import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from wattlens.footprint import Tokens
 from wattlens.gateway.config import ApiKey, GatewayConfig, Upstream
@@ -491,7 +491,8 @@ class Gateway:
         return JSONResponse({"object": "list", "data": data})
 
 
-def create_app(config: GatewayConfig, ledger: LedgerWriter | None = None) -> Starlette:
+def create_app(config: GatewayConfig, ledger: LedgerWriter | None = None, local: Any = None) -> Starlette:
+    """The gateway app; `local` (a wattlens.local.LocalModels) mounts the built-in upstream at /local."""
     gw = Gateway(config, ledger)
 
     def endpoint(proto: Protocol_, path: str) -> Callable[[Request], Awaitable[Response]]:
@@ -518,7 +519,7 @@ def create_app(config: GatewayConfig, ledger: LedgerWriter | None = None) -> Sta
         if gw.ledger is not None:
             gw.ledger.close()  # flush every queued record before the process ends
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/chat/completions", endpoint("openai", "/chat/completions"), methods=["POST"]),
         Route("/v1/completions", endpoint("openai", "/completions"), methods=["POST"]),
         Route("/v1/embeddings", endpoint("openai", "/embeddings"), methods=["POST"]),
@@ -528,6 +529,12 @@ def create_app(config: GatewayConfig, ledger: LedgerWriter | None = None) -> Sta
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if local is not None:
+        from starlette.routing import Mount
+
+        from wattlens.local import create_local_app
+
+        routes.append(Mount("/local", app=create_local_app(local)))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gw
     return app
