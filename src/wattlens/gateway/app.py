@@ -155,6 +155,16 @@ class Gateway:
         for c in self.clients.values():
             await c.close()
 
+    def require_admin(self, request: Request) -> None:
+        """The dashboard and exports: open on loopback, an admin key beyond it."""
+        from wattlens.gateway import is_loopback
+
+        if is_loopback(self.config.host) and not self._keys:
+            return
+        key = self.authenticate(request)
+        if key is None or not key.admin:
+            raise ApiError(403, "the dashboard needs an admin key (admin = true in the keys file)", "permission_error")
+
     def authenticate(self, request: Request) -> ApiKey | None:
         if not self._keys:
             return None
@@ -469,6 +479,12 @@ class Gateway:
             self.authenticate(request)
         except ApiError as e:
             return error_response("openai", e)
+        names = await self.model_names(request)
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": up} for n, up in sorted(names.items())]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def model_names(self, request: Request) -> dict[str, str]:
+        """Model name -> upstream name: configured literal names plus what OpenAI-kind upstreams list."""
         names: dict[str, str] = {}
         for u in self.config.upstreams:
             for p in u.models:
@@ -487,8 +503,7 @@ class Gateway:
                             names.setdefault(m["id"], u.name)
                 except (aiohttp.ClientError, TimeoutError, ValueError):
                     pass  # an unreachable upstream still lists its configured names
-        data = [{"id": n, "object": "model", "created": 0, "owned_by": up} for n, up in sorted(names.items())]
-        return JSONResponse({"object": "list", "data": data})
+        return names
 
 
 def create_app(config: GatewayConfig, ledger: LedgerWriter | None = None, local: Any = None) -> Starlette:
@@ -535,6 +550,9 @@ def create_app(config: GatewayConfig, ledger: LedgerWriter | None = None, local:
         from wattlens.local import create_local_app
 
         routes.append(Mount("/local", app=create_local_app(local)))
+    from wattlens.gateway.web import web_routes
+
+    routes.extend(web_routes(gw))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gw
     return app

@@ -75,6 +75,7 @@ class ApiKey:
     sha256: str
     team: str | None = None
     user: str | None = None
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def load_keys(path: Path) -> tuple[ApiKey, ...]:
         h = str(k.get("sha256", ""))
         if len(h) != 64:
             raise ConfigError(f"{path}: each [[keys]] needs sha256 = the hex SHA-256 of the key (wattlens keys new)")
-        out.append(ApiKey(str(k.get("id", h[:8])), h, k.get("team"), k.get("user")))
+        out.append(ApiKey(str(k.get("id", h[:8])), h, k.get("team"), k.get("user"), bool(k.get("admin", False))))
     return tuple(out)
 
 

@@ -52,6 +52,7 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="wattlens-ledger", daemon=True)
         self._closed = False
         self.errors: list[str] = []
+        self._busy = False
         self._thread.start()
 
     def submit(self, record: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
@@ -77,7 +78,11 @@ class LedgerWriter:
             except queue.Empty:
                 pass
             if batch:
+                self._busy = True
                 self._write(batch)
+                self._busy = False
+            for _ in range(len(batch) + (1 if stop else 0)):
+                self._q.task_done()
         rest = []
         while True:  # whatever raced in after the sentinel
             try:
@@ -98,6 +103,14 @@ class LedgerWriter:
             self.errors.append(f"{type(e).__name__}: {e}")
             for r in batch:  # retried at the next flush rather than lost
                 self._q.put(r)
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until everything queued so far is written (for readers that must see it)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while (self._q.unfinished_tasks or self._busy) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def close(self) -> None:
         if self._closed:

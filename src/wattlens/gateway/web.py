@@ -1,0 +1,118 @@
+"""The pages the gateway serves: the playground at /, the dashboard at /dashboard, and their API."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from wattlens.errors import WattlensError
+from wattlens.footprint import Tokens
+from wattlens.gateway.receipts import footprint_for
+
+if TYPE_CHECKING:
+    from wattlens.gateway.app import Gateway
+
+TYPICAL = Tokens(input=500, output=300)  # a typical chat turn for the model picker
+TYPICAL_EMBED = Tokens(input=500)
+EMBEDDING_HINTS = ("embed", "minilm", "bge-", "e5-", "gte-")
+
+
+def web_dir() -> Path:
+    return Path(str(resources.files("wattlens").joinpath("web")))
+
+
+def kind_of(model: str) -> str:
+    return "embeddings" if any(h in model.lower() for h in EMBEDDING_HINTS) else "chat"
+
+
+def web_routes(gw: Gateway) -> list[BaseRoute]:
+    from wattlens.gateway.app import ApiError, error_response
+
+    def guarded(fn: Any) -> Any:
+        async def handler(request: Request) -> Response:
+            try:
+                gw.require_admin(request)
+                return await fn(request)  # type: ignore[no-any-return]
+            except ApiError as e:
+                return error_response("openai", e)
+            except WattlensError as e:
+                return JSONResponse({"error": {"message": str(e), "type": "invalid_request_error"}}, status_code=400)
+
+        return handler
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse((web_dir() / "index.html").read_text(encoding="utf-8"))
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse((web_dir() / "dashboard.html").read_text(encoding="utf-8"))
+
+    async def models(request: Request) -> Response:
+        names = await gw.model_names(request)
+        ups = {u.name: u for u in gw.config.upstreams}
+        data = []
+        for name, up in sorted(names.items()):
+            kind = kind_of(name)
+            fp, _ = footprint_for(ups[up], name, TYPICAL_EMBED if kind == "embeddings" else TYPICAL)
+            data.append(
+                {"id": name, "kind": kind, "upstream": up, "typical_energy_wh": fp.energy_wh.as_dict() if fp else None}
+            )
+        return JSONResponse({"data": data, "typical": {"input_tokens": TYPICAL.input, "output_tokens": TYPICAL.output}})
+
+    async def equivalents(request: Request) -> Response:
+        from wattlens.equivalents import as_json
+
+        return JSONResponse(as_json())
+
+    def reader() -> Any:
+        from wattlens.ledger import open_ledger
+
+        if gw.config.ledger == "none":
+            raise WattlensError("this gateway runs without a ledger (--ledger none)")
+        if gw.ledger is not None:
+            gw.ledger.flush()  # show what has just been served
+        return open_ledger(gw.config.ledger)
+
+    async def summary(request: Request) -> Response:
+        from wattlens.ledger.summary import summarise
+
+        led = reader()
+        try:
+            by = request.query_params.get("by") or None
+            return JSONResponse(
+                summarise(led.records(request.query_params.get("since"), request.query_params.get("until")), by)
+            )
+        finally:
+            led.close()
+
+    async def export(request: Request) -> Response:
+        from wattlens.ledger.export import export as write_export
+
+        fmt = request.query_params.get("format", "csv")
+        led = reader()
+        tmp = Path(tempfile.mkdtemp()) / f"wattlens-ledger.{fmt}"
+        try:
+            write_export(led.records(request.query_params.get("since"), request.query_params.get("until")), fmt, str(tmp))
+        finally:
+            led.close()
+        media = {"csv": "text/csv", "jsonl": "application/x-ndjson"}.get(fmt, "application/octet-stream")
+        return FileResponse(
+            tmp, media_type=media, filename=tmp.name, background=BackgroundTask(lambda: tmp.unlink(missing_ok=True))
+        )
+
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/dashboard", guarded(dashboard), methods=["GET"]),
+        Route("/wattlens/api/models", models, methods=["GET"]),
+        Route("/wattlens/api/equivalents", equivalents, methods=["GET"]),
+        Route("/wattlens/api/summary", guarded(summary), methods=["GET"]),
+        Route("/wattlens/api/export", guarded(export), methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=str(web_dir())), name="static"),
+    ]

@@ -1,0 +1,90 @@
+"""Totals of ledger records by a key: the numbers behind the dashboard and the reports.
+
+Each quantity is summed bound by bound (low with low, high with high), which keeps every
+total an interval that contains the sum of the mid points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+QUANTITIES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "energy_wh": (("energy_wh",),),
+    "facility_wh": (("facility_wh",),),
+    "carbon_location_g": (("carbon_g", "location"),),
+    "carbon_market_g": (("carbon_g", "market"),),
+    "carbon_embodied_g": (("carbon_g", "embodied"),),
+    "water_ml": (("water_ml", "onsite"), ("water_ml", "offsite")),
+}
+KEYS = ("model", "upstream", "team", "user", "day", "month", "zone", "method", "endpoint")
+
+
+def _dig(d: Any, path: tuple[str, ...]) -> Any:
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def key_of(rec: dict[str, Any], by: str) -> str:
+    fp = rec.get("footprint") or {}
+    if by == "model":
+        return str(rec.get("model_served") or rec.get("model_requested") or "-")
+    if by == "day":
+        return str(rec.get("ts", ""))[:10]
+    if by == "month":
+        return str(rec.get("ts", ""))[:7]
+    if by == "zone":
+        return str(_dig(fp, ("grid", "zone")) or "-")
+    if by == "method":
+        return str(fp.get("method") or "none")
+    return str(rec.get(by) or "-")
+
+
+def empty() -> dict[str, Any]:
+    return {
+        "requests": 0,
+        "with_receipt": 0,
+        "tokens": {"input": 0, "cached_input": 0, "output": 0, "reasoning": 0},
+        "methods": {"measured": 0, "estimated": 0, "mixed": 0},
+        **{q: {"low": 0.0, "mid": 0.0, "high": 0.0} for q in QUANTITIES},
+    }
+
+
+def add(acc: dict[str, Any], rec: dict[str, Any]) -> None:
+    acc["requests"] += 1
+    for k, v in (rec.get("tokens") or {}).items():
+        if k in acc["tokens"] and isinstance(v, int):
+            acc["tokens"][k] += v
+    fp = rec.get("footprint")
+    if not fp:
+        return
+    acc["with_receipt"] += 1
+    m = fp.get("method")
+    if m in acc["methods"]:
+        acc["methods"][m] += 1
+    for q, paths in QUANTITIES.items():
+        for path in paths:
+            iv = _dig(fp, path)
+            if isinstance(iv, dict):
+                for b in ("low", "mid", "high"):
+                    acc[q][b] += float(iv.get(b, 0.0))
+
+
+def summarise(records: Iterable[dict[str, Any]], by: str | None = None) -> dict[str, Any]:
+    """{"total": totals, "groups": {key: totals}} for the records, grouped by `by` (see KEYS)."""
+    if by is not None and by not in KEYS:
+        from wattlens.errors import InputError
+
+        raise InputError(f"cannot group by {by!r}; choose one of {', '.join(KEYS)}")
+    total, groups = empty(), dict[str, dict[str, Any]]()
+    versions: set[str] = set()
+    for r in records:
+        add(total, r)
+        if r.get("factors_version"):
+            versions.add(str(r["factors_version"]))
+        if by:
+            add(groups.setdefault(key_of(r, by), empty()), r)
+    return {"total": total, "groups": dict(sorted(groups.items())), "by": by, "factors_versions": sorted(versions)}
