@@ -268,3 +268,17 @@ def test_opentelemetry_spans(upstream_server: up.ServerThread) -> None:
     a = spans[0].attributes
     assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.usage.input_tokens"] == 11
     assert a["wattlens.grid.zone"] == "FR" and a["wattlens.energy_wh.low"] <= a["wattlens.energy_wh"]
+
+
+def test_dashboard_needs_an_admin_key_beyond_loopback(upstream_server: up.ServerThread, tmp_path: Path) -> None:
+    admin, user = "wl-admin-key", "wl-user-key"
+    keys = (ApiKey("a", hashlib.sha256(admin.encode()).hexdigest(), admin=True),
+            ApiKey("u", hashlib.sha256(user.encode()).hexdigest(), team="t"))
+    cfg = GatewayConfig(upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", zone="FR"),),
+                        host="0.0.0.0", keys=keys, ledger=str(tmp_path / "l.db"))
+    with up.ServerThread(create_app(cfg, LedgerWriter(open_ledger(cfg.ledger)))) as gw:
+        assert httpx.get(gw.url + "/dashboard").status_code == 401
+        assert httpx.get(gw.url + "/dashboard", headers={"authorization": f"Bearer {user}"}).status_code == 403
+        ok = httpx.get(gw.url + "/wattlens/api/summary", headers={"authorization": f"Bearer {admin}"})
+        assert ok.status_code == 200 and ok.json()["total"]["requests"] == 0
+        assert httpx.get(gw.url + "/").status_code == 200  # the playground page itself is public
