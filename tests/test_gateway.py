@@ -272,10 +272,16 @@ def test_opentelemetry_spans(upstream_server: up.ServerThread) -> None:
 
 def test_dashboard_needs_an_admin_key_beyond_loopback(upstream_server: up.ServerThread, tmp_path: Path) -> None:
     admin, user = "wl-admin-key", "wl-user-key"
-    keys = (ApiKey("a", hashlib.sha256(admin.encode()).hexdigest(), admin=True),
-            ApiKey("u", hashlib.sha256(user.encode()).hexdigest(), team="t"))
-    cfg = GatewayConfig(upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", zone="FR"),),
-                        host="0.0.0.0", keys=keys, ledger=str(tmp_path / "l.db"))
+    keys = (
+        ApiKey("a", hashlib.sha256(admin.encode()).hexdigest(), admin=True),
+        ApiKey("u", hashlib.sha256(user.encode()).hexdigest(), team="t"),
+    )
+    cfg = GatewayConfig(
+        upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", zone="FR"),),
+        host="0.0.0.0",
+        keys=keys,
+        ledger=str(tmp_path / "l.db"),
+    )
     with up.ServerThread(create_app(cfg, LedgerWriter(open_ledger(cfg.ledger)))) as gw:
         assert httpx.get(gw.url + "/dashboard").status_code == 401
         assert httpx.get(gw.url + "/dashboard", headers={"authorization": f"Bearer {user}"}).status_code == 403

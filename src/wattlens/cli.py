@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -478,6 +479,176 @@ def verify(
         err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")
     err.print(f"[bold red]ledger does not verify[/]: {len(problems)} problem(s) in {len(rows)} records")
     raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model to serve the replay (repeatable).")] = None,
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="Grid zone (repeatable).")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Demo ledger file (default: demo-ledger.db in the data dir).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay only the first N requests.")] = None,
+    report: Annotated[str | None, typer.Option(help="Also write a report here (.md, .html or .pdf).")] = None,
+) -> None:
+    """Replay one hour of production LLM traffic (Azure trace, CC BY 4.0) into a demo ledger, offline."""
+    from rich.progress import Progress
+
+    from wattlens.demo import CITATION, write_demo
+    from wattlens.ledger import default_path
+
+    models = model or ["gpt-4o-mini", "claude-haiku-4-5", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
+    zones = zone or ["FR", "US-VA", "PL"]
+    path = ledger or str(default_path().with_name("demo-ledger.db"))
+    if Path(path).exists():
+        raise typer.BadParameter(f"{path} exists: give a new --ledger path (the demo never appends to a ledger)")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("replaying the trace", total=limit or 28185)
+        n = write_demo(path, models, zones, limit=limit, progress=lambda k: bar.update(task, completed=k))
+    err.print(f"wrote {n:,} receipts to {path} ({CITATION})")
+    err.print(
+        f"next: wattlens report --ledger {path} --format html -o report.html; "
+        f"wattlens serve --upstream ... --ledger {path} shows them on /dashboard"
+    )
+    if report:
+        fmt = Path(report).suffix.lstrip(".") or "md"
+        _report(path, None, None, None, "model,team,zone,day", fmt, report)
+
+
+def _report(
+    ledger: str | None, period: str | None, since: str | None, until: str | None, by: str, fmt: str, output: str | None
+) -> None:
+    from wattlens.ledger import open_ledger
+    from wattlens.report import build, period_bounds
+    from wattlens.report.render import write
+
+    lo, hi, label = period_bounds(period, since, until)
+    keys = [b.strip() for b in by.split(",") if b.strip()]
+    led = open_ledger(ledger)
+    try:
+        r = build(led.records(lo, hi), keys, label)
+    finally:
+        led.close()
+    text = write(r, fmt, output)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        err.print(f"wrote the {fmt} report to {output}")
+
+
+@app.command()
+def report(
+    period: Annotated[str | None, typer.Option(help="YYYY or YYYY-MM.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
+    by: Annotated[
+        str, typer.Option(help="Breakdowns: model, team, zone, day, month, upstream, user, method.")
+    ] = "model,team,zone,day",
+    format: Annotated[str, typer.Option("--format", help="md, html, pdf, csv or json.")] = "md",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
+) -> None:
+    """Footprint report from the ledger: totals with intervals, intensities, breakdowns, sources, methodology."""
+    _report(ledger, period, since, until, by, format, output)
+
+
+@app.command()
+def plan(
+    users: Annotated[float, typer.Option(help="Users in year 1.")] = 10_000,
+    queries_per_day: Annotated[float, typer.Option(help="Queries per user per day.")] = 10,
+    input_tokens: Annotated[int, typer.Option(help="Input tokens per query.")] = 500,
+    output_tokens: Annotated[int, typer.Option(help="Output tokens per query.")] = 300,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="MODEL=SHARE, repeatable (shares sum to 1).")
+    ] = None,
+    growth: Annotated[float, typer.Option(help="User growth per year, e.g. 0.5 for +50 %.")] = 0.0,
+    years: Annotated[int, typer.Option(min=1, max=10, help="Years to project (1-10).")] = 5,
+    zone: Annotated[str | None, typer.Option(help="Grid zone.")] = None,
+    region: Annotated[str | None, typer.Option(help="Cloud region.")] = None,
+    decarbonisation: Annotated[float, typer.Option(help="Yearly fall of the grid's intensity, e.g. 0.04.")] = 0.0,
+    renewable_share: Annotated[float | None, typer.Option(help="Contracted renewable share (market-based).")] = None,
+    router_saving: Annotated[float, typer.Option(help="Share of energy saved by routing to small models.")] = 0.0,
+    scenarios: Annotated[str | None, typer.Option(help="TOML file of [[scenarios]] overriding these options.")] = None,
+    csv_out: Annotated[str | None, typer.Option("--csv", help="Write every figure to this CSV file.")] = None,
+    figure_out: Annotated[str | None, typer.Option("--figure", help="Write a PNG figure of the projection.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Project usage forward: MWh per year, average and peak MW, water, carbon; scenarios side by side."""
+    import csv as csvmod
+
+    from wattlens.plan import Scenario, as_rows, load_scenarios, project
+    from wattlens.plan import figure as plan_figure
+
+    mix: dict[str, float] = {}
+    for m in model or ["gpt-4o-mini=1"]:
+        name, _, share = m.rpartition("=")
+        if not name:
+            name, share = m, "1"
+        try:
+            mix[name] = float(share)
+        except ValueError as e:
+            raise typer.BadParameter(f"--model takes MODEL=SHARE, got {m!r}") from e
+    base = Scenario(
+        "base",
+        users,
+        queries_per_day,
+        input_tokens,
+        output_tokens,
+        mix,
+        growth,
+        years,
+        zone,
+        region,
+        decarbonisation,
+        renewable_share,
+        router_saving,
+    )
+    todo = load_scenarios(scenarios, base) if scenarios else [base]
+    results = [(s, project(s)) for s in todo]
+    rows = [r for s, ys in results for r in as_rows(s, ys)]
+    if csv_out:
+        with open(csv_out, "w", newline="") as fh:
+            w = csvmod.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        err.print(f"wrote {len(rows)} rows to {csv_out}")
+    if figure_out:
+        plan_figure(results, figure_out)
+        err.print(f"wrote the figure to {figure_out}")
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title="wattlens plan (mid; low–high)", title_justify="left")
+    for col in (
+        "scenario",
+        "year",
+        "users",
+        "queries",
+        "MWh/year",
+        "avg MW",
+        "peak MW",
+        "water m³",
+        "t CO2e (loc.)",
+        "t CO2e (market)",
+    ):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
+    for s, ys in results:
+        for y in ys:
+
+            def cell(iv: Any) -> str:
+                return f"{fmt(iv.mid)} ({fmt(iv.low)}–{fmt(iv.high)})"
+
+            t.add_row(
+                s.name,
+                str(y.year),
+                f"{y.users:,.0f}",
+                f"{y.queries:,.0f}",
+                cell(y.energy_mwh),
+                cell(y.average_mw),
+                cell(y.peak_mw),
+                cell(y.water_m3),
+                cell(y.carbon_t),
+                cell(y.carbon_market_t),
+            )
+    out.print(t)
 
 
 ledger_app = typer.Typer(help="Read the ledger of receipts.", no_args_is_help=True)

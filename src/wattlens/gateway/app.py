@@ -89,6 +89,7 @@ class Call:
     stream: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     window: Any = None  # a Meter window while a local upstream works on this request
+    hosting: str = "purchased"  # "own": hardware you run (Scope 2); "purchased": an AI service (Scope 3)
 
     def record(self, tokens: Tokens, fp: dict[str, Any] | None, why: str | None, version: str) -> dict[str, Any]:
         return {
@@ -263,6 +264,7 @@ class Gateway:
             u = self.route(call.model, proto)
             call.upstream, call.served_model = u.name, call.model
             if u.local:
+                call.hosting = "own"
                 call.window = self.meter().window(call.request_id).open()
             if data.get("stream"):
                 call.stream = True

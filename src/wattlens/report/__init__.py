@@ -1,0 +1,120 @@
+"""Organisation footprint reports from the ledger (`wattlens report`).
+
+build() turns ledger records into a Report (plain data); render.py writes it as Markdown, HTML,
+PDF, CSV or JSON. Every total is an interval summed bound by bound over the records.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wattlens.errors import InputError
+from wattlens.ledger.summary import QUANTITIES, add, empty, key_of
+
+SOURCES = ("coal", "gas", "oil", "nuclear", "hydro", "wind", "solar", "bioenergy", "other")
+DEFAULT_BY = ("model", "team", "zone", "day")
+
+
+def period_bounds(period: str | None, since: str | None, until: str | None) -> tuple[str | None, str | None, str]:
+    """(since, until, label) from --period YYYY or YYYY-MM, or explicit ISO bounds."""
+    if period:
+        try:
+            if len(period) == 4:
+                y = int(period)
+                return f"{y}-01-01", f"{y + 1}-01-01", period
+            y, m = (int(x) for x in period.split("-"))
+            last = calendar.monthrange(y, m)[1]
+            end = dt.date(y, m, last) + dt.timedelta(days=1)
+            return f"{y}-{m:02d}-01", end.isoformat(), period
+        except ValueError as e:
+            raise InputError(f"--period takes YYYY or YYYY-MM, got {period!r}") from e
+    label = f"{since or 'start'} to {until or 'now'}" if since or until else "all records"
+    return since, until, label
+
+
+def hosting_of(rec: dict[str, Any]) -> str:
+    h = rec.get("hosting")
+    if h in ("own", "purchased"):
+        return str(h)
+    m = (rec.get("footprint") or {}).get("method")
+    return "own" if m in ("measured", "mixed") else "purchased"
+
+
+@dataclass
+class Report:
+    period: str
+    generated: str
+    total: dict[str, Any]
+    groups: dict[str, dict[str, dict[str, Any]]]
+    hosting: dict[str, dict[str, Any]]
+    users: int
+    mix: dict[str, float]
+    zones: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    factors_versions: list[str] = field(default_factory=list)
+
+    def intensity(self, quantity: str = "energy_wh") -> dict[str, dict[str, float] | None]:
+        t = self.total
+        q = t[quantity]
+        tokens = sum(t["tokens"].values())
+        n = t["with_receipt"]
+
+        def per(d: float) -> dict[str, float] | None:
+            return {b: q[b] / d for b in ("low", "mid", "high")} if d > 0 else None
+
+        return {
+            "per_1000_queries": per(n / 1000.0),
+            "per_user": per(float(self.users)),
+            "per_million_tokens": per(tokens / 1e6),
+        }
+
+
+def build(records: Iterable[dict[str, Any]], by: Sequence[str] = DEFAULT_BY, period: str = "all records") -> Report:
+    total = empty()
+    groups: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in by}
+    hosting: dict[str, dict[str, Any]] = {"own": empty(), "purchased": empty()}
+    users: set[str] = set()
+    mix_wh = dict.fromkeys(SOURCES, 0.0)
+    zones: set[str] = set()
+    models: set[str] = set()
+    versions: set[str] = set()
+    for r in records:
+        add(total, r)
+        add(hosting[hosting_of(r)], r)
+        for b in by:
+            add(groups[b].setdefault(key_of(r, b), empty()), r)
+        if r.get("user"):
+            users.add(str(r["user"]))
+        fp = r.get("footprint")
+        if r.get("factors_version"):
+            versions.add(str(r["factors_version"]))
+        if not fp:
+            continue
+        wh = float(fp["energy_wh"]["mid"])
+        grid = fp.get("grid") or {}
+        for s, share in (grid.get("mix") or {}).items():
+            if s in mix_wh:
+                mix_wh[s] += wh * float(share)
+        zones.add(str(grid.get("zone")))
+        models.add(str(fp.get("model") or r.get("model_served")))
+    total_mix = sum(mix_wh.values())
+    mix = {s: (v / total_mix if total_mix > 0 else 0.0) for s, v in mix_wh.items()}
+    return Report(
+        period=period,
+        generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        total=total,
+        groups={b: dict(sorted(g.items())) for b, g in groups.items()},
+        hosting=hosting,
+        users=len(users),
+        mix=mix,
+        zones=sorted(zones),
+        models=sorted(models),
+        factors_versions=sorted(versions),
+    )
+
+
+__all__ = ["DEFAULT_BY", "QUANTITIES", "Report", "build", "hosting_of", "period_bounds"]

@@ -1,0 +1,387 @@
+"""Render a Report as Markdown, HTML, PDF, CSV or JSON (figures with matplotlib, when installed)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from wattlens.errors import InputError
+from wattlens.report import SOURCES, Report
+
+FORMATS = ("md", "html", "pdf", "csv", "json")
+ROWS = [
+    ("energy (IT)", "energy_wh", "Wh"),
+    ("energy (facility, with PUE)", "facility_wh", "Wh"),
+    ("carbon, location-based", "carbon_location_g", "gCO2e"),
+    ("carbon, market-based", "carbon_market_g", "gCO2e"),
+    ("carbon, embodied (hardware manufacturing)", "carbon_embodied_g", "gCO2e"),
+    ("water (on-site + off-site)", "water_ml", "mL"),
+]
+
+
+def f(x: float) -> str:
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6 or abs(x) < 1e-4:
+        return f"{x:.3g}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def iv(d: dict[str, float] | None) -> str:
+    return "–" if d is None else f"{f(d['mid'])} ({f(d['low'])}–{f(d['high'])})"
+
+
+def methods_line(t: dict[str, Any]) -> str:
+    m = t["methods"]
+    n = sum(m.values())
+    if not n:
+        return "no receipts"
+    return ", ".join(f"{k} {v} ({v / n:.0%})" for k, v in m.items())
+
+
+def markdown(r: Report, figures: dict[str, str] | None = None) -> str:
+    t = r.total
+    out = [
+        f"# AI footprint report: {r.period}",
+        "",
+        f"Generated {r.generated} by wattlens · factor data {', '.join(r.factors_versions) or '–'} · "
+        f"{t['requests']:,} requests, {t['with_receipt']:,} with a receipt · {r.users} users",
+        "",
+        "Every figure is the middle of an interval `mid (low–high)`, summed bound by bound over the ledger "
+        "records; the method of each receipt is counted below.",
+        "",
+        "## Totals",
+        "",
+        "| quantity | low | mid | high | unit |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, key, unit in ROWS:
+        q = t[key]
+        out.append(f"| {name} | {f(q['low'])} | {f(q['mid'])} | {f(q['high'])} | {unit} |")
+    out += ["", "## Intensity", "", "| | energy Wh | carbon gCO2e (location) | water mL |", "|---|---|---|---|"]
+    ie, ic, iw = r.intensity("energy_wh"), r.intensity("carbon_location_g"), r.intensity("water_ml")
+    for label, k in (
+        ("per 1,000 queries", "per_1000_queries"),
+        ("per user", "per_user"),
+        ("per million tokens", "per_million_tokens"),
+    ):
+        out.append(f"| {label} | {iv(ie[k])} | {iv(ic[k])} | {iv(iw[k])} |")
+    out += [
+        "",
+        "## How the figures were obtained",
+        "",
+        f"Receipts by method: {methods_line(t)}.",
+        "",
+        "## Accounting view (GHG Protocol)",
+        "",
+        "| line | category | energy Wh | carbon location gCO2e | carbon market gCO2e |",
+        "|---|---|---|---|---|",
+    ]
+    own, bought = r.hosting["own"], r.hosting["purchased"]
+    out.append(
+        f"| electricity of hardware you run yourself | Scope 2 | {iv(own['facility_wh'])} | "
+        f"{iv(own['carbon_location_g'])} | {iv(own['carbon_market_g'])} |"
+    )
+    out.append(
+        f"| purchased AI services (their electricity) | Scope 3, category 1 | {iv(bought['facility_wh'])} | "
+        f"{iv(bought['carbon_location_g'])} | {iv(bought['carbon_market_g'])} |"
+    )
+    out.append(
+        f"| purchased AI services (their hardware's manufacturing) | Scope 3, category 1 | – | "
+        f"{iv(bought['carbon_embodied_g'])} | {iv(bought['carbon_embodied_g'])} |"
+    )
+    out.append(
+        f"| manufacturing of hardware you run | Scope 3, category 2 | – | {iv(own['carbon_embodied_g'])} | "
+        f"{iv(own['carbon_embodied_g'])} |"
+    )
+    out += [
+        "",
+        "A request counts as your own hardware when the gateway served it from a `local` upstream "
+        "(or it was measured); everything else is a purchased service.",
+        "",
+        "## Energy sources behind the total",
+        "",
+        "Energy-weighted generation mix of the grids that powered the requests:",
+        "",
+        "| " + " | ".join(SOURCES) + " |",
+        "|" + "---:|" * len(SOURCES),
+        "| " + " | ".join(f"{r.mix[s]:.1%}" for s in SOURCES) + " |",
+        "",
+    ]
+    if figures:
+        for title, path in figures.items():
+            out += [f"![{title}]({path})", ""]
+    for by, groups in r.groups.items():
+        out += [
+            f"## By {by}",
+            "",
+            f"| {by} | requests | energy Wh | carbon gCO2e | water mL | Wh per 1,000 queries | measured share |",
+            "|---|---:|---|---|---|---:|---:|",
+        ]
+        for k, g in groups.items():
+            per1k = f(g["energy_wh"]["mid"] / g["with_receipt"] * 1000) if g["with_receipt"] else "–"
+            n = sum(g["methods"].values())
+            out.append(
+                f"| {k} | {g['requests']:,} | {iv(g['energy_wh'])} | {iv(g['carbon_location_g'])} | "
+                f"{iv(g['water_ml'])} | {per1k} | {(g['methods']['measured'] / n if n else 0):.0%} |"
+            )
+        out.append("")
+    out += appendix(r)
+    return "\n".join(out) + "\n"
+
+
+def appendix(r: Report) -> list[str]:
+    from wattlens.factors import get_factors
+
+    fs = get_factors()
+    out = [
+        "## Appendix: methodology and data sources",
+        "",
+        "- facility energy = IT energy × PUE; carbon (location) = facility energy × grid intensity; carbon "
+        "(market) = facility energy × contractual factor, or × (1 − renewable share), else = location; "
+        "embodied = hardware embodied kgCO2e × occupied time ÷ lifetime; water = IT energy × WUE + facility "
+        "energy × the grid's water per kWh. Full formulas: docs/methodology.md.",
+        "- Estimated requests use wattlens' calibrated inference model (docs/estimator.md), cross-validated "
+        "against measurements in docs/estimator-validation.md.",
+        "",
+        "### Grid zones used",
+        "",
+        "| zone | name | year | gCO2e/kWh | water L/kWh | source |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for z in r.zones:
+        row = fs.zones.find(z)
+        if row:
+            out.append(
+                f"| {row.zone} | {row.name} | {row.year} | {row.intensity_g_per_kwh:.0f} | "
+                f"{row.water_offsite_l_per_kwh:.2f} | {row.source} ({row.licence}) |"
+            )
+    out += [
+        "",
+        "### Models used",
+        "",
+        "| model | active params (B) | total params (B) | basis | source |",
+        "|---|---|---|---|---|",
+    ]
+    for m in r.models:
+        spec = fs.models.find(m)
+        if spec:
+            a, tot = spec.active_params_b, spec.total_params_b
+            out.append(
+                f"| {spec.model_id} | {f(a.low)}–{f(a.high)} | {f(tot.low)}–{f(tot.high)} | "
+                f"{spec.params_basis} | {spec.source} |"
+            )
+        else:
+            out.append(f"| {m} | – | – | measured or given by the operator | – |")
+    out += ["", "### Facilities (PUE and on-site water)", "", "| facility | PUE | WUE L/kWh | source |", "|---|---|---|---|"]
+    for fac in fs.facilities.list():
+        out.append(
+            f"| {fac.facility} | {fac.pue.low}–{fac.pue.high} | {fac.wue_l_per_kwh.low}–"
+            f"{fac.wue_l_per_kwh.high} | {fac.source} |"
+        )
+    return [*out, ""]
+
+
+def figures(r: Report, outdir: Path) -> dict[str, str]:
+    """PNG figures beside the report; {} when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    outdir.mkdir(parents=True, exist_ok=True)
+    made: dict[str, str] = {}
+    colours = {
+        "coal": "#4a4a4a",
+        "gas": "#d9822b",
+        "oil": "#8c2d19",
+        "nuclear": "#8e6bd1",
+        "hydro": "#2f7fd8",
+        "wind": "#35b7c4",
+        "solar": "#e8c12f",
+        "bioenergy": "#4c8c2b",
+        "other": "#59d49a",
+    }
+    for by in ("model", "day"):
+        groups = r.groups.get(by)
+        if not groups:
+            continue
+        keys = list(groups)
+        mids = [groups[k]["energy_wh"]["mid"] for k in keys]
+        lows = [m - groups[k]["energy_wh"]["low"] for k, m in zip(keys, mids, strict=True)]
+        highs = [groups[k]["energy_wh"]["high"] - m for k, m in zip(keys, mids, strict=True)]
+        fig, ax = plt.subplots(figsize=(7, 3.2), dpi=120)
+        ax.bar(range(len(keys)), mids, yerr=[lows, highs], color="#0a7d4f", capsize=3)
+        ax.set_xticks(range(len(keys)), keys, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("energy (Wh)")
+        ax.set_title(f"Energy by {by} (bars: mid; whiskers: low–high)", fontsize=10)
+        fig.tight_layout()
+        name = f"energy_by_{by}.png"
+        fig.savefig(outdir / name)
+        plt.close(fig)
+        made[f"Energy by {by}"] = name
+    fig, ax = plt.subplots(figsize=(7, 1.6), dpi=120)
+    left = 0.0
+    for s in SOURCES:
+        ax.barh([0], [r.mix[s]], left=left, color=colours[s], label=f"{s} {r.mix[s]:.0%}")
+        left += r.mix[s]
+    ax.set_xlim(0, 1)
+    ax.set_yticks([])
+    ax.set_title("Energy sources behind the total (energy-weighted grid mix)", fontsize=10)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25 %", "50 %", "75 %", "100 %"], fontsize=7)
+    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.45), frameon=False)
+    fig.tight_layout()
+    fig.savefig(outdir / "grid_mix.png", bbox_inches="tight")
+    plt.close(fig)
+    made["Energy sources"] = "grid_mix.png"
+    return made
+
+
+def md_to_html(md: str, base: Path | None = None) -> str:
+    """A small Markdown subset (headings, tables, lists, images, paragraphs) to standalone HTML."""
+    out, in_table = [], False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= set("-:") for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("!["):
+            alt, src = line[2:].split("](", 1)
+            src = src.rstrip(")")
+            if base is not None and (base / src).exists():
+                data = base64.b64encode((base / src).read_bytes()).decode()
+                src = f"data:image/png;base64,{data}"
+            out.append(f'<p><img alt="{html.escape(alt)}" src="{src}" style="max-width:100%"></p>')
+        elif line.startswith("- "):
+            out.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    style = (
+        "body{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2rem auto;padding:0 1rem;color:#1c1e21}"
+        "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #d9dde3;padding:.25rem .5rem;"
+        "font-size:12px}th{background:#f1f3f5}h1{font-size:1.6rem}h2{margin-top:2rem}"
+    )
+    return (
+        f"<!doctype html><html lang='en'><meta charset='utf-8'><title>wattlens report</title><style>{style}</style>"
+        f"<body>{''.join(out)}</body></html>"
+    )
+
+
+def pdf(md: str, figs: dict[str, str], base: Path, path: Path) -> None:
+    """Pages of the report's text (monospace, wrapped) followed by its figures."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.image as mpimg
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_pdf import PdfPages
+    except ImportError as e:
+        raise InputError("PDF reports need matplotlib: pip install 'wattlens[report]'") from e
+    import textwrap
+
+    lines: list[str] = []
+    for line in md.splitlines():
+        if line.startswith("!["):
+            continue
+        if line.startswith("|") and set(line.replace("|", "").strip()) <= set("-: "):
+            continue
+        text = line.replace("**", "")
+        lines += textwrap.wrap(text, 118, subsequent_indent="    ") or [""]
+    per_page = 70
+    with PdfPages(path) as doc:
+        for start in range(0, len(lines), per_page):
+            fig = plt.figure(figsize=(8.27, 11.69))  # A4
+            for i, text in enumerate(lines[start : start + per_page]):
+                weight = "bold" if text.startswith("#") else "normal"
+                fig.text(
+                    0.04,
+                    0.97 - i * 0.0135,
+                    text.lstrip("#").strip() if weight == "bold" else text,
+                    family="monospace",
+                    fontsize=6.4 if weight == "normal" else 8,
+                    weight=weight,
+                    va="top",
+                )
+            doc.savefig(fig)
+            plt.close(fig)
+        for title, name in figs.items():
+            fig = plt.figure(figsize=(8.27, 11.69))
+            ax = fig.add_axes((0.05, 0.45, 0.9, 0.5))
+            ax.imshow(mpimg.imread(base / name))
+            ax.axis("off")
+            fig.text(0.05, 0.97, title, fontsize=12, weight="bold", va="top")
+            doc.savefig(fig)
+            plt.close(fig)
+
+
+def csv_rows(r: Report) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = ["breakdown", "group", "requests", "with_receipt"]
+    for _, key, _unit in ROWS:
+        head += [f"{key}_low", f"{key}_mid", f"{key}_high"]
+    w.writerow(head)
+    sections: list[tuple[str, dict[str, dict[str, Any]]]] = [("total", {"all": r.total})]
+    sections += [(b, g) for b, g in r.groups.items()]
+    sections += [("hosting", r.hosting)]
+    for section, groups in sections:
+        for k, g in groups.items():
+            row: list[Any] = [section, k, g["requests"], g["with_receipt"]]
+            for _, key, _unit in ROWS:
+                row += [g[key]["low"], g[key]["mid"], g[key]["high"]]
+            w.writerow(row)
+    return buf.getvalue()
+
+
+def write(r: Report, fmt: str, output: str | None) -> str | None:
+    """Write the report; returns the text for stdout when no output file is given."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "json":
+        text = json.dumps(
+            {**asdict(r), "intensity": {q: r.intensity(q) for q in ("energy_wh", "carbon_location_g", "water_ml")}}, indent=2
+        )
+    elif fmt == "csv":
+        text = csv_rows(r)
+    else:
+        if output is None and fmt == "pdf":
+            raise InputError("a PDF report needs --output FILE")
+        base = Path(output).parent if output else None
+        figs = figures(r, base / f"{Path(output).stem}_files") if output and base is not None else {}
+        if output and base is not None:
+            figs = {t: f"{Path(output).stem}_files/{n}" for t, n in figs.items()}
+        md = markdown(r, figs)
+        if fmt == "pdf":
+            assert output is not None and base is not None
+            pdf(md, figs, base, Path(output))
+            return None
+        text = md_to_html(md, base) if fmt == "html" else md
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        return None
+    return text
