@@ -133,9 +133,7 @@ def with_efficiency(accs: dict[str, Accelerator], theta: np.ndarray) -> dict[str
     return {k: dataclasses.replace(a, efficiency=eff) if k == "B200" else a for k, a in accs.items()}
 
 
-def physics(
-    theta: np.ndarray, rows: list[dict[str, object]], accs: dict[str, Accelerator]
-) -> tuple[np.ndarray, np.ndarray]:
+def physics(theta: np.ndarray, rows: list[dict[str, object]], accs: dict[str, Accelerator]) -> tuple[np.ndarray, np.ndarray]:
     """Predicted decode step time (s) and replica power (W) per row."""
     c, tasks = split(theta)
     accs = with_efficiency(accs, theta)
@@ -160,9 +158,7 @@ def fit(rows: list[dict[str, object]], accs: dict[str, Accelerator]) -> np.ndarr
     def resid(z: np.ndarray) -> np.ndarray:
         th = np.exp(z)
         t, pw = physics(th, rows, accs)
-        return np.concatenate(
-            [np.log(predict(th, rows, accs)) - y, AUX_W * (np.log(t) - y_t), AUX_W * (np.log(pw) - y_p)]
-        )
+        return np.concatenate([np.log(predict(th, rows, accs)) - y, AUX_W * (np.log(t) - y_t), AUX_W * (np.log(pw) - y_p)])
 
     res = least_squares(resid, x0, bounds=(lo, hi), loss=LOSS, f_scale=F_SCALE, x_scale="jac")
     return np.exp(res.x)

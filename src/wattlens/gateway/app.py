@@ -90,6 +90,7 @@ class Call:
     tags: dict[str, str] = field(default_factory=dict)
     window: Any = None  # a Meter window while a local upstream works on this request
     hosting: str = "purchased"  # "own": hardware you run (Scope 2); "purchased": an AI service (Scope 3)
+    routing: dict[str, Any] | None = None  # set when a virtual route chose the model
 
     def record(self, tokens: Tokens, fp: dict[str, Any] | None, why: str | None, version: str) -> dict[str, Any]:
         return {
@@ -129,6 +130,11 @@ class Gateway:
         self.version = FACTORS_VERSION
         self.otel = otel.enabled()
         self._meter: Any = None
+        self.routers: dict[str, Any] = {}
+        for r in config.routes:
+            from wattlens.route import Artefact, Router
+
+            self.routers[r.name] = (r, Router(Artefact.load(r.artefact)))
 
     def meter(self) -> Any:
         """One Meter for every local upstream: concurrent requests share the hardware fairly."""
@@ -202,6 +208,30 @@ class Gateway:
             raise ApiError(400, "the request needs a 'model' string")
         return data
 
+    async def choose(self, request: Request, call: Call, data: dict[str, Any]) -> dict[str, Any]:
+        """A virtual model: the router picks small or large from the whole conversation."""
+        from starlette.concurrency import run_in_threadpool
+
+        route, router = self.routers[call.model]
+        base = route.threshold if route.threshold is not None else router.a.threshold
+        pref = (
+            request.headers.get("x-wattlens-preference") or str(data.pop("wattlens_preference", "")) or "balanced"
+        ).lower()
+        scale = {"quality": (base + 1.0) / 2.0, "balanced": base, "energy": base / 2.0}
+        if pref not in scale:
+            raise ApiError(400, "x-wattlens-preference must be quality, balanced or energy")
+        messages = data.get("messages") or data.get("input") or ""
+        small_ok, p = await run_in_threadpool(router.decide, messages, scale[pref])
+        chosen, _other = (route.small, route.large) if small_ok else (route.large, route.small)
+        call.routing = {
+            "route": route.name,
+            "chosen": chosen,
+            "instead_of": route.large if small_ok else None,
+            "p_small_ok": round(p, 4),
+            "preference": pref,
+        }
+        return {**data, "model": chosen}
+
     def route(self, model: str, proto: Protocol_) -> Upstream:
         u = self.config.upstream_for(model)
         if u is None:
@@ -238,6 +268,8 @@ class Gateway:
         else:
             fp, why = footprint_for(u, call.served_model or call.model, tokens) if u else (None, "no upstream")
         fpd = fp.as_dict() if fp else None
+        if call.routing is not None and fpd is not None and fp is not None:
+            fpd["routing"] = self.savings(call.routing, tokens, fp)
         if self.otel:
             from wattlens import otel
 
@@ -248,6 +280,21 @@ class Gateway:
             self.ledger.submit(call.record(tokens, fpd, why, fp.factors_version if fp else self.version))
         self.metrics.observe(call, u.name if u else "-", fp, time.perf_counter() - call.started)
         return fpd, headers(fp, why)
+
+    def savings(self, routing: dict[str, Any], tokens: Tokens, fp: Any) -> dict[str, Any]:
+        """Energy saved against the model the route replaced, both estimated the same way."""
+        out = dict(routing)
+        replaced = routing.get("instead_of")
+        saved = {"low": 0.0, "mid": 0.0, "high": 0.0}
+        if replaced:
+            u = self.config.upstream_for(replaced)
+            big, _ = footprint_for(u, replaced, tokens) if u else (None, None)
+            if big is not None:
+                diffs = sorted([big.energy_wh.low - fp.energy_wh.low, big.energy_wh.high - fp.energy_wh.high])
+                saved = {"low": diffs[0], "mid": big.energy_wh.mid - fp.energy_wh.mid, "high": diffs[1]}
+                saved["low"], saved["high"] = min(saved["low"], saved["mid"]), max(saved["high"], saved["mid"])
+        out["energy_saved_wh"] = saved
+        return out
 
     # -- handlers -----------------------------------------------------------------------------
     async def handle(self, request: Request, proto: Protocol_, endpoint: str) -> Response:
@@ -261,8 +308,10 @@ class Gateway:
                 v = request.headers.get(f"x-wattlens-{tag}")
                 if v:
                     call.tags[tag] = v[:100]
-            u = self.route(call.model, proto)
-            call.upstream, call.served_model = u.name, call.model
+            if call.model in self.routers:
+                data = await self.choose(request, call, data)
+            u = self.route(data["model"], proto)
+            call.upstream, call.served_model = u.name, data["model"]
             if u.local:
                 call.hosting = "own"
                 call.window = self.meter().window(call.request_id).open()
@@ -310,7 +359,7 @@ class Gateway:
         if not isinstance(body, dict):
             raise ApiError(502, f"upstream {u.name} sent a body that is not a JSON object", "api_error")
         call.status = r.status
-        call.served_model = body.get("model") or call.model
+        call.served_model = body.get("model") or call.served_model or call.model
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
         tokens = anthropic_tokens(usage) if call.proto == "anthropic" else openai_tokens(usage)
         fp, hdrs = self.finish(call, u, tokens)
@@ -367,7 +416,7 @@ class Gateway:
                     usage = resp.get("usage")
                     if isinstance(usage, dict):  # Responses API: the receipt goes on the completed event
                         tokens = openai_tokens(usage)
-                        call.served_model = resp.get("model") or call.model
+                        call.served_model = resp.get("model") or call.served_model or call.model
                         fp, _ = self.finish(call, u, tokens)
                         usage["footprint"] = fp
                         yield Event(ev.event, json.dumps(chunk, separators=(",", ":"))).encode()
@@ -377,7 +426,7 @@ class Gateway:
                     usage = chunk.get("usage")
                     if isinstance(usage, dict):
                         tokens = openai_tokens(usage)
-                        call.served_model = chunk.get("model") or call.model
+                        call.served_model = chunk.get("model") or call.served_model or call.model
                         fp, _ = self.finish(call, u, tokens)
                         if wants_usage:
                             usage["footprint"] = fp
@@ -435,7 +484,7 @@ class Gateway:
                 if ev.event == "message_start":
                     msg = ev.json().get("message", {})
                     start_usage = msg.get("usage")
-                    call.served_model = msg.get("model") or call.model
+                    call.served_model = msg.get("model") or call.served_model or call.model
                 elif ev.event == "content_block_delta":
                     output_seen += 1
                 elif ev.event == "message_delta":

@@ -79,6 +79,17 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
+class Route:
+    """A virtual model name that sends each request to the smaller model when it will do."""
+
+    name: str
+    small: str
+    large: str
+    artefact: str | None = None  # default: the router shipped with wattlens
+    threshold: float | None = None  # default: the artefact's calibrated threshold
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     upstreams: tuple[Upstream, ...]
     host: str = "127.0.0.1"
@@ -87,6 +98,7 @@ class GatewayConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     keys: tuple[ApiKey, ...] = ()
     require_keys: bool = False
+    routes: tuple[Route, ...] = ()
 
     def upstream_for(self, model: str) -> Upstream | None:
         for u in self.upstreams:

@@ -48,6 +48,9 @@ def empty() -> dict[str, Any]:
         "requests": 0,
         "with_receipt": 0,
         "tokens": {"input": 0, "cached_input": 0, "output": 0, "reasoning": 0},
+        "routed": 0,
+        "routed_to_small": 0,
+        "energy_saved_wh": {"low": 0.0, "mid": 0.0, "high": 0.0},
         "methods": {"measured": 0, "estimated": 0, "mixed": 0},
         **{q: {"low": 0.0, "mid": 0.0, "high": 0.0} for q in QUANTITIES},
     }
@@ -62,6 +65,13 @@ def add(acc: dict[str, Any], rec: dict[str, Any]) -> None:
     if not fp:
         return
     acc["with_receipt"] += 1
+    routing = fp.get("routing")
+    if isinstance(routing, dict):
+        acc["routed"] += 1
+        if routing.get("instead_of"):
+            acc["routed_to_small"] += 1
+        for b in ("low", "mid", "high"):
+            acc["energy_saved_wh"][b] += float((routing.get("energy_saved_wh") or {}).get(b, 0.0))
     m = fp.get("method")
     if m in acc["methods"]:
         acc["methods"][m] += 1

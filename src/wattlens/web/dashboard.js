@@ -30,6 +30,7 @@ async function load() {
   $("t-per1k").textContent = t.with_receipt ? `${fmt(t.energy_wh.mid / t.with_receipt * 1000)} Wh` : "–";
   const m = t.methods, n = m.measured + m.estimated + m.mixed;
   $("t-methods").textContent = n ? `${(100 * m.measured / n).toFixed(0)}% / ${(100 * m.estimated / n).toFixed(0)}%` : "–";
+  $("t-saved").innerHTML = t.routed ? `${iv(t.energy_saved_wh, "Wh")} <small>${t.routed_to_small} of ${t.routed} routed to the small model</small>` : "no routed requests";
   const body = $("groups").querySelector("tbody");
   body.innerHTML = "";
   for (const [k, g] of Object.entries(s.groups)) {
