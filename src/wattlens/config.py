@@ -42,6 +42,17 @@ class Config:
     path: str | None = None
 
 
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict, or a ConfigError that names the file and what it was for."""
+    p = Path(path).expanduser()
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {p}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p} is not valid TOML: {e}") from e
+
+
 def _num(section: dict[str, Any], key: str, where: str) -> float | None:
     v = section.get(key)
     if v is None:
@@ -63,13 +74,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     candidate = path or env.get("WATTLENS_CONFIG") or ("wattlens.toml" if Path("wattlens.toml").is_file() else None)
     data: dict[str, Any] = {}
     if candidate:
-        p = Path(candidate).expanduser()
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {p}: {e.strerror}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p} is not valid TOML: {e}") from e
+        data = read_toml(candidate, "config file")
     where = str(candidate or "config")
     d = data.get("defaults", {})
     m = data.get("market", {})

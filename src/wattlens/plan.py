@@ -15,7 +15,6 @@ Per-query figures come from the estimator for each model of the mix, weighted by
 from __future__ import annotations
 
 import functools
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -125,12 +124,9 @@ def project(s: Scenario, q: PerQuery | None = None, peak_ratio: float | None = N
 
 def load_scenarios(path: str | Path, base: Scenario) -> list[Scenario]:
     """[[scenarios]] tables in a TOML file, each overriding fields of the base scenario."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read scenarios {path}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    from wattlens.config import read_toml
+
+    data = read_toml(path, "scenarios")
     known = set(Scenario.__dataclass_fields__)
     out = []
     for i, d in enumerate(data.get("scenarios", [])):

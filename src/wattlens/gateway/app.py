@@ -66,6 +66,23 @@ async def lines(r: aiohttp.ClientResponse) -> AsyncIterator[str]:
         yield raw.decode("utf-8", "replace").rstrip("\n")
 
 
+def stream_error(proto: Protocol_, message: str, code: str = "upstream_error") -> bytes:
+    """An error event in the protocol's own shape, for a stream that cannot go on."""
+    if proto == "anthropic":
+        body = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return Event("error", json.dumps(body)).encode()
+    return Event(None, json.dumps({"error": {"message": message, "type": "api_error", "code": code}})).encode()
+
+
+def upstream_failure(u: Upstream, e: BaseException) -> ApiError:
+    """Transport failures of an upstream call as API errors (never with the upstream's key)."""
+    if isinstance(e, TimeoutError):
+        return ApiError(504, f"upstream {u.name} timed out", "api_error", "upstream_timeout")
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return ApiError(502, f"cannot connect to upstream {u.name}", "api_error", "upstream_unreachable")
+    return ApiError(502, f"upstream {u.name} failed: {type(e).__name__}", "api_error", "upstream_error")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
@@ -335,12 +352,8 @@ class Gateway:
                 u.base_url + endpoint, data=json.dumps(data).encode(), headers=self.upstream_headers(u, request)
             ) as r:
                 return Upstreamed(r.status, await r.read())
-        except TimeoutError as e:
-            raise ApiError(504, f"upstream {u.name} timed out", "api_error", "upstream_timeout") from e
-        except aiohttp.ClientConnectorError as e:
-            raise ApiError(502, f"cannot connect to upstream {u.name}", "api_error", "upstream_unreachable") from e
-        except aiohttp.ClientError as e:
-            raise ApiError(502, f"upstream {u.name} failed: {type(e).__name__}", "api_error", "upstream_error") from e
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise upstream_failure(u, e) from e
 
     def upstream_error(self, call: Call, u: Upstream, r: Upstreamed) -> Response:
         call.status, call.outcome = r.status, "upstream_error"
@@ -382,12 +395,8 @@ class Gateway:
             r = await self.client(u).post(
                 u.base_url + call.endpoint, data=json.dumps(data).encode(), headers=self.upstream_headers(u, request)
             )
-        except TimeoutError as e:
-            raise ApiError(504, f"upstream {u.name} timed out", "api_error", "upstream_timeout") from e
-        except aiohttp.ClientConnectorError as e:
-            raise ApiError(502, f"cannot connect to upstream {u.name}", "api_error", "upstream_unreachable") from e
-        except aiohttp.ClientError as e:
-            raise ApiError(502, f"upstream {u.name} failed: {type(e).__name__}", "api_error", "upstream_error") from e
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise upstream_failure(u, e) from e
         if r.status >= 400:
             raw = await r.read()
             r.release()
@@ -440,32 +449,10 @@ class Gateway:
                 yield ev.encode()
         except SSEError as e:
             call.outcome = "upstream_error"
-            yield Event(
-                None,
-                json.dumps(
-                    {
-                        "error": {
-                            "message": f"upstream sent a malformed stream: {e}",
-                            "type": "api_error",
-                            "code": "bad_stream",
-                        }
-                    }
-                ),
-            ).encode()
+            yield stream_error("openai", f"upstream sent a malformed stream: {e}", "bad_stream")
         except (aiohttp.ClientError, TimeoutError):
             call.outcome = "upstream_error"
-            yield Event(
-                None,
-                json.dumps(
-                    {
-                        "error": {
-                            "message": f"upstream {u.name} broke off the stream",
-                            "type": "api_error",
-                            "code": "upstream_broken",
-                        }
-                    }
-                ),
-            ).encode()
+            yield stream_error("openai", f"upstream {u.name} broke off the stream", "upstream_broken")
         finally:
             r.release()
             if tokens is None:  # cut off: record what was seen (one chunk is about one token)
@@ -497,26 +484,10 @@ class Gateway:
                 yield ev.encode()
         except SSEError as e:
             call.outcome = "upstream_error"
-            yield Event(
-                "error",
-                json.dumps(
-                    {
-                        "type": "error",
-                        "error": {"type": "api_error", "message": f"upstream sent a malformed stream: {e}"},
-                    }
-                ),
-            ).encode()
+            yield stream_error("anthropic", f"upstream sent a malformed stream: {e}")
         except (aiohttp.ClientError, TimeoutError):
             call.outcome = "upstream_error"
-            yield Event(
-                "error",
-                json.dumps(
-                    {
-                        "type": "error",
-                        "error": {"type": "api_error", "message": f"upstream {u.name} broke off the stream"},
-                    }
-                ),
-            ).encode()
+            yield stream_error("anthropic", f"upstream {u.name} broke off the stream")
         finally:
             r.release()
             if final is None:

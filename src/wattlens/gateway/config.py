@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wattlens.config import read_toml
 from wattlens.errors import ConfigError
 
 KINDS = ("openai", "anthropic")
@@ -148,12 +148,7 @@ def _upstream(d: dict[str, Any], i: int) -> Upstream:
 
 
 def load_keys(path: Path) -> tuple[ApiKey, ...]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read keys file {path}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    data = read_toml(path, "keys file")
     out = []
     for k in data.get("keys", []):
         h = str(k.get("sha256", ""))
@@ -165,12 +160,7 @@ def load_keys(path: Path) -> tuple[ApiKey, ...]:
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     p = Path(path).expanduser()
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read gateway config {p}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p} is not valid TOML: {e}") from e
+    data = read_toml(p, "gateway config")
     ups = tuple(_upstream(u, i) for i, u in enumerate(data.get("upstreams", [])))
     if not ups:
         raise ConfigError(f"{p}: no [[upstreams]] configured")

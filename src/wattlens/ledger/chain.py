@@ -20,6 +20,30 @@ def link(prev_hash: str, seq: int, body_json: str) -> str:
     return hashlib.sha256(f"{prev_hash}|{seq}|{body_json}".encode()).hexdigest()
 
 
+def link_batch(
+    bodies: Iterable[Mapping[str, Any]], seq: int, head: str
+) -> tuple[list[tuple[int, str, str, str, str]], int, str]:
+    """Chain new records after (seq, head): rows of (seq, ts, body, prev_hash, hash) and the new head."""
+    rows = []
+    for b in bodies:
+        seq += 1
+        text = canonical(b)
+        h = link(head, seq, text)
+        rows.append((seq, str(b.get("ts", "")), text, head, h))
+        head = h
+    return rows, seq, head
+
+
+def time_filter(table: str, since: str | None, until: str | None, mark: str) -> tuple[str, list[str]]:
+    """SELECT of record bodies between two ISO times (either open), with the driver's placeholder."""
+    q, args = f"SELECT body FROM {table} WHERE 1=1", list[str]()
+    if since:
+        q, args = q + f" AND ts >= {mark}", [*args, since]
+    if until:
+        q, args = q + f" AND ts < {mark}", [*args, until]
+    return q + " ORDER BY seq", args
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     seq: int

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from wattlens.errors import WattlensError
-from wattlens.ledger.chain import GENESIS, Row, canonical, link
+from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
 
 LOCK_KEY = 0x7761_7474  # "watt": the advisory lock that serialises appends
 SCHEMA = """
@@ -50,13 +50,7 @@ class PostgresLedger:
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             row = self._db.execute("SELECT seq, hash FROM wattlens_records ORDER BY seq DESC LIMIT 1").fetchone()
             seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-            rows = []
-            for b in bodies:
-                seq += 1
-                text = canonical(b)
-                h = link(head, seq, text)
-                rows.append((seq, str(b.get("ts", "")), text, head, h))
-                head = h
+            rows, seq, head = link_batch(bodies, seq, head)
             with self._db.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO wattlens_records (seq, ts, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)", rows
@@ -69,12 +63,8 @@ class PostgresLedger:
             yield Row(int(seq), str(body), str(prev), str(h))
 
     def records(self, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]:
-        q, args = "SELECT body FROM wattlens_records WHERE TRUE", list[str]()
-        if since:
-            q, args = q + " AND ts >= %s", [*args, since]
-        if until:
-            q, args = q + " AND ts < %s", [*args, until]
-        for (body,) in self._db.execute(q + " ORDER BY seq", args):
+        q, args = time_filter("wattlens_records", since, until, "%s")
+        for (body,) in self._db.execute(q, args):
             yield json.loads(body)
 
     def count(self) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wattlens.errors import WattlensError
-from wattlens.ledger.chain import GENESIS, Row, canonical, link
+from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -43,14 +43,7 @@ class SQLiteLedger:
         if not bodies:
             return
         with self._lock:
-            rows = []
-            seq, head = self._seq, self._head
-            for b in bodies:
-                seq += 1
-                text = canonical(b)
-                h = link(head, seq, text)
-                rows.append((seq, str(b.get("ts", "")), text, head, h))
-                head = h
+            rows, seq, head = link_batch(bodies, self._seq, self._head)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT INTO records (seq, ts, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)", rows)
@@ -66,12 +59,8 @@ class SQLiteLedger:
             yield Row(int(seq), str(body), str(prev), str(h))
 
     def records(self, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]:
-        q, args = "SELECT body FROM records WHERE 1=1", list[str]()
-        if since:
-            q, args = q + " AND ts >= ?", [*args, since]
-        if until:
-            q, args = q + " AND ts < ?", [*args, until]
-        for (body,) in self._db.execute(q + " ORDER BY seq", args):
+        q, args = time_filter("records", since, until, "?")
+        for (body,) in self._db.execute(q, args):
             yield json.loads(body)
 
     def count(self) -> int:
