@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -649,6 +650,92 @@ def plan(
                 cell(y.carbon_market_t),
             )
     out.print(t)
+
+
+def _advance(bar: Any, task_id: Any, done: int, total: int) -> None:
+    bar.update(task_id, completed=done, total=total)
+
+
+@app.command("score")
+def score_cmd(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="MODEL (Hugging Face id, local path, or all-MiniLM-L6-v2, built in), or: compare MODEL MODEL ..."
+        ),
+    ],
+    task: Annotated[
+        str, typer.Option(help="text-generation or sentence-similarity (more are registered).")
+    ] = "sentence-similarity",
+    samples: Annotated[int, typer.Option(min=1, help="Samples per repetition (built-in sets hold 100).")] = 100,
+    repetitions: Annotated[int, typer.Option(min=1, help="Repetitions (the spread is reported).")] = 3,
+    scale: Annotated[str, typer.Option(help="log (default) or leaderboard-2025-02.")] = "log",
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Architecture only: random weights.")] = False,
+    label: Annotated[str | None, typer.Option(help="Write the label here (.svg or .png).")] = None,
+    model_card: Annotated[bool, typer.Option("--model-card", help="Print a Markdown section for a model card.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a model on a task (batch size 1, warm-up, repetitions), rate it 1-5 stars, print its label.
+
+    `wattlens score compare A B C --task ...` scores several models the same way and names the lowest.
+    """
+    from rich.progress import Progress
+
+    from wattlens.score import label_png, label_svg
+    from wattlens.score import model_card as card
+    from wattlens.score import score as run_score
+
+    names = models[1:] if models[0] == "compare" else models[:1]
+    if models[0] == "compare" and len(names) < 2:
+        raise typer.BadParameter("compare needs at least two models")
+    if models[0] != "compare" and len(models) > 1:
+        raise typer.BadParameter("give one model, or `compare A B ...`")
+    results = []
+    with Progress(transient=True, console=err) as bar:
+        for name in names:
+            t = bar.add_task(f"scoring {name} on {task}", total=samples * repetitions)
+            results.append(
+                run_score(
+                    name,
+                    task,
+                    samples,
+                    repetitions,
+                    scale,
+                    random_weights,
+                    progress=functools.partial(_advance, bar, t),
+                )
+            )
+    if models[0] == "compare":
+        tab = Table(title=f"Energy Score · {task}", title_justify="left")
+        for col in ("model", "Wh per 1,000 queries", "stars", "spread"):
+            tab.add_column(col)
+        for r in sorted(results, key=lambda x: x.wh_per_1000):
+            tab.add_row(
+                r.model,
+                f"{r.wh_per_1000:.3g} ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g})",
+                "★" * r.stars + "☆" * (5 - r.stars),
+                f"{r.spread:.1%}",
+            )
+        out.print(tab)
+        out.print(f"lowest energy: [bold]{min(results, key=lambda x: x.wh_per_1000).model}[/]")
+        return
+    r = results[0]
+    if label:
+        if label.endswith(".png"):
+            label_png(r, label)
+        else:
+            Path(label).write_text(label_svg(r), encoding="utf-8")
+        err.print(f"wrote the label to {label}")
+    if model_card:
+        sys.stdout.write(card(r))
+    elif as_json:
+        out.print_json(json.dumps(r.as_dict()))
+    else:
+        out.print(
+            f"{r.model} · {r.task}: [bold]{r.wh_per_1000:.3g} Wh per 1,000 queries[/] "
+            f"({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g}), {'★' * r.stars}{'☆' * (5 - r.stars)} "
+            f"({r.scale}) · {r.method}, {r.boundary} · spread {r.spread:.1%} over {r.repetitions} repetitions"
+        )
 
 
 route_app = typer.Typer(help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True)

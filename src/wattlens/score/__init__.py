@@ -1,0 +1,308 @@
+"""Energy Score: measure a model's inference energy on a standard task, rate it 1-5 stars, label it.
+
+Protocol (as the AI Energy Score leaderboard): batch size 1, a warm-up, a fixed number of
+samples, greedy generation of exactly 10 new tokens for text generation, several repetitions;
+the result is Wh per 1,000 queries. Energy comes from this machine's sensors through the Meter.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+from wattlens.errors import InputError
+
+TASKS: dict[str, str] = {  # our task name -> leaderboard file
+    "text-generation": "text_generation",
+    "summarization": "summarization",
+    "extractive-qa": "question_answering",
+    "text-classification": "text_classification",
+    "sentence-similarity": "sentence_similarity",
+    "image-classification": "image_classification",
+    "object-detection": "object_detection",
+    "asr": "asr",
+    "image-generation": "image_generation",
+    "image-captioning": "image_captioning",
+}
+RUNNABLE = ("text-generation", "sentence-similarity")
+SCALES = ("log", "leaderboard-2025-02")
+NEW_TOKENS = 10
+
+
+@dataclass(frozen=True)
+class Reference:
+    model: str
+    wh_per_1000: float  # the leaderboard's GPU kWh per 1,000 queries x 1,000
+    stars: int
+    size_class: str
+
+
+def reference(task: str) -> list[Reference]:
+    """The published AI Energy Score (Feb 2025) rows of a task."""
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    text = resources.files("wattlens.score").joinpath("data", f"leaderboard_2025_02_{TASKS[task]}.csv").read_text()
+    return [
+        Reference(r["model"], float(r["total_gpu_energy"]) * 1000.0, int(r["energy_score"]), r.get("class") or "")
+        for r in csv.DictReader(text.splitlines())
+    ]
+
+
+def size_class(params_b: float) -> str:
+    """Leaderboard text-generation classes: A up to 20B, B up to 66B, C larger."""
+    return "A" if params_b <= 20 else "B" if params_b <= 66 else "C"
+
+
+def stars_leaderboard(wh: float, lo: float, hi: float) -> int:
+    """The leaderboard rule: the min-max range cut into five equal bands; the lowest band is 5 stars."""
+    if hi <= lo:
+        return 5
+    band = min(max(int((wh - lo) / (hi - lo) * 5), 0), 4)
+    return 5 - band
+
+
+def stars_log(wh: float, lo: float, hi: float) -> int:
+    """Our default: five equal bands on a log scale, so one outlier cannot push everyone into 5 stars."""
+    if hi <= lo or wh <= 0:
+        return 5
+    band = min(max(int((math.log(wh) - math.log(lo)) / (math.log(hi) - math.log(lo)) * 5), 0), 4)
+    return 5 - band
+
+
+def rate(task: str, wh_per_1000: float, scale: str = "log", cls: str = "") -> int:
+    refs = [r for r in reference(task) if not cls or r.size_class == cls]
+    values = [r.wh_per_1000 for r in refs]
+    lo, hi = min(values), max(values)
+    if scale == "leaderboard-2025-02":
+        return stars_leaderboard(wh_per_1000, lo, hi)
+    if scale == "log":
+        return stars_log(wh_per_1000, lo, hi)
+    raise InputError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    task: str
+    samples: int
+    repetitions: int
+    wh_per_1000: float  # mean over repetitions, at the measured boundary
+    wh_per_1000_low: float
+    wh_per_1000_high: float
+    spread: float  # relative standard deviation across repetitions
+    per_repetition: list[float]
+    method: str
+    boundary: str
+    hardware: str
+    stars: int
+    scale: str
+    size_class: str
+    random_weights: bool
+    input_tokens_mean: float
+    date: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def samples(task: str, n: int) -> list[Any]:
+    data = json.loads(resources.files("wattlens.score").joinpath("data", "samples.json").read_text())
+    if task not in data:
+        raise InputError(f"no built-in samples for {task!r} yet; runnable tasks: {', '.join(RUNNABLE)}")
+    items = data[task]
+    if n > len(items):
+        raise InputError(f"{task} has {len(items)} built-in samples; ask for at most that many")
+    return list(items[:n])
+
+
+def load_runner(task: str, model: str, random_weights: bool) -> tuple[Callable[[Any], int], int]:
+    """(run one query -> input tokens, parameter count) for a local model."""
+    import torch
+
+    if task == "sentence-similarity":
+        from sentence_transformers import SentenceTransformer
+
+        from wattlens.local import embedding_model_path
+
+        path = embedding_model_path() if model in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2") else model
+        st = SentenceTransformer(path, device="cpu")
+        if random_weights:
+            for p in st.parameters():
+                torch.nn.init.normal_(p, std=0.02)
+
+        def run_pair(pair: Any) -> int:
+            with torch.no_grad():
+                a, b = st.encode([pair[0]]), st.encode([pair[1]])  # batch size 1: one sentence at a time
+            float((a * b).sum())
+            return sum(len(st.tokenizer(s)["input_ids"]) for s in pair)
+
+        return run_pair, sum(p.numel() for p in st.parameters())
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    if random_weights:  # architecture only: the work of a fixed-length workload does not depend on weights
+        lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))  # type: ignore[no-untyped-call]
+    else:
+        lm = AutoModelForCausalLM.from_pretrained(model)
+    lm.eval()
+    max_len = int(getattr(lm.config, "max_position_embeddings", 512) or 512) - NEW_TOKENS - 1
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+
+    def run_gen(text: Any) -> int:
+        ids = tok(str(text), return_tensors="pt", truncation=True, max_length=max_len)["input_ids"]
+        with torch.no_grad():
+            lm.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=pad)
+        return int(ids.shape[1])
+
+    return run_gen, sum(p.numel() for p in lm.parameters())
+
+
+def score(
+    model: str,
+    task: str,
+    n_samples: int = 100,
+    repetitions: int = 3,
+    scale: str = "log",
+    random_weights: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
+    """Measure Wh per 1,000 queries with the Meter: warm-up, then `repetitions` passes over the samples."""
+    from wattlens.meter import Meter
+
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task not in RUNNABLE:
+        raise InputError(f"{task} is registered but has no runner yet; runnable: {', '.join(RUNNABLE)}")
+    if repetitions < 1 or n_samples < 1:
+        raise InputError("samples and repetitions must be at least 1")
+    items = samples(task, n_samples)
+    run, n_params = load_runner(task, model, random_weights)
+    for x in items[: min(5, len(items))]:  # warm-up
+        run(x)
+    meter = Meter()
+    per_rep, lows, highs, tokens = [], [], [], []
+    for rep in range(repetitions):
+        with meter.window(f"rep{rep}") as w:
+            for i, x in enumerate(items):
+                tokens.append(run(x))
+                if progress:
+                    progress(rep * len(items) + i + 1, repetitions * len(items))
+        assert w.measurement is not None
+        total = w.measurement.energy_wh
+        per_rep.append(total.mid / len(items) * 1000)
+        lows.append(total.low / len(items) * 1000)
+        highs.append(total.high / len(items) * 1000)
+    last = w.measurement
+    assert last is not None
+    mean = statistics.fmean(per_rep)
+    spread = statistics.stdev(per_rep) / mean if len(per_rep) > 1 and mean > 0 else 0.0
+    kinds = set(last.kinds.values())
+    boundary = "accelerator" if "accelerator" in kinds else "host (CPU and memory: no accelerator here)"
+    cls = size_class(n_params / 1e9) if task == "text-generation" else ""
+    hardware = ", ".join(f"{s.device} ({s.method})" for s in meter.sensors)
+    return Result(
+        model,
+        task,
+        len(items),
+        repetitions,
+        mean,
+        statistics.fmean(lows),
+        statistics.fmean(highs),
+        spread,
+        per_rep,
+        last.method,
+        boundary,
+        hardware,
+        rate(task, mean, scale, cls),
+        scale,
+        cls,
+        random_weights,
+        statistics.fmean(tokens),
+        dt.date.today().isoformat(),
+    )
+
+
+def label_svg(r: Result) -> str:
+    """An energy label: model, task, hardware, Wh per 1,000 queries, stars, scale, date and method."""
+    stars = "".join("★" if i < r.stars else "☆" for i in range(5))
+    colour = {5: "#0a7d4f", 4: "#5aa02c", 3: "#d9b600", 2: "#e67e22", 1: "#c0392b"}[r.stars]
+    lines = [
+        f"{r.task}{' · class ' + r.size_class if r.size_class else ''}",
+        f"{r.wh_per_1000:.3g} Wh per 1,000 queries ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g})",
+        f"{r.method}, {r.boundary}",
+        f"hardware: {r.hardware[:60]}",
+        f"{r.samples} samples × {r.repetitions} repetitions, spread {r.spread:.1%}"
+        + (" · random weights" if r.random_weights else ""),
+        f"scale: {r.scale} · {r.date} · wattlens",
+    ]
+    body = "".join(
+        f'<text x="20" y="{150 + 24 * i}" font-size="14" fill="#1c1e21">{_esc(t)}</text>' for i, t in enumerate(lines)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="520" height="310" viewBox="0 0 520 310" '
+        f'font-family="DejaVu Sans, sans-serif">'
+        f'<rect width="520" height="310" rx="14" fill="#fbfbf8" stroke="#1c1e21" stroke-width="2"/>'
+        f'<text x="20" y="38" font-size="16" font-weight="bold" fill="#1c1e21">⚡ Energy Score</text>'
+        f'<text x="20" y="66" font-size="15" fill="#1c1e21">{_esc(r.model[:58])}</text>'
+        f'<rect x="20" y="80" width="480" height="44" rx="8" fill="{colour}"/>'
+        f'<text x="260" y="112" font-size="30" text-anchor="middle" fill="#ffffff">{stars}</text>{body}</svg>'
+    )
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def label_png(svg_result: Result, path: str) -> None:
+    """The same label drawn with matplotlib (no SVG renderer needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    r = svg_result
+    colour = {5: "#0a7d4f", 4: "#5aa02c", 3: "#d9b600", 2: "#e67e22", 1: "#c0392b"}[r.stars]
+    fig = plt.figure(figsize=(5.2, 3.1), dpi=150)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 520)
+    ax.set_ylim(310, 0)
+    ax.axis("off")
+    ax.add_patch(FancyBboxPatch((4, 4), 512, 302, boxstyle="round,pad=0,rounding_size=14", fc="#fbfbf8", ec="#1c1e21", lw=2))
+    ax.text(20, 38, "Energy Score", fontsize=11, weight="bold")
+    ax.text(20, 66, r.model[:58], fontsize=10)
+    ax.add_patch(FancyBboxPatch((20, 80), 480, 44, boxstyle="round,pad=0,rounding_size=8", fc=colour, ec=colour))
+    ax.text(260, 112, "★" * r.stars + "☆" * (5 - r.stars), fontsize=20, ha="center", color="white")
+    for i, t in enumerate(
+        [
+            f"{r.task}{' · class ' + r.size_class if r.size_class else ''}",
+            f"{r.wh_per_1000:.3g} Wh per 1,000 queries ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g})",
+            f"{r.method}, {r.boundary}",
+            f"hardware: {r.hardware[:60]}",
+            f"{r.samples} samples × {r.repetitions} repetitions, spread {r.spread:.1%}"
+            + (" · random weights" if r.random_weights else ""),
+            f"scale: {r.scale} · {r.date} · wattlens",
+        ]
+    ):
+        ax.text(20, 150 + 24 * i, t, fontsize=8.5)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def model_card(r: Result) -> str:
+    return (
+        f"## Energy\n\n| task | Wh per 1,000 queries | stars ({r.scale}) | method | hardware |\n|---|---|---|---|---|\n"
+        f"| {r.task} | {r.wh_per_1000:.3g} ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g}) | {r.stars}/5 | "
+        f"{r.method}, {r.boundary} | {r.hardware} |\n\nMeasured with wattlens {r.date}: batch size 1, "
+        f"{r.samples} samples × {r.repetitions} repetitions (spread {r.spread:.1%})"
+        + (", text generation of exactly 10 new tokens" if r.task == "text-generation" else "")
+        + (", architecture only (random weights)" if r.random_weights else "")
+        + ".\n"
+    )

@@ -1,0 +1,102 @@
+"""Energy Score: the leaderboard's stars reproduced, our scale, and a real run on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wattlens.score import TASKS, rate, reference, stars_leaderboard, stars_log
+
+
+def test_leaderboard_scale_reproduces_all_166_published_stars() -> None:
+    n = 0
+    for task in TASKS:
+        refs = reference(task)
+        for cls in sorted({r.size_class for r in refs}):
+            group = [r for r in refs if r.size_class == cls]
+            lo, hi = min(r.wh_per_1000 for r in group), max(r.wh_per_1000 for r in group)
+            for r in group:
+                assert stars_leaderboard(r.wh_per_1000, lo, hi) == r.stars, (task, r.model)
+                assert rate(task, r.wh_per_1000, "leaderboard-2025-02", cls) == r.stars
+                n += 1
+    assert n == 166
+
+
+def test_log_scale_is_monotone_and_resists_an_outlier() -> None:
+    values = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 100.0]  # one outlier 30x above the rest
+    lo, hi = min(values), max(values)
+    lin = [stars_leaderboard(v, lo, hi) for v in values]
+    log = [stars_log(v, lo, hi) for v in values]
+    assert lin[:-1] == [5] * 6  # the linear rule gives everyone but the outlier 5 stars
+    assert len(set(log[:-1])) >= 3 and log == sorted(log, reverse=True)
+
+
+def test_score_runs_offline_with_a_real_model_and_writes_a_label(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the 'local' extra is not installed")
+    from wattlens.score import label_svg, model_card, score
+
+    r = score("all-MiniLM-L6-v2", "sentence-similarity", n_samples=10, repetitions=2)
+    assert r.samples == 10 and len(r.per_repetition) == 2 and r.wh_per_1000 > 0
+    assert r.wh_per_1000_low <= r.wh_per_1000 <= r.wh_per_1000_high
+    assert 1 <= r.stars <= 5 and 15 <= r.input_tokens_mean <= 40  # ~23 tokens per pair, like the leaderboard's set
+    svg = label_svg(r)
+    assert svg.startswith("<svg") and "Wh per 1,000 queries" in svg and "sentence-similarity" in svg
+    assert "| sentence-similarity |" in model_card(r)
+
+
+def test_text_generation_architecture_only(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the 'local' extra is not installed")
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from wattlens.local import embedding_model_path
+
+    tok = AutoTokenizer.from_pretrained(embedding_model_path())
+    cfg = LlamaConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wattlens.cli",
+            "score",
+            str(tmp_path),
+            "--task",
+            "text-generation",
+            "--samples",
+            "5",
+            "--repetitions",
+            "2",
+            "--random-weights",
+            "--json",
+            "--label",
+            str(tmp_path / "label.svg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert '"random_weights": true' in r.stdout and '"size_class": "A"' in r.stdout
+    assert (tmp_path / "label.svg").read_text().startswith("<svg")
+
+
+def test_unknown_or_unrunnable_task_is_a_clear_error() -> None:
+    r = subprocess.run([sys.executable, "-m", "wattlens.cli", "score", "x", "--task", "asr"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no runner yet" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "wattlens.cli", "score", "x", "--task", "poetry"], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "unknown task" in r.stderr
