@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from wattlens.codes import WARNINGS
 
 COMMANDS = ["estimate", "zones", "models", "hardware", "regions", "sensors", "run", "serve", "verify",
-            "ledger export", "keys new", "demo", "report", "plan", "route train", "route eval", "score"]
+            "ledger export", "keys new", "demo", "report", "plan", "route train", "route eval", "score", "disclose"]
 EXAMPLES = [
     ["estimate", "--model", "gpt-4o-mini", "--input-tokens", "800", "--output-tokens", "400", "--zone", "FR"],
     [

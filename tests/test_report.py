@@ -145,3 +145,23 @@ def test_plan_cli_with_scenarios(tmp_path: Path) -> None:
         [sys.executable, "-m", "wattlens.cli", "plan", "--model", "gpt-4o=0.5"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "sum to 1" in bad.stderr
+
+
+def test_disclose_sums_training_receipts_and_reads_the_ledger(demo_ledger: Path, tmp_path: Path) -> None:
+    from wattlens.disclose import document, inference, markdown, training
+    from wattlens.receipt import LLMRequest, Place, estimate_footprint
+
+    fp = estimate_footprint(LLMRequest(model="gpt-4o-mini", input_tokens=10, output_tokens=10), Place(zone="FR"))
+    for i in range(2):
+        (tmp_path / f"run{i}.json").write_text(json.dumps(fp.as_dict()))
+    t = training([tmp_path / "run0.json", tmp_path / "run1.json"], None, "estimated")
+    assert t is not None and t["runs"] == 2
+    assert t["energy_kwh"]["mid"] == pytest.approx(2 * fp.facility_wh.mid / 1000)
+    recs = list(open_ledger(demo_ledger).records())
+    i = inference("gpt-4o-mini", recs)
+    mine = [r for r in recs if r["model_served"] == "gpt-4o-mini"]
+    by_hand = sum(r["footprint"]["facility_wh"]["mid"] for r in mine) / len(mine) * 1000
+    assert i["queries"] == len(mine) and i["per_1000_queries_wh"]["mid"] == pytest.approx(by_hand)
+    md = markdown(document("gpt-4o-mini", t, i, None))
+    assert "Annex XI" in md and "method: estimated" in md
+    assert training([], 1200.0, "measured")["energy_kwh"]["mid"] == 1200.0  # type: ignore[index]

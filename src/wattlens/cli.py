@@ -738,6 +738,39 @@ def score_cmd(
         )
 
 
+@app.command()
+def disclose(
+    model: Annotated[str, typer.Argument(help="The model documented.")],
+    training_receipt: Annotated[
+        list[str] | None, typer.Option(help="A `wattlens run --json` receipt of a training run (repeatable).")
+    ] = None,
+    training_kwh: Annotated[float | None, typer.Option(help="Training energy entered by hand (kWh).")] = None,
+    training_method: Annotated[
+        str, typer.Option(help="How the entered figure was obtained: measured or estimated.")
+    ] = "estimated",
+    ledger: Annotated[str | None, typer.Option(help="Ledger with this model's inference receipts.")] = None,
+    score_json: Annotated[str | None, typer.Option("--score", help="A `wattlens score --json` result.")] = None,
+    format: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+) -> None:
+    """The energy section for EU AI Act technical documentation (training, inference, Energy Score)."""
+    from wattlens import disclose as d
+
+    if format not in ("md", "json"):
+        raise typer.BadParameter("--format takes md or json")
+    records = None
+    if ledger:
+        from wattlens.ledger import open_ledger
+
+        led = open_ledger(ledger)
+        records = list(led.records())
+        led.close()
+    score = json.loads(Path(score_json).read_text()) if score_json else None
+    doc = d.document(
+        model, d.training(training_receipt or [], training_kwh, training_method), d.inference(model, records), score
+    )
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if format == "json" else d.markdown(doc))
+
+
 route_app = typer.Typer(help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
 
