@@ -742,11 +742,11 @@ def score_cmd(
 def disclose(
     model: Annotated[str, typer.Argument(help="The model documented.")],
     training_receipt: Annotated[
-        list[str] | None, typer.Option(help="A `wattlens run --json` receipt of a training run (repeatable).")
+        list[str] | None, typer.Option(help="`wattlens run --json` receipt of a training run.")
     ] = None,
     training_kwh: Annotated[float | None, typer.Option(help="Training energy entered by hand (kWh).")] = None,
     training_method: Annotated[
-        str, typer.Option(help="How the entered figure was obtained: measured or estimated.")
+        str, typer.Option(help="measured or estimated.")
     ] = "estimated",
     ledger: Annotated[str | None, typer.Option(help="Ledger with this model's inference receipts.")] = None,
     score_json: Annotated[str | None, typer.Option("--score", help="A `wattlens score --json` result.")] = None,
