@@ -191,3 +191,13 @@ def test_run_without_command_or_with_unknown_command() -> None:
     assert r.returncode == 2 and "command" in r.stderr
     r = wl("run", "--", "no-such-command-xyz")
     assert r.returncode == 2 and "command not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_records_its_receipt_in_the_ledger(tmp_path: Path) -> None:
+    from wattlens.ledger import open_ledger
+
+    db = tmp_path / "l.db"
+    r = wl("run", "--zone", "FR", "--ledger", str(db), "--", sys.executable, "-c", "pass")
+    assert r.returncode == 0, r.stderr
+    recs = list(open_ledger(db).records())
+    assert len(recs) == 1 and recs[0]["hosting"] == "own" and recs[0]["footprint"]["grid"]["zone"] == "FR"

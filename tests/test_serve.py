@@ -137,3 +137,26 @@ def test_bad_gateway_configs_are_explained(tmp_path: Path) -> None:
         p.write_text(text)
         with pytest.raises(ConfigError, match=needle):
             load_gateway_config(p)
+
+
+def test_a_crash_leaves_a_ledger_that_verifies(upstream_server: up.ServerThread, tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f'[server]\nledger = "{db}"\n[[upstreams]]\nbase_url = "{upstream_server.url}/v1"\nmodels = ["gpt-4o-mini"]\n'
+    )
+    port = up.free_port()
+    proc = start(cfg, port)
+    for _ in range(20):
+        httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            timeout=10,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        )
+    time.sleep(1.0)  # the writer flushes every 0.2 s: a crash now loses nothing older than that
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    led = open_ledger(db)
+    rows = list(led.rows())
+    led.close()
+    assert len(rows) == 20 and verify(rows) == []

@@ -351,6 +351,7 @@ def run(
     region: Annotated[str | None, typer.Option(help="Cloud region of this machine.")] = None,
     pue: Annotated[float | None, typer.Option(help="PUE of the room (1.0 for a desk or office).")] = None,
     facility: Annotated[str | None, typer.Option(help="Facility row for PUE/WUE.")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Also record the receipt in this ledger (path or URL).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a command, measure its energy and print its receipt: wattlens run [--zone FR] -- CMD ARGS...
@@ -365,6 +366,41 @@ def run(
     argv = list(ctx.args)
     res = run_command(argv, Meter(zone=zone, region=region, pue=pue, facility=facility))
     fp = res.measurement.footprint()
+    if ledger:
+        import datetime as dt
+        import uuid
+
+        from wattlens.ledger import open_ledger
+
+        led = open_ledger(ledger)
+        led.append(
+            [
+                {
+                    "id": uuid.uuid4().hex,
+                    "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                    "endpoint": "run",
+                    "protocol": "process",
+                    "model_requested": argv[0],
+                    "model_served": argv[0],
+                    "upstream": "this host",
+                    "status": res.returncode,
+                    "outcome": "ok" if res.returncode == 0 else "failed",
+                    "stream": False,
+                    "latency_s": round(res.whole.duration_s, 6),
+                    "ttft_s": None,
+                    "tokens": {},
+                    "key_id": None,
+                    "team": None,
+                    "user": None,
+                    "tags": {"command": " ".join(argv)[:500]},
+                    "footprint": fp.as_dict(),
+                    "footprint_error": None,
+                    "factors_version": fp.factors_version,
+                    "hosting": "own",
+                }
+            ]
+        )
+        led.close()
     if as_json:
         d = fp.as_dict()
         d["run"] = {
@@ -745,9 +781,7 @@ def disclose(
         list[str] | None, typer.Option(help="`wattlens run --json` receipt of a training run.")
     ] = None,
     training_kwh: Annotated[float | None, typer.Option(help="Training energy entered by hand (kWh).")] = None,
-    training_method: Annotated[
-        str, typer.Option(help="measured or estimated.")
-    ] = "estimated",
+    training_method: Annotated[str, typer.Option(help="measured or estimated.")] = "estimated",
     ledger: Annotated[str | None, typer.Option(help="Ledger with this model's inference receipts.")] = None,
     score_json: Annotated[str | None, typer.Option("--score", help="A `wattlens score --json` result.")] = None,
     format: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
