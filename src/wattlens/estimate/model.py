@@ -53,6 +53,8 @@ class Coefficients:
     t_comm_token_s: float
     p_floor: float
     p_busy: float
+    p_batch: float
+    p_gpus: float
     eta_prefill: float
     moe_touch: float
     fp8_bytes: float
@@ -127,13 +129,20 @@ def _step_times(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, 
     return busy, c.t_fixed_s + comm + busy
 
 
+def power_share(c: Coefficients, busy_share: float, batch: float, gpus: int) -> float:
+    """Share of TDP drawn: a floor, more with the busy share and with batch (more concurrent work per byte),
+    less per chip as tensor parallelism adds waiting on the interconnect."""
+    p = c.p_floor + c.p_busy * busy_share + c.p_batch * math.log(max(batch, 1.0)) - c.p_gpus * math.log2(gpus)
+    return min(1.0, max(0.1, p))
+
+
 def decode_step_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     return _step_times(w, acc, c)[1]
 
 
 def decode_j_per_token(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     busy, step = _step_times(w, acc, c)
-    power_w = w.gpus * acc.tdp_w * min(1.0, c.p_floor + c.p_busy * busy / step)
+    power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, w.batch_size, w.gpus)
     return power_w * step / w.batch_size
 
 
@@ -151,7 +160,7 @@ def request_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
 def request_j_and_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float]:
     """request_j and request_gpu_s in one pass (the hot path of every receipt)."""
     busy, step = _step_times(w, acc, c)
-    power_w = w.gpus * acc.tdp_w * min(1.0, c.p_floor + c.p_busy * busy / step)
+    power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, w.batch_size, w.gpus)
     tokens = max(w.input_tokens - w.cached_input_tokens, 0.0)
     flop_s = 2.0 * w.active_params_b * 1e9 / (peak_tflops(acc, w.precision) * 1e12 * c.eta_prefill)
     prefill_s = flop_s * (tokens + CACHED_INPUT_COST * w.cached_input_tokens)
