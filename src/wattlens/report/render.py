@@ -238,8 +238,8 @@ def figures(r: Report, outdir: Path) -> dict[str, str]:
     ax.set_xlim(0, 1)
     ax.set_yticks([])
     ax.set_title("Energy sources behind the total (energy-weighted grid mix)", fontsize=10)
-    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25 %", "50 %", "75 %", "100 %"], fontsize=7)
-    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.45), frameon=False)
+    ax.set_xticks([])  # the shares are in the legend
+    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.05), frameon=False)
     fig.tight_layout()
     fig.savefig(outdir / "grid_mix.png", bbox_inches="tight")
     plt.close(fig)
