@@ -166,3 +166,24 @@ def test_disclose_sums_training_receipts_and_reads_the_ledger(demo_ledger: Path,
     md = markdown(document("gpt-4o-mini", t, i, None))
     assert "Annex XI" in md and "method: estimated" in md
     assert training([], 1200.0, "measured")["energy_kwh"]["mid"] == 1200.0  # type: ignore[index]
+
+
+def test_columnar_report_equals_the_python_one(demo_ledger: Path, tmp_path: Path) -> None:
+    from wattlens.ledger.export import export
+    from wattlens.report.columnar import build_from_parquet
+
+    pq = tmp_path / "l.parquet"
+    led = open_ledger(demo_ledger)
+    export(led.records(), "parquet", str(pq))
+    py = build(led.records(), ["model", "zone", "day"])
+    led.close()
+    col = build_from_parquet(pq, ["model", "zone", "day"])
+    assert col.total["requests"] == py.total["requests"] and col.users == py.users
+    for q in ("energy_wh", "carbon_location_g", "carbon_embodied_g", "water_ml"):
+        for b in ("low", "mid", "high"):
+            assert col.total[q][b] == pytest.approx(py.total[q][b], rel=1e-9)
+            for k, g in py.groups["zone"].items():
+                assert col.groups["zone"][k][q][b] == pytest.approx(g[q][b], rel=1e-9)
+    assert col.total["tokens"] == py.total["tokens"] and col.total["methods"] == py.total["methods"]
+    for s, v in py.mix.items():
+        assert col.mix[s] == pytest.approx(v, abs=1e-6)

@@ -525,6 +525,10 @@ def demo(
     ledger: Annotated[str | None, typer.Option(help="Demo ledger file (default: demo-ledger.db in the data dir).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Replay only the first N requests.")] = None,
     report: Annotated[str | None, typer.Option(help="Also write a report here (.md, .html or .pdf).")] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve", help="Then start the gateway on the demo ledger and open its dashboard.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8787,
 ) -> None:
     """Replay one hour of production LLM traffic (Azure trace, CC BY 4.0) into a demo ledger, offline."""
     from rich.progress import Progress
@@ -548,10 +552,30 @@ def demo(
     if report:
         fmt = Path(report).suffix.lstrip(".") or "md"
         _report(path, None, None, None, "model,team,zone,day", fmt, report)
+    if serve_after:
+        import dataclasses
+        import threading
+        import webbrowser
+
+        from wattlens.gateway import embedded_config
+        from wattlens.gateway import serve as run_gateway
+        from wattlens.local import LocalModels
+
+        url = f"http://127.0.0.1:{port}/dashboard"
+        err.print(f"dashboard: {url}  (Ctrl-C to stop)")
+        threading.Timer(3.0, lambda: webbrowser.open(url)).start()  # a no-op where there is no browser
+        run_gateway(dataclasses.replace(embedded_config(port), ledger=path), local=LocalModels())
 
 
 def _report(
-    ledger: str | None, period: str | None, since: str | None, until: str | None, by: str, fmt: str, output: str | None
+    ledger: str | None,
+    period: str | None,
+    since: str | None,
+    until: str | None,
+    by: str,
+    fmt: str,
+    output: str | None,
+    parquet: str | None = None,
 ) -> None:
     from wattlens.ledger import open_ledger
     from wattlens.report import build, period_bounds
@@ -559,11 +583,16 @@ def _report(
 
     lo, hi, label = period_bounds(period, since, until)
     keys = [b.strip() for b in by.split(",") if b.strip()]
-    led = open_ledger(ledger)
-    try:
-        r = build(led.records(lo, hi), keys, label)
-    finally:
-        led.close()
+    if parquet:
+        from wattlens.report.columnar import build_from_parquet
+
+        r = build_from_parquet(parquet, keys, label, lo, hi)
+    else:
+        led = open_ledger(ledger)
+        try:
+            r = build(led.records(lo, hi), keys, label)
+        finally:
+            led.close()
     text = write(r, fmt, output)
     if text is not None:
         sys.stdout.write(text)
@@ -582,9 +611,10 @@ def report(
     format: Annotated[str, typer.Option("--format", help="md, html, pdf, csv or json.")] = "md",
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
     ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
+    parquet: Annotated[str | None, typer.Option(help="A Parquet export instead (DuckDB: millions of records).")] = None,
 ) -> None:
     """Footprint report from the ledger: totals with intervals, intensities, breakdowns, sources, methodology."""
-    _report(ledger, period, since, until, by, format, output)
+    _report(ledger, period, since, until, by, format, output, parquet)
 
 
 @app.command()

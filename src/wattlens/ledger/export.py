@@ -53,6 +53,10 @@ def flatten(rec: dict[str, Any]) -> dict[str, Any]:
             row[f"{name}_{b}"] = iv.get(b) if iv else None
     grid = fp.get("grid") or {}
     row["zone"], row["method"] = grid.get("zone"), fp.get("method")
+    hosting = rec.get("hosting")
+    row["hosting"] = (
+        hosting if hosting in ("own", "purchased") else ("own" if fp.get("method") in ("measured", "mixed") else "purchased")
+    )
     row["intensity_g_per_kwh"] = grid.get("intensity_g_per_kwh")
     return row
 
