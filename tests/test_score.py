@@ -100,3 +100,60 @@ def test_unknown_or_unrunnable_task_is_a_clear_error() -> None:
         [sys.executable, "-m", "wattlens.cli", "score", "x", "--task", "poetry"], capture_output=True, text=True
     )
     assert r.returncode == 2 and "unknown task" in r.stderr
+
+
+@pytest.mark.parametrize("task", ["summarization", "extractive-qa", "text-classification"])
+def test_other_text_tasks_architecture_only(task: str, tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the 'local' extra is not installed")
+    from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration, BertConfig, BertModel
+
+    from wattlens.local import embedding_model_path
+    from wattlens.score import score
+
+    tok = AutoTokenizer.from_pretrained(embedding_model_path())
+    if task == "summarization":
+        cfg = BartConfig(
+            vocab_size=tok.vocab_size,
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=1024,
+            pad_token_id=tok.pad_token_id,
+            decoder_start_token_id=tok.cls_token_id,
+            bos_token_id=tok.cls_token_id,
+            eos_token_id=tok.sep_token_id,
+            forced_eos_token_id=None,
+        )
+        BartForConditionalGeneration(cfg).save_pretrained(tmp_path)
+    else:
+        cfg = BertConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=512,
+            num_labels=4,
+        )
+        BertModel(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    r = score(str(tmp_path), task, n_samples=5, repetitions=2, random_weights=True)
+    assert r.wh_per_1000 > 0 and 1 <= r.stars <= 5 and r.random_weights
+
+
+def test_dataset_option_without_the_datasets_package_says_what_to_do() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is not None:
+        pytest.skip("datasets is installed here")
+    r = subprocess.run(
+        [sys.executable, "-m", "wattlens.cli", "score", "all-MiniLM-L6-v2", "--dataset", "x/y"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "pip install datasets" in r.stderr

@@ -739,6 +739,8 @@ def score_cmd(
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Architecture only: random weights.")] = False,
     label: Annotated[str | None, typer.Option(help="Write the label here (.svg or .png).")] = None,
     model_card: Annotated[bool, typer.Option("--model-card", help="Print a Markdown section for a model card.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="A standard dataset (hub id or path).")] = None,
+    column: Annotated[str, typer.Option(help="Dataset column(s), comma-separated (QA: question,context).")] = "text",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure a model on a task (batch size 1, warm-up, repetitions), rate it 1-5 stars, print its label.
@@ -769,6 +771,8 @@ def score_cmd(
                     scale,
                     random_weights,
                     progress=functools.partial(_advance, bar, t),
+                    dataset=dataset,
+                    columns=[c.strip() for c in column.split(",") if c.strip()],
                 )
             )
     if models[0] == "compare":

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -31,7 +31,7 @@ TASKS: dict[str, str] = {  # our task name -> leaderboard file
     "image-generation": "image_generation",
     "image-captioning": "image_captioning",
 }
-RUNNABLE = ("text-generation", "sentence-similarity")
+RUNNABLE = ("text-generation", "summarization", "extractive-qa", "text-classification", "sentence-similarity")
 SCALES = ("log", "leaderboard-2025-02")
 NEW_TOKENS = 10
 
@@ -112,6 +112,33 @@ class Result:
         return asdict(self)
 
 
+def dataset_samples(task: str, dataset: str, columns: Sequence[str], n: int, split: str = "test") -> list[Any]:
+    """Samples from a standard dataset (a Hugging Face id or a local path) when the network allows.
+
+    One column gives the text; extractive QA takes two (question, context); sentence similarity two.
+    """
+    try:
+        import datasets
+    except ImportError as e:
+        raise InputError(
+            "--dataset needs the 'datasets' package (pip install datasets); offline, omit --dataset "
+            "to use the built-in samples"
+        ) from e
+    try:
+        ds = datasets.load_dataset(dataset, split=split)
+    except Exception as e:  # the hub client raises many types; the user needs one message
+        raise InputError(f"cannot load dataset {dataset!r} (split {split!r}): {type(e).__name__}: {e}") from e
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise InputError(f"dataset {dataset!r} has no column {missing[0]!r}; it has {', '.join(ds.column_names)}")
+    rows = ds.select(range(min(n, len(ds))))
+    if task == "extractive-qa":
+        return [{"question": r[columns[0]], "context": r[columns[1]]} for r in rows]
+    if task == "sentence-similarity":
+        return [[r[columns[0]], r[columns[1]]] for r in rows]
+    return [r[columns[0]] for r in rows]
+
+
 def samples(task: str, n: int) -> list[Any]:
     data = json.loads(resources.files("wattlens.score").joinpath("data", "samples.json").read_text())
     if task not in data:
@@ -147,6 +174,8 @@ def load_runner(task: str, model: str, random_weights: bool) -> tuple[Callable[[
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model)
+    if task in ("summarization", "extractive-qa", "text-classification"):
+        return _encoder_runner(task, model, tok, random_weights)
     if random_weights:  # architecture only: the work of a fixed-length workload does not depend on weights
         lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))  # type: ignore[no-untyped-call]
     else:
@@ -164,6 +193,58 @@ def load_runner(task: str, model: str, random_weights: bool) -> tuple[Callable[[
     return run_gen, sum(p.numel() for p in lm.parameters())
 
 
+def _encoder_runner(task: str, model: str, tok: Any, random_weights: bool) -> tuple[Callable[[Any], int], int]:
+    """Summarization (seq2seq, 10 new tokens), extractive QA (span logits), classification (logits)."""
+    import torch
+    from transformers import (
+        AutoConfig,
+        AutoModelForQuestionAnswering,
+        AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
+    )
+
+    auto: Any = {
+        "summarization": AutoModelForSeq2SeqLM,
+        "extractive-qa": AutoModelForQuestionAnswering,
+        "text-classification": AutoModelForSequenceClassification,
+    }[task]
+    if random_weights:
+        cfg = AutoConfig.from_pretrained(model)
+        if task == "extractive-qa":
+            cfg.num_labels = 2  # a span head: start and end
+        m = auto.from_config(cfg)
+    else:
+        m = auto.from_pretrained(model)
+    m.eval()
+    limit = int(getattr(m.config, "max_position_embeddings", 512) or 512)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    start = getattr(m.config, "decoder_start_token_id", None) or pad
+
+    def run(x: Any) -> int:
+        with torch.no_grad():
+            if task == "extractive-qa":
+                enc = tok(x["question"], x["context"], return_tensors="pt", truncation="only_second", max_length=limit)
+                out = m(**enc)
+                int(out.start_logits.argmax()), int(out.end_logits.argmax())
+            elif task == "text-classification":
+                enc = tok(str(x), return_tensors="pt", truncation=True, max_length=limit)
+                int(m(**enc).logits.argmax())
+            else:
+                enc = tok(str(x), return_tensors="pt", truncation=True, max_length=limit)
+                m.generate(
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    max_new_tokens=NEW_TOKENS,
+                    min_new_tokens=NEW_TOKENS,
+                    do_sample=False,
+                    pad_token_id=pad,
+                    decoder_start_token_id=start,
+                )
+        return int(enc["input_ids"].shape[1])
+
+    return run, sum(p.numel() for p in m.parameters())
+
+
 def score(
     model: str,
     task: str,
@@ -172,6 +253,8 @@ def score(
     scale: str = "log",
     random_weights: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    dataset: str | None = None,
+    columns: Sequence[str] = ("text",),
 ) -> Result:
     """Measure Wh per 1,000 queries with the Meter: warm-up, then `repetitions` passes over the samples."""
     from wattlens.meter import Meter
@@ -182,7 +265,7 @@ def score(
         raise InputError(f"{task} is registered but has no runner yet; runnable: {', '.join(RUNNABLE)}")
     if repetitions < 1 or n_samples < 1:
         raise InputError("samples and repetitions must be at least 1")
-    items = samples(task, n_samples)
+    items = dataset_samples(task, dataset, columns, n_samples) if dataset else samples(task, n_samples)
     run, n_params = load_runner(task, model, random_weights)
     for x in items[: min(5, len(items))]:  # warm-up
         run(x)
