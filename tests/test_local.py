@@ -16,31 +16,15 @@ import upstream as up
 
 from wattlens.gateway import embedded_config
 from wattlens.gateway.app import create_app
-from wattlens.local import LocalModels, embedding_model_path
+from wattlens.local import LocalModels
 
 
 @pytest.fixture(scope="module")
 def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-layer Llama with random weights and MiniLM's tokenizer: real code path, no download."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tiny_models import tiny_llama
 
-    tok = AutoTokenizer.from_pretrained(embedding_model_path())
-    cfg = LlamaConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tok.sep_token_id,
-        bos_token_id=tok.cls_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    path = tmp_path_factory.mktemp("tiny-llm")
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
 
 
 @pytest.fixture(scope="module")

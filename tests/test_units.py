@@ -18,7 +18,7 @@ def test_arithmetic_is_bound_by_bound() -> None:
     assert a + b == Interval(11.0, 22.0, 43.0)
     assert a * b == Interval(10.0, 40.0, 120.0)
     assert a * 2 == Interval(2.0, 4.0, 6.0)
-    assert 1.0 + a == Interval(2.0, 3.0, 4.0)
+    assert (1.0 + a) == Interval(2.0, 3.0, 4.0)  # __radd__
     assert a / 2 == Interval(0.5, 1.0, 1.5)
 
 
