@@ -59,7 +59,8 @@ def test_train_and_evaluate_on_real_prompts(tmp_path: Path) -> None:
     art = train(d, x, 0.95, m)
     art.save(tmp_path / "r.json")
     back = Artefact.load(tmp_path / "r.json")
-    assert back.weights == art.weights and back.threshold == m["router"]["threshold"]
+    assert back.weights == art.weights and back.threshold == min(max(m["two_stage"]["threshold"], 0.0), 1.0)
+    assert back.cheap_lo <= back.cheap_hi and 0 < m["two_stage"]["decided_early"] < 1
     router = Router(back)
     small, p = router.decide("What is the capital of France?\nA) Paris B) Rome C) Oslo D) Bern")
     assert 0.0 <= p <= 1.0 and isinstance(small, bool)
@@ -118,3 +119,28 @@ def test_auto_route_through_the_gateway(routed: dict[str, Any]) -> None:
 def test_sample_file_is_real_data() -> None:
     rows = list(csv.DictReader(SAMPLE.open()))
     assert len(rows) == 400 and {r["dataset"] for r in rows} == {"gsm8k", "mmlu"}
+
+
+def test_routes_from_the_config_file(tmp_path: Path) -> None:
+    from wattlens.errors import ConfigError
+    from wattlens.gateway.config import load_gateway_config
+
+    f = tmp_path / "gw.toml"
+    f.write_text(
+        '[[upstreams]]\nbase_url = "http://127.0.0.1:9/v1"\n[[routes]]\nname = "wattlens/auto"\n'
+        'small = "gpt-4o-mini"\nlarge = "gpt-4o"\nembed_all = true\n'
+    )
+    (r,) = load_gateway_config(f).routes
+    assert (r.name, r.small, r.large, r.embed_all, r.threshold) == ("wattlens/auto", "gpt-4o-mini", "gpt-4o", True, None)
+    f.write_text('[[upstreams]]\nbase_url = "http://x/v1"\n[[routes]]\nsmall = "a"\n')
+    with pytest.raises(ConfigError, match="small and large"):
+        load_gateway_config(f)
+
+
+def test_two_stage_router_decides_cheaply_when_confident() -> None:
+    router = Router(Artefact.load())
+    assert router.two_stage and router.a.cheap_lo < router.a.cheap_hi
+    decisions = [router.p_cheap(p) for p in ("What is 2+2?", "Solve for x: 3x + 5 = 20. Show your work step by step.")]
+    assert all(d is not None and 0 <= d <= 1 for d in decisions)
+    full = Router(Artefact.load(), two_stage=False)
+    assert full.p_cheap("x") is None and 0 <= full.decide("What is the capital of France?")[1] <= 1

@@ -151,7 +151,7 @@ class Gateway:
         for r in config.routes:
             from wattlens.route import Artefact, Router
 
-            self.routers[r.name] = (r, Router(Artefact.load(r.artefact)))
+            self.routers[r.name] = (r, Router(Artefact.load(r.artefact), two_stage=not r.embed_all))
 
     def meter(self) -> Any:
         """One Meter for every local upstream: concurrent requests share the hardware fairly."""
@@ -230,7 +230,11 @@ class Gateway:
         from starlette.concurrency import run_in_threadpool
 
         route, router = self.routers[call.model]
-        base = route.threshold if route.threshold is not None else router.a.threshold
+        base = (
+            route.threshold
+            if route.threshold is not None
+            else (router.a.threshold if router.two_stage else router.full_threshold)
+        )
         pref = (
             request.headers.get("x-wattlens-preference") or str(data.pop("wattlens_preference", "")) or "balanced"
         ).lower()

@@ -87,6 +87,7 @@ class Route:
     large: str
     artefact: str | None = None  # default: the router shipped with wattlens
     threshold: float | None = None  # default: the artefact's calibrated threshold
+    embed_all: bool = False  # True: skip the cheap first stage (better routing, slower decisions)
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,23 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     keys: tuple[ApiKey, ...] = ()
     if server.get("keys_file"):
         keys = load_keys((p.parent / str(server["keys_file"])).expanduser())
+    routes = []
+    for i, r in enumerate(data.get("routes", [])):
+        if not all(k in r for k in ("small", "large")):
+            raise ConfigError(f"{p}: [[routes]] #{i + 1} needs small and large model names")
+        threshold = float(r["threshold"]) if "threshold" in r else None
+        routes.append(
+            Route(
+                str(r.get("name", "wattlens/auto")),
+                str(r["small"]),
+                str(r["large"]),
+                r.get("artefact"),
+                threshold,
+                bool(r.get("embed_all", False)),
+            )
+        )
     return GatewayConfig(
+        routes=tuple(routes),
         upstreams=ups,
         host=str(server.get("host", "127.0.0.1")),
         port=int(server.get("port", 8787)),

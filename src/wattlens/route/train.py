@@ -18,6 +18,7 @@ from wattlens.route import ARTEFACT_VERSION, Artefact, cheap_features, design, e
 
 SMALL, LARGE = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-turbo"
 OUTPUT_TOKENS = 150  # assumed answer length for the energy of a request (GSM8K answers; MMLU with reasoning)
+CHEAP_BAND = (0.2, 0.6)  # quantiles of the first stage's probability outside which it decides alone
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,22 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
         tr, te = fold != k, fold == k
         w, b, m, s = fit_logistic(x[tr], y[tr], l2)
         score[te] = predict(x[te], w, b, m, s)
+    n_cheap = len(cheap_features("x"))
+    p1 = np.zeros(n)
+    for k in range(folds):
+        tr, te = fold != k, fold == k
+        w, b, m, s = fit_logistic(x[tr][:, -n_cheap:], y[tr], 1.0)
+        p1[te] = predict(x[te][:, -n_cheap:], w, b, m, s)
+    lo, hi = float(np.quantile(p1, CHEAP_BAND[0])), float(np.quantile(p1, CHEAP_BAND[1]))
+    early_small, early_large = p1 >= hi, p1 <= lo
+    # Two stages as one score: confident first-stage answers sit above or below every second-stage score.
+    two = score.copy()
+    two[early_small] = 1.0 + p1[early_small]
+    two[early_large] = -1.0 + p1[early_large]
     e_small, e_large = energy_per_request(data.prompts)
     acc_large, acc_small = float(data.strong.mean()), float(data.weak.mean())
     target = quality * acc_large
+    two_rows = curve(two, data.weak, data.strong, e_small, e_large)
     router = curve(score, data.weak, data.strong, e_small, e_large)
     length = curve(-x[:, -len(cheap_features("x"))], data.weak, data.strong, e_small, e_large)  # long -> large
     oracle_large = ~data.weak & data.strong
@@ -167,6 +181,13 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
             "energy_saved_share": 1 - best["energy_wh"] / e_all_large,
             "energy_saved_wh_per_request": (e_all_large - best["energy_wh"]) / n,
         },
+        "two_stage": {
+            **at_quality(two_rows, target),
+            "decided_early": float((early_small | early_large).mean()),
+            "cheap_lo": lo,
+            "cheap_hi": hi,
+            "energy_saved_share": 1 - at_quality(two_rows, target)["energy_wh"] / float(e_large.sum()),
+        },
         "random": {"share_large": max(0.0, min(1.0, random_share))},
         "length_rule": at_quality(length, target),
         "oracle": {
@@ -175,7 +196,7 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
         },
         "always_small": {"share_large": 0.0, "accuracy": acc_small, "energy_wh": float(e_small.sum())},
         "always_large": {"share_large": 1.0, "accuracy": acc_large, "energy_wh": e_all_large},
-        "curves": {"router": router, "length_rule": length},
+        "curves": {"router": router, "two_stage": two_rows, "length_rule": length},
         "energy_models": {"small": SMALL, "large": LARGE, "output_tokens": OUTPUT_TOKENS},
     }
 
@@ -209,10 +230,20 @@ def evaluate_artefact(data: Data, x: Any, artefact: Artefact, quality: float = 0
 
 
 def train(data: Data, x: Any, quality: float = 0.95, metrics: dict[str, Any] | None = None, l2: float = 30.0) -> Artefact:
-    """Fit on all rows; the threshold is the one that met the quality floor in cross-validation."""
+    """Fit on all rows; the threshold is the one that met the quality floor in cross-validation.
+
+    Also fits the cheap-feature first stage and its confidence band (CHEAP_BAND quantiles).
+    """
+    import numpy as np
+
     y = (data.weak | ~data.strong).astype(float)
     w, b, m, s = fit_logistic(x, y, l2)
-    threshold = float((metrics or {}).get("router", {}).get("threshold", 0.5))
+    n_cheap = len(cheap_features("x"))
+    cw, cb, cm, cs = fit_logistic(x[:, -n_cheap:], y, 1.0)
+    p1 = predict(x[:, -n_cheap:], cw, cb, cm, cs)
+    lo, hi = float(np.quantile(p1, CHEAP_BAND[0])), float(np.quantile(p1, CHEAP_BAND[1]))
+    two = (metrics or {}).get("two_stage") or (metrics or {}).get("router", {})
+    threshold = float(min(max(two.get("threshold", 0.5), 0.0), 1.0))
     summary = {k: v for k, v in (metrics or {}).items() if k != "curves"}
     return Artefact(
         ARTEFACT_VERSION,
@@ -224,4 +255,10 @@ def train(data: Data, x: Any, quality: float = 0.95, metrics: dict[str, Any] | N
         quality,
         f"sha256:{data.digest} ({len(data.prompts)} rows)",
         summary,
+        [float(v) for v in cw],
+        cb,
+        [float(v) for v in cm],
+        [float(v) for v in cs],
+        lo,
+        hi,
     )
