@@ -144,3 +144,14 @@ def test_two_stage_router_decides_cheaply_when_confident() -> None:
     assert all(d is not None and 0 <= d <= 1 for d in decisions)
     full = Router(Artefact.load(), two_stage=False)
     assert full.p_cheap("x") is None and 0 <= full.decide("What is the capital of France?")[1] <= 1
+
+
+def test_calibrate_to_a_share_of_large_model_calls() -> None:
+    from wattlens.route.train import at_share
+
+    d = load(SAMPLE)
+    x = features(d.prompts)
+    m = evaluate(d, x, quality=0.95, folds=3)
+    art = train(d, x, 0.95, m, max_large_share=0.3)
+    row = at_share(m["curves"]["two_stage"], 0.3)
+    assert row["share_large"] <= 0.3 and art.threshold == min(max(row["threshold"], 0.0), 1.0)

@@ -849,6 +849,9 @@ def route_train(
     out: Annotated[str, typer.Option("--out", "-o", help="Artefact file to write.")] = "router.json",
     quality: Annotated[float, typer.Option(help="Quality floor relative to the large model.")] = 0.95,
     limit: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    max_large_share: Annotated[
+        float | None, typer.Option(help="Calibrate to at most this share of large-model calls instead of the quality floor.")
+    ] = None,
 ) -> None:
     """Train the router (embeddings + logistic head) and calibrate its threshold by cross-validation."""
     from wattlens.route.train import evaluate, features, load, train
@@ -856,7 +859,7 @@ def route_train(
     d = load(data, limit)
     x = features(d.prompts, progress=lambda m: err.print(m))
     metrics = evaluate(d, x, quality)
-    art = train(d, x, quality, metrics)
+    art = train(d, x, quality, metrics, max_large_share=max_large_share)
     art.save(out)
     r = metrics["router"]
     err.print(

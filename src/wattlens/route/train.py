@@ -129,6 +129,12 @@ def curve(score: Any, weak: Any, strong: Any, e_small: Any, e_large: Any) -> lis
     return rows
 
 
+def at_share(rows: list[dict[str, float]], share: float) -> dict[str, float]:
+    """The best accuracy with at most this share of large-model calls."""
+    ok = [r for r in rows if r["share_large"] <= share]
+    return max(ok, key=lambda r: r["accuracy"]) if ok else rows[0]
+
+
 def at_quality(rows: list[dict[str, float]], target: float) -> dict[str, float]:
     ok = [r for r in rows if r["accuracy"] >= target]
     return min(ok, key=lambda r: r["share_large"]) if ok else rows[-1]
@@ -197,6 +203,7 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
         "always_small": {"share_large": 0.0, "accuracy": acc_small, "energy_wh": float(e_small.sum())},
         "always_large": {"share_large": 1.0, "accuracy": acc_large, "energy_wh": e_all_large},
         "curves": {"router": router, "two_stage": two_rows, "length_rule": length},
+        "at_large_share": {str(k): at_share(two_rows, k) for k in (0.2, 0.3, 0.4, 0.5)},
         "energy_models": {"small": SMALL, "large": LARGE, "output_tokens": OUTPUT_TOKENS},
     }
 
@@ -229,7 +236,14 @@ def evaluate_artefact(data: Data, x: Any, artefact: Artefact, quality: float = 0
     }
 
 
-def train(data: Data, x: Any, quality: float = 0.95, metrics: dict[str, Any] | None = None, l2: float = 30.0) -> Artefact:
+def train(
+    data: Data,
+    x: Any,
+    quality: float = 0.95,
+    metrics: dict[str, Any] | None = None,
+    l2: float = 30.0,
+    max_large_share: float | None = None,
+) -> Artefact:
     """Fit on all rows; the threshold is the one that met the quality floor in cross-validation.
 
     Also fits the cheap-feature first stage and its confidence band (CHEAP_BAND quantiles).
@@ -243,6 +257,8 @@ def train(data: Data, x: Any, quality: float = 0.95, metrics: dict[str, Any] | N
     p1 = predict(x[:, -n_cheap:], cw, cb, cm, cs)
     lo, hi = float(np.quantile(p1, CHEAP_BAND[0])), float(np.quantile(p1, CHEAP_BAND[1]))
     two = (metrics or {}).get("two_stage") or (metrics or {}).get("router", {})
+    if max_large_share is not None:  # calibrate to a share of large-model calls instead of a quality floor
+        two = at_share((metrics or {}).get("curves", {}).get("two_stage", []) or [two], max_large_share)
     threshold = float(min(max(two.get("threshold", 0.5), 0.0), 1.0))
     summary = {k: v for k, v in (metrics or {}).items() if k != "curves"}
     return Artefact(
