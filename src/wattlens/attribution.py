@@ -11,7 +11,7 @@ equals the measured total: energy is conserved.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wattlens.errors import InputError
@@ -85,11 +85,3 @@ def attribute(samples: Sequence[tuple[float, float]], spans: Sequence[Span]) -> 
                 per[s.name] += part
     total = samples[-1][1] - samples[0][1]
     return Attribution(per, idle, total)
-
-
-def online_weights(active: Mapping[str, float | None]) -> list[float]:
-    """Weights for one slice in the Meter: token progress in the slice if all report it, else equal."""
-    values = list(active.values())
-    if values and all(v is not None for v in values):
-        return [float(v) for v in values]  # type: ignore[arg-type]
-    return [1.0] * len(values)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from wattlens.errors import InputError
 from wattlens.meter import Measurement, Meter
 from wattlens.sensors.fallback import PROC_STAT, busy_cpu_s
-from wattlens.units import Interval
 
 POLL_S = 30.0  # read the counters this often so RAPL wrap-around is never missed
 
@@ -70,7 +69,3 @@ def run_command(argv: Sequence[str], meter: Meter) -> RunResult:
             f"share of CPU and memory energy" + ("; accelerators are charged whole" if gpu else "")
         )
     return RunResult(code if code >= 0 else 128 - code, charged, whole, share, note)
-
-
-def total(m: Measurement) -> Interval:
-    return m.total_j

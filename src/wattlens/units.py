@@ -96,11 +96,3 @@ def _sig(x: float, digits: int) -> float:
     if x == 0 or not math.isfinite(x):
         return x
     return round(x, digits - 1 - math.floor(math.log10(abs(x))))
-
-
-def joules_to_wh(joules: float) -> float:
-    return joules / J_PER_WH
-
-
-def wh_to_joules(wh: float) -> float:
-    return wh * J_PER_WH

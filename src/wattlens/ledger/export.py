@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from wattlens.errors import InputError
@@ -99,12 +98,3 @@ def _parquet(records: Iterable[dict[str, Any]], path: str | None) -> int:
     rows = [flatten(r) for r in records]
     pq.write_table(pa.Table.from_pylist(rows), path)
     return len(rows)
-
-
-def iter_csv(records: Iterable[dict[str, Any]]) -> Iterator[str]:
-    buf = io.StringIO()
-    for r in records:
-        buf.seek(0)
-        buf.truncate()
-        csv.writer(buf).writerow(flatten(r).values())
-        yield buf.getvalue()
