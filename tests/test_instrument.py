@@ -120,3 +120,12 @@ def test_unknown_model_has_no_receipt_and_says_why(server: up.ServerThread) -> N
     assert r.footprint is None  # type: ignore[attr-defined]
     receipt = r.__dict__["_wattlens_receipt"]
     assert "model_params" in receipt.get()[1]
+
+
+def test_next_on_a_metered_stream_keeps_one_iterator(server: up.ServerThread) -> None:
+    c = wattlens.instrument(client(server), zone="FR")
+    s = c.chat.completions.create(model="gpt-4o", messages=MSG, stream=True)
+    first, second = next(s), next(s)  # two next() calls must not restart (and so cut off) the stream
+    assert first.choices[0].delta.content == up.WORDS[0] and second.choices[0].delta.content == up.WORDS[1]
+    rest = list(s)
+    assert len(rest) == len(up.WORDS) - 2 and s.footprint["tokens"]["output"] == 8

@@ -233,6 +233,13 @@ class _StreamState:
         self.chunks += 1
         return False
 
+    def pass_on(self, ev: Any, hide_usage: bool) -> bool:
+        """See one chunk; finish the receipt as soon as usage arrives; False to hide an injected usage chunk."""
+        hide = self.see(ev)
+        if self.tokens is not None and self.done is None:
+            self.finish()
+        return not (hide and hide_usage)
+
     def finish(self, outcome: str = "ok") -> Receipt:
         if self.done is None:
             tokens = self.tokens or Tokens(output=self.chunks)  # cut off: what was seen
@@ -255,25 +262,23 @@ class MeteredStream:
 
     def __init__(self, inner: Any, state: _StreamState, hide_usage: bool) -> None:
         self._inner, self._state, self._hide = inner, state, hide_usage
+        self._it: Iterator[Any] | None = None
 
     def __iter__(self) -> Iterator[Any]:
-        see = self._state.see
+        pass_on, hide = self._state.pass_on, self._hide
         try:
-            state = self._state
             for ev in self._inner:
-                hide = see(ev)
-                if state.tokens is not None and state.done is None:
-                    state.finish()  # the usage arrived: the receipt is final now
-                if hide and self._hide:
-                    continue
-                yield ev
+                if pass_on(ev, hide):
+                    yield ev
         except GeneratorExit:
             self._state.finish("client_disconnected")
             raise
         self._state.finish()
 
     def __next__(self) -> Any:
-        return next(iter(self))
+        if self._it is None:  # one generator for the whole stream, as the SDK's own Stream does
+            self._it = iter(self)
+        return next(self._it)
 
     def __enter__(self) -> MeteredStream:
         return self
@@ -298,16 +303,11 @@ class AsyncMeteredStream(MeteredStream):
         return self._agen()
 
     async def _agen(self) -> AsyncIterator[Any]:
-        see = self._state.see
+        pass_on, hide = self._state.pass_on, self._hide
         try:
-            state = self._state
             async for ev in self._inner:
-                hide = see(ev)
-                if state.tokens is not None and state.done is None:
-                    state.finish()
-                if hide and self._hide:
-                    continue
-                yield ev
+                if pass_on(ev, hide):
+                    yield ev
         except GeneratorExit:
             self._state.finish("client_disconnected")
             raise

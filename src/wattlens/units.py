@@ -37,11 +37,6 @@ class Interval:
         return cls(value, value, value)
 
     @classmethod
-    def around(cls, mid: float, rel_low: float, rel_high: float) -> Interval:
-        """mid with the bounds mid*rel_low and mid*rel_high (rel_low <= 1 <= rel_high)."""
-        return cls(mid * rel_low, mid, mid * rel_high)
-
-    @classmethod
     def of(cls, value: IntervalLike) -> Interval:
         return value if isinstance(value, Interval) else cls.point(float(value))
 
