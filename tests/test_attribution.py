@@ -1,22 +1,30 @@
-"""Attribution on traces where the right answer is known by hand."""
+"""The Meter's attribution on scripted counters where the right answer is known by hand."""
 
 from __future__ import annotations
 
 import pytest
 from fakes import ScriptedSensor
 
-from wattlens.attribution import Span, attribute, split
 from wattlens.errors import InputError
-from wattlens.meter import Meter
+from wattlens.meter import Meter, Window, split
 
 
-def constant_power(watts: float, until_s: float, step_s: float = 1.0) -> list[tuple[float, float]]:
-    n = int(until_s / step_s)
-    return [(i * step_s, watts * i * step_s) for i in range(n + 1)]
-
-
-def conserved(a: object) -> None:
-    assert sum(a.per_request_j.values()) + a.idle_j == pytest.approx(a.total_j, rel=1e-12)  # type: ignore[attr-defined]
+def replay(watts: float, events: list[tuple[float, str, str]]) -> tuple[Meter, dict[str, float], float]:
+    """Open and close windows at given times under constant power; each window's attributed joules and idle."""
+    gpu = ScriptedSensor()
+    m = Meter(sensors=[gpu]).start()
+    windows: dict[str, Window] = {}
+    joules: dict[str, float] = {}
+    for t, action, name in sorted(events, key=lambda e: (e[0], e[1] != "open")):
+        gpu.joules = watts * t
+        if action == "open":
+            windows[name] = m.window(name).open()
+        else:
+            joules[name] = windows[name].close().attributed_j["gpu:0"].mid
+    total = m.stop().total_j.mid
+    idle = m.idle_j["gpu:0"].mid
+    assert sum(joules.values()) + idle == pytest.approx(total, rel=1e-12)  # energy is conserved
+    return m, joules, idle
 
 
 def test_split_sums_exactly() -> None:
@@ -27,52 +35,53 @@ def test_split_sums_exactly() -> None:
 
 
 def test_overlapping_requests_share_equally() -> None:
-    # 100 W for 10 s. A runs 0-6 s, B runs 4-10 s: 0-4 A alone (400 J), 4-6 both (100 J each), 6-10 B alone.
-    a = attribute(constant_power(100, 10), [Span("A", 0, 6), Span("B", 4, 10)])
-    assert a.per_request_j == pytest.approx({"A": 500.0, "B": 500.0})
-    assert a.idle_j == pytest.approx(0.0)
-    conserved(a)
+    # 100 W. A runs 0-6 s, B runs 4-10 s: 0-4 A alone (400 J), 4-6 both (100 J each), 6-10 B alone.
+    _, j, idle = replay(100, [(0, "open", "A"), (6, "close", "A"), (4, "open", "B"), (10, "close", "B")])
+    assert j == pytest.approx({"A": 500.0, "B": 500.0}) and idle == pytest.approx(0.0)
 
 
 def test_nested_requests_and_idle_gaps() -> None:
-    # 50 W for 20 s. Outer 2-12 s, inner 4-8 s, nothing 12-20 s.
-    a = attribute(constant_power(50, 20), [Span("outer", 2, 12), Span("inner", 4, 8)])
+    # 50 W. Outer 2-12 s, inner 4-8 s, nothing 0-2 and 12-20 s.
+    _, j, idle = replay(
+        50, [(2, "open", "outer"), (12, "close", "outer"), (4, "open", "inner"), (8, "close", "inner"), (20, "open", "end")]
+    )
     # outer alone 2-4 and 8-12 (6 s x 50 W = 300 J) + half of 4-8 (100 J); inner gets the other 100 J.
-    assert a.per_request_j == pytest.approx({"outer": 400.0, "inner": 100.0})
-    assert a.idle_j == pytest.approx(50 * (2 + 8))
-    conserved(a)
+    assert j["outer"] == pytest.approx(400.0) and j["inner"] == pytest.approx(100.0)
+    assert idle == pytest.approx(50 * (2 + 8))
 
 
-def test_zero_length_request_gets_nothing() -> None:
-    a = attribute(constant_power(10, 4), [Span("blip", 2, 2), Span("real", 1, 3)])
-    assert a.per_request_j["blip"] == 0.0 and a.per_request_j["real"] == pytest.approx(20.0)
-    conserved(a)
+def test_zero_length_window_gets_nothing() -> None:
+    _, j, _ = replay(10, [(1, "open", "real"), (2, "open", "blip"), (2, "close", "blip"), (3, "close", "real")])
+    assert j["blip"] == 0.0 and j["real"] == pytest.approx(20.0)
 
 
 def test_token_progress_weights() -> None:
-    # Both run 0-10 s at 200 W; A makes 300 tokens, B 100: A gets 3/4.
-    a = attribute(constant_power(200, 10), [Span("A", 0, 10, tokens=300), Span("B", 0, 10, tokens=100)])
-    assert a.per_request_j == pytest.approx({"A": 1500.0, "B": 500.0})
-    # If one request reports no tokens, shares fall back to equal.
-    b = attribute(constant_power(200, 10), [Span("A", 0, 10, tokens=300), Span("B", 0, 10)])
-    assert b.per_request_j == pytest.approx({"A": 1000.0, "B": 1000.0})
+    # Both open 0-10 s at 200 W; A makes 300 tokens, B 100: A gets 3/4.
+    gpu = ScriptedSensor()
+    m = Meter(sensors=[gpu])
+    a, b = m.window("A").open(), m.window("B").open()
+    a.progress(300)
+    b.progress(100)
+    gpu.joules = 2000.0
+    assert a.close().total_j.mid == pytest.approx(1500.0)
+    assert b.close().total_j.mid == pytest.approx(500.0)
+    # If one window reports no tokens, shares fall back to equal.
+    a, b = m.window("A").open(), m.window("B").open()
+    a.progress(300)
+    gpu.joules = 4000.0
+    assert a.close().total_j.mid == pytest.approx(1000.0) and b.close().total_j.mid == pytest.approx(1000.0)
 
 
-def test_varying_power_between_samples() -> None:
+def test_varying_power_between_events() -> None:
     # 0-5 s at 100 W, 5-10 s at 300 W; A runs 0-5, B runs 5-10.
-    samples = [(0.0, 0.0), (5.0, 500.0), (10.0, 2000.0)]
-    a = attribute(samples, [Span("A", 0, 5), Span("B", 5, 10)])
-    assert a.per_request_j == pytest.approx({"A": 500.0, "B": 1500.0})
-    conserved(a)
-
-
-def test_bad_traces_are_refused() -> None:
-    with pytest.raises(InputError):
-        attribute([(0.0, 0.0)], [])
-    with pytest.raises(InputError):
-        attribute([(1.0, 0.0), (0.0, 1.0)], [])
-    with pytest.raises(InputError):
-        attribute(constant_power(1, 2), [Span("x", 2, 1)])
+    gpu = ScriptedSensor()
+    m = Meter(sensors=[gpu])
+    a = m.window("A").open()
+    gpu.joules = 500.0
+    assert a.close().total_j.mid == pytest.approx(500.0)
+    b = m.window("B").open()
+    gpu.joules = 2000.0
+    assert b.close().total_j.mid == pytest.approx(1500.0)
 
 
 def test_meter_online_attribution_conserves_energy() -> None:
@@ -97,7 +106,7 @@ def test_meter_online_attribution_conserves_energy() -> None:
     assert gpu.reads == 6  # one read per event, nothing in between
 
 
-def test_meter_token_progress_and_footprint() -> None:
+def test_meter_footprint_of_a_window() -> None:
     gpu = ScriptedSensor()
     m = Meter(sensors=[gpu], zone="FR", pue=1.0)
     a, b = m.window("A").open(), m.window("B").open()
@@ -105,12 +114,12 @@ def test_meter_token_progress_and_footprint() -> None:
     b.progress(10)
     gpu.joules = 40.0
     ma = a.close()  # A: 3/4 of 40 J
-    mb = b.close()
-    assert ma.total_j.mid == pytest.approx(30.0) and mb.total_j.mid == pytest.approx(10.0)
-    fp = ma.footprint()
+    b.close()
+    fp = m.footprint(ma)
     assert fp.method == "measured" and fp.energy_wh.mid == pytest.approx(30.0 / 3600)
     assert fp.carbon_location_g.mid == pytest.approx(30.0 / 3600 * 56.039 / 1000, rel=1e-4)
     assert fp.boundary == ("accelerator", "facility")
+    assert m.footprint(ma, zone="PL").grid.zone == "PL"  # a place given here refines the meter's
 
 
 def test_meter_decorator_and_errors() -> None:

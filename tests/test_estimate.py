@@ -9,6 +9,7 @@ import pytest
 
 from wattlens.errors import InputError
 from wattlens.estimate import HOST_RATIO, IDLE_RATIO, calibration, estimate_request, inference_energy
+from wattlens.factors import builtin
 
 BASE = dict(
     active_params_b=8.0, total_params_b=8.0, hardware="H100", gpus=1, batch_size=32, input_tokens=500, output_tokens=300
@@ -55,20 +56,20 @@ def test_boundaries_nest() -> None:
 
 def test_unknown_batch_spans_a_wider_range() -> None:
     known = inference_energy(**BASE)  # type: ignore[arg-type]
-    unknown = estimate_request(**{**BASE, "batch_size": None})  # type: ignore[arg-type]
+    unknown = estimate_request(**{**BASE, "batch_size": None}, factors=builtin())  # type: ignore[arg-type]
     assert "batch-unknown" in unknown.warnings
     assert unknown.accelerator_wh.width_ratio > known.width_ratio
     assert unknown.accelerator_wh.contains(unknown.accelerator_wh.mid)
 
 
 def test_uncalibrated_hardware_is_widened_and_said() -> None:
-    est = estimate_request(**{**BASE, "hardware": "MI300X"})  # type: ignore[arg-type]
+    est = estimate_request(**{**BASE, "hardware": "MI300X"}, factors=builtin())  # type: ignore[arg-type]
     assert "hardware-uncalibrated" in est.warnings
     assert est.accelerator_wh.width_ratio > inference_energy(**BASE).width_ratio  # type: ignore[arg-type]
 
 
 def test_gpu_count_is_derived_when_not_given() -> None:
-    est = estimate_request(**{**BASE, "active_params_b": 405, "total_params_b": 405, "gpus": None})  # type: ignore[arg-type]
+    est = estimate_request(**{**BASE, "active_params_b": 405, "total_params_b": 405, "gpus": None}, factors=builtin())  # type: ignore[arg-type]
     assert est.gpus == 16  # 810 GB of bf16 weights in 80 GB cards with 25% left: 13.5 cards -> 16
 
 
@@ -117,7 +118,7 @@ def test_fast_path_equals_the_term_by_term_model() -> None:
     from wattlens.estimate import accelerator_for
     from wattlens.estimate.model import Workload, request_gpu_s, request_j, request_j_and_gpu_s
 
-    acc, _ = accelerator_for("B200")
+    acc, _ = accelerator_for(builtin().hardware.get("B200"))
     c = calibration().coefficients
     for w in (Workload(8, 8, "bf16", 1, 16, 700, 300, 200), Workload(22, 235, "fp8", 8, 128, 2000, 900, 0)):
         j, s = request_j_and_gpu_s(w, acc, c)

@@ -15,8 +15,9 @@ import pytest
 import upstream as up
 
 from wattlens.gateway.app import create_app
-from wattlens.gateway.config import ApiKey, GatewayConfig, ModelParams, Upstream
+from wattlens.gateway.config import ApiKey, GatewayConfig, Upstream
 from wattlens.ledger import LedgerWriter, open_ledger, verify
+from wattlens.metering import ModelParams, Serving
 from wattlens.receipt import LLMRequest, Place, estimate_footprint
 
 UPSTREAM_KEY = "sk-upstream-SECRET-never-logged-42"
@@ -50,16 +51,25 @@ def gateway(upstream_server: up.ServerThread, tmp_path: Path, monkeypatch: pytes
                     "text-embedding-*",
                     "mystery",
                 ),
-                zone="FR",
+                place=Place(zone="FR"),
                 timeout_s=1.0,
-                model_params={
-                    "text-embedding-3-small": ModelParams(0.3),
-                    "fail-500": ModelParams(1),
-                    "badstream": ModelParams(1),
-                    "cutoff": ModelParams(1),
-                },
+                serving=Serving(
+                    model_params={
+                        "text-embedding-3-small": ModelParams(0.3),
+                        "fail-500": ModelParams(1),
+                        "badstream": ModelParams(1),
+                        "cutoff": ModelParams(1),
+                    }
+                ),
             ),
-            Upstream("claude", "anthropic", base, api_key_env="FAKE_UPSTREAM_KEY", models=("claude-*",), region="us-east-1"),
+            Upstream(
+                "claude",
+                "anthropic",
+                base,
+                api_key_env="FAKE_UPSTREAM_KEY",
+                models=("claude-*",),
+                place=Place(region="us-east-1"),
+            ),
             Upstream("dead", "openai", "http://127.0.0.1:9/v1", models=("dead-model",)),
         ),
         keys=(ApiKey("k1", hashlib.sha256(CLIENT_KEY.encode()).hexdigest(), team="research", user="alice"),),
@@ -236,7 +246,9 @@ def test_responses_api_unary_and_streaming(gateway: dict[str, Any]) -> None:
 
 def test_local_upstream_is_measured_by_the_meter(upstream_server: up.ServerThread, tmp_path: Path) -> None:
     cfg = GatewayConfig(
-        upstreams=(Upstream("here", "openai", upstream_server.url + "/v1", models=("*",), zone="FR", local=True),)
+        upstreams=(
+            Upstream("here", "openai", upstream_server.url + "/v1", models=("*",), place=Place(zone="FR"), local=True),
+        )
     )
     with up.ServerThread(create_app(cfg, None)) as gw:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key="none", max_retries=0)
@@ -258,7 +270,9 @@ def test_opentelemetry_spans(upstream_server: up.ServerThread) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    cfg = GatewayConfig(upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", models=("*",), zone="FR"),))
+    cfg = GatewayConfig(
+        upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", models=("*",), place=Place(zone="FR")),)
+    )
     with up.ServerThread(create_app(cfg, None)) as gw:
         openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0).chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
@@ -277,7 +291,7 @@ def test_dashboard_needs_an_admin_key_beyond_loopback(upstream_server: up.Server
         ApiKey("u", hashlib.sha256(user.encode()).hexdigest(), team="t"),
     )
     cfg = GatewayConfig(
-        upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", zone="FR"),),
+        upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", place=Place(zone="FR")),),
         host="0.0.0.0",
         keys=keys,
         ledger=str(tmp_path / "l.db"),

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from wattlens.context import Context, Place
 from wattlens.errors import InputError
 from wattlens.factors import FactorSet
-from wattlens.impacts import EmbodiedShare, embodied_g, footprint, resolve_site
-from wattlens.receipt import LLMRequest, Place, estimate_footprint
+from wattlens.impacts import EmbodiedShare, Site, embodied_g, footprint, resolve_site
+from wattlens.receipt import LLMRequest, estimate_footprint
 from wattlens.units import Interval
 
 E = Interval(1.0, 2.0, 4.0)
+
+
+def site_at(factors: FactorSet, **place: object) -> Site:
+    return resolve_site(Context(Place(**place), factors=factors))  # type: ignore[arg-type]
 
 
 def approx_iv(iv: Interval, low: float, mid: float, high: float) -> None:
@@ -18,7 +23,7 @@ def approx_iv(iv: Interval, low: float, mid: float, high: float) -> None:
 
 
 def test_worked_example_france_on_aws(factors: FactorSet) -> None:
-    site = resolve_site(factors, zone="FR", facility="aws")
+    site = site_at(factors, zone="FR", facility="aws")
     fp = footprint(E, site, method="measured", boundary=["accelerator", "facility"], factors_version="t")
     # By hand: AWS PUE 1.12/1.15/1.18, WUE 0.12/0.15/0.18 L/kWh; France 56.039 gCO2e/kWh, 3.6737 L/kWh off-site.
     approx_iv(fp.facility_wh, 1.12, 2.30, 4.72)
@@ -33,7 +38,7 @@ def test_worked_example_france_on_aws(factors: FactorSet) -> None:
 
 @pytest.mark.parametrize("zone", ["FR", "PL", "US-CA", "CA-QC", "WORLD", "IN", "BR"])
 def test_carbon_and_water_identities_hold_for_any_zone(factors: FactorSet, zone: str) -> None:
-    site = resolve_site(factors, zone=zone)
+    site = site_at(factors, zone=zone)
     fp = footprint(E, site, method="estimated", boundary=["accelerator", "host", "facility"], factors_version="t")
     z = factors.zones.get(zone)
     for part in ("low", "mid", "high"):
@@ -55,19 +60,19 @@ def test_france_beats_poland(factors: FactorSet) -> None:
 
 
 def test_market_based_instruments(factors: FactorSet) -> None:
-    loc = footprint(E, resolve_site(factors, zone="PL"), method="measured", boundary=["facility"], factors_version="t")
-    share = resolve_site(factors, zone="PL", renewable_share=0.8)
+    loc = footprint(E, site_at(factors, zone="PL"), method="measured", boundary=["facility"], factors_version="t")
+    share = site_at(factors, zone="PL", renewable_share=0.8)
     fp = footprint(E, share, method="measured", boundary=["facility"], factors_version="t")
     assert fp.carbon_market_g.mid == pytest.approx(0.2 * loc.carbon_location_g.mid)
     assert "market-from-renewable-share" in fp.warnings
-    contract = resolve_site(factors, zone="PL", market_g_per_kwh=30.0)
+    contract = site_at(factors, zone="PL", market_g_per_kwh=30.0)
     fc = footprint(E, contract, method="measured", boundary=["facility"], factors_version="t")
     assert fc.carbon_market_g.mid == pytest.approx(fc.facility_wh.mid * 0.030)
     assert fc.carbon_location_g == loc.carbon_location_g
 
 
 def test_gcp_region_uses_its_own_intensity_and_cfe(factors: FactorSet) -> None:
-    site = resolve_site(factors, region="europe-west9")
+    site = site_at(factors, region="europe-west9")
     region = factors.cloud_regions.get("europe-west9")
     assert site.zone.zone == "FR" and site.intensity_g_per_kwh == region.intensity_g_per_kwh
     assert site.facility == "google" and "market-from-provider-cfe" in site.warnings
@@ -77,7 +82,7 @@ def test_gcp_region_uses_its_own_intensity_and_cfe(factors: FactorSet) -> None:
 
 
 def test_no_zone_means_world_average_said_out_loud(factors: FactorSet) -> None:
-    site = resolve_site(factors)
+    site = site_at(factors)
     assert site.zone.zone == "WORLD" and "zone-unknown-world-average" in site.warnings
 
 
@@ -92,15 +97,15 @@ def test_embodied_by_hand(factors: FactorSet) -> None:
 
 
 def test_boundary_without_facility_adds_no_pue(factors: FactorSet) -> None:
-    fp = footprint(E, resolve_site(factors, zone="FR"), method="measured", boundary=["accelerator"], factors_version="t")
+    fp = footprint(E, site_at(factors, zone="FR"), method="measured", boundary=["accelerator"], factors_version="t")
     assert fp.facility_wh == fp.energy_wh and "boundary-excludes-facility" in fp.warnings
 
 
 def test_bad_site_inputs(factors: FactorSet) -> None:
     with pytest.raises(InputError, match="PUE"):
-        resolve_site(factors, pue=0.9)
+        site_at(factors, pue=0.9)
     with pytest.raises(InputError, match="renewable"):
-        resolve_site(factors, renewable_share=1.5)
+        site_at(factors, renewable_share=1.5)
 
 
 def test_receipt_json_round_trip(factors: FactorSet) -> None:

@@ -14,6 +14,7 @@ import pytest
 import upstream as up
 
 import wattlens
+from wattlens.context import Place
 from wattlens.errors import InputError
 from wattlens.gateway.app import create_app
 from wattlens.gateway.config import GatewayConfig, Upstream
@@ -38,7 +39,7 @@ def test_chat_receipt_equals_the_gateways(server: up.ServerThread) -> None:
     r = c.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert isinstance(r, openai.types.chat.ChatCompletion)
     fp = r.footprint  # type: ignore[attr-defined]
-    cfg = GatewayConfig(upstreams=(Upstream("u", "openai", server.url + "/v1", zone="FR"),))
+    cfg = GatewayConfig(upstreams=(Upstream("u", "openai", server.url + "/v1", place=Place(zone="FR")),))
     with up.ServerThread(create_app(cfg, None)) as gw:
         via = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0).chat.completions.create(
             model="gpt-4o-mini", messages=MSG
@@ -118,8 +119,8 @@ def test_unknown_model_has_no_receipt_and_says_why(server: up.ServerThread) -> N
     c = wattlens.instrument(client(server))
     r = c.chat.completions.create(model="mystery-model", messages=MSG)
     assert r.footprint is None  # type: ignore[attr-defined]
-    receipt = r.__dict__["_wattlens_receipt"]
-    assert "model_params" in receipt.get()[1]
+    settlement = r.__dict__["_wattlens_settlement"]
+    assert "model_params" in settlement.error
 
 
 def test_next_on_a_metered_stream_keeps_one_iterator(server: up.ServerThread) -> None:

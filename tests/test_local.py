@@ -14,6 +14,7 @@ pytest.importorskip("sentence_transformers", reason="the 'local' extra is not in
 
 import upstream as up
 
+from wattlens.context import Context, Place
 from wattlens.gateway import embedded_config
 from wattlens.gateway.app import create_app
 from wattlens.local import LocalModels
@@ -30,7 +31,7 @@ def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def gateway(tiny_chat_model: Path) -> Iterator[str]:
     port = up.free_port()
-    cfg = embedded_config(port, zone="FR")
+    cfg = embedded_config(port, Context(Place(zone="FR")))
     local = LocalModels(str(tiny_chat_model))
     with up.ServerThread(create_app(cfg, None, local), port=port) as gw:
         yield gw.url

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from wattlens.demo import records, write_demo
+from wattlens.factors import builtin
 from wattlens.ledger import open_ledger
 from wattlens.plan import Scenario, per_query, project
 from wattlens.report import build, period_bounds
@@ -51,19 +52,19 @@ def test_report_totals_equal_the_sum_of_the_records(demo_ledger: Path) -> None:
 
 def test_report_formats(demo_ledger: Path, tmp_path: Path) -> None:
     r = build(open_ledger(demo_ledger).records(), ["model", "day"], "demo")
-    md = write(r, "md", None)
+    md = write(r, "md", None, builtin())
     assert md is not None and "## Totals" in md and "Scope 3, category 1" in md
     assert "Our World in Data" in md and "EcoLogits" in md  # every factor used, with its source
-    data = json.loads(write(r, "json", None) or "")
+    data = json.loads(write(r, "json", None, builtin()) or "")
     assert data["total"]["requests"] == 3000 and data["intensity"]["energy_wh"]["per_1000_queries"]["mid"] > 0
-    csv_text = write(r, "csv", None) or ""
+    csv_text = write(r, "csv", None, builtin()) or ""
     assert csv_text.splitlines()[1].startswith("total,all,3000")
     html_path = tmp_path / "r.html"
-    write(r, "html", str(html_path))
+    write(r, "html", str(html_path), builtin())
     html = html_path.read_text()
     assert "<table>" in html and "data:image/png;base64," in html  # figures embedded
     pdf_path = tmp_path / "r.pdf"
-    write(r, "pdf", str(pdf_path))
+    write(r, "pdf", str(pdf_path), builtin())
     assert pdf_path.read_bytes().startswith(b"%PDF") and pdf_path.stat().st_size > 10_000
 
 
@@ -177,7 +178,7 @@ def test_columnar_report_equals_the_python_one(demo_ledger: Path, tmp_path: Path
     export(led.records(), "parquet", str(pq))
     py = build(led.records(), ["model", "zone", "day"])
     led.close()
-    col = build_from_parquet(pq, ["model", "zone", "day"])
+    col = build_from_parquet(pq, ["model", "zone", "day"], factors=builtin())
     assert col.total["requests"] == py.total["requests"] and col.users == py.users
     for q in ("energy_wh", "carbon_location_g", "carbon_embodied_g", "water_ml"):
         for b in ("low", "mid", "high"):

@@ -14,6 +14,7 @@ pytest.importorskip("sentence_transformers", reason="the 'local' extra is not in
 
 import upstream as up
 
+from wattlens.context import Place
 from wattlens.gateway.app import create_app
 from wattlens.gateway.config import GatewayConfig, Route, Upstream
 from wattlens.ledger import LedgerWriter, open_ledger
@@ -83,7 +84,9 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     tmp = tmp_path_factory.mktemp("route")
     with up.ServerThread(up.app) as fake:
         cfg = GatewayConfig(
-            upstreams=(Upstream("cloud", "openai", fake.url + "/v1", models=("gpt-4o-mini", "gpt-4o"), zone="FR"),),
+            upstreams=(
+                Upstream("cloud", "openai", fake.url + "/v1", models=("gpt-4o-mini", "gpt-4o"), place=Place(zone="FR")),
+            ),
             routes=(
                 Route("wattlens/auto", "gpt-4o-mini", "gpt-4o"),
                 Route("always-small", "gpt-4o-mini", "gpt-4o", threshold=0.0),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wattlens.score import TASKS, rate, reference, stars_leaderboard, stars_log
+from wattlens.score import TASKS, rate, reference
+from wattlens.score.scales import stars_leaderboard, stars_log
 
 
 def test_leaderboard_scale_reproduces_all_166_published_stars() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeAmdSmi, FakeGpu, FakeNVML
 
+from wattlens.factors import FactorSet
 from wattlens.sensors import amdsmi, fallback, nvml, probe_all, rapl
 from wattlens.sensors.base import NullSensor
 
@@ -120,8 +121,8 @@ def test_rapl_absent(tmp_path: Path) -> None:
     assert "not present" in rapl.probe(tmp_path / "none").reason
 
 
-def test_fallback_runs_for_real_here() -> None:
-    p = fallback.probe()
+def test_fallback_runs_for_real_here(factors: FactorSet) -> None:
+    p = fallback.probe(factors)
     cpu = p.sensors[0]
     assert cpu.method == "estimated" and cpu.kind == "cpu"
     e0 = cpu.energy_j()
@@ -148,18 +149,18 @@ def test_fallback_tdp_matching() -> None:
     assert fallback.match_tdp("", table) is None
 
 
-def test_fallback_reads_proc_files(tmp_path: Path) -> None:
+def test_fallback_reads_proc_files(tmp_path: Path, factors: FactorSet) -> None:
     (tmp_path / "cpuinfo").write_text("model name\t: Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz\nphysical id\t: 0\n")
     (tmp_path / "meminfo").write_text("MemTotal:       16777216 kB\n")
     (tmp_path / "stat").write_text("cpu  100 0 100 1000 0 0 0 0 0 0\n")
-    p = fallback.probe(tmp_path / "cpuinfo", tmp_path / "stat", tmp_path / "meminfo")
+    p = fallback.probe(factors, tmp_path / "cpuinfo", tmp_path / "stat", tmp_path / "meminfo")
     assert "i7-8700" in p.sensors[0].reason
     mem = p.sensors[1]
     assert mem.reason.startswith("16.0 GB")
 
 
-def test_detection_on_this_machine_is_honest() -> None:
-    det = probe_all()
+def test_detection_on_this_machine_is_honest(factors: FactorSet) -> None:
+    det = probe_all(factors)
     backends = {p.backend for p in det.probes}
     assert {"nvml", "amdsmi", "rapl"} <= backends
     if not any(s.method == "measured" for s in det.sensors):

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import upstream as up
 
+from wattlens.context import Place
 from wattlens.equivalents import car_metres, drops, led_seconds, phone_charge_share
 from wattlens.gateway.app import create_app
 from wattlens.gateway.config import GatewayConfig, Upstream
@@ -57,10 +58,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "openai",
                     f"http://127.0.0.1:{port}/local/v1",
                     models=("sentence-transformers/*",),
-                    zone="FR",
+                    place=Place(zone="FR"),
                     local=True,
                 ),
-                Upstream("cloud", "openai", fake.url + "/v1", models=("gpt-4o-mini", "gpt-4o"), region="us-east-1"),
+                Upstream(
+                    "cloud", "openai", fake.url + "/v1", models=("gpt-4o-mini", "gpt-4o"), place=Place(region="us-east-1")
+                ),
             ),
             port=port,
             ledger=str(tmp / "ledger.db"),

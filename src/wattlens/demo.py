@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from wattlens.context import Context, Place
 from wattlens.errors import InputError
-from wattlens.receipt import LLMRequest, Place, estimate_footprint
+from wattlens.footprint import Tokens
 
 TRACES = {"conv": "azure_llm_inference_trace_2023_conv.csv.gz", "code": "azure_llm_inference_trace_2023_code.csv.gz"}
 CITATION = (
@@ -46,11 +47,19 @@ def trace(kinds: Sequence[str] = ("conv", "code")) -> Iterator[TraceRequest]:
 
 
 def records(
-    models: Sequence[str], zones: Sequence[str], start: dt.datetime | None = None, limit: int | None = None
+    models: Sequence[str],
+    zones: Sequence[str],
+    start: dt.datetime | None = None,
+    limit: int | None = None,
+    context: Context | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Ledger records of the replayed trace (the same shape as the gateway's)."""
+    """Ledger records of the replayed trace, settled exactly as the gateway's are."""
+    from wattlens.metering import Call, settle
+
     if not models or not zones:
         raise InputError("give at least one --model and one --zone")
+    base = context or Context()
+    contexts = {z: base.at(Place(zone=z)) for z in zones}
     teams = {"conv": ("support", "search"), "code": ("engineering",)}
     first: dt.datetime | None = None
     for i, r in enumerate(trace()):
@@ -59,32 +68,26 @@ def records(
         first = first or r.ts
         ts = r.ts if start is None else start + (r.ts - first)
         model, zone = models[i % len(models)], zones[(i // len(models)) % len(zones)]
-        fp = estimate_footprint(
-            LLMRequest(model=model, input_tokens=r.context_tokens, output_tokens=r.generated_tokens), Place(zone=zone)
+        call = Call(
+            "demo",
+            "openai",
+            "/chat/completions",
+            model,
+            upstream="demo",
+            tokens=Tokens(input=r.context_tokens, output=r.generated_tokens),
+            ts=ts.isoformat(timespec="microseconds"),
+            request_id=uuid.UUID(int=i + 1).hex,
+            team=teams[r.kind][i % len(teams[r.kind])],
+            user=f"user{i % 97:02d}",
+            tags={"source": "demo", "trace": r.kind},
+            timed=False,  # a replay has no latency of its own
         )
-        team = teams[r.kind][i % len(teams[r.kind])]
-        yield {
-            "id": uuid.UUID(int=i + 1).hex,
-            "ts": ts.isoformat(timespec="microseconds"),
-            "endpoint": "/chat/completions",
-            "protocol": "openai",
-            "model_requested": model,
-            "model_served": fp.model or model,
-            "upstream": "demo",
-            "status": 200,
-            "outcome": "ok",
-            "stream": False,
-            "latency_s": None,
-            "ttft_s": None,
-            "tokens": fp.tokens.as_dict() if fp.tokens else {},
-            "key_id": None,
-            "team": team,
-            "user": f"user{i % 97:02d}",
-            "tags": {"source": "demo", "trace": r.kind},
-            "footprint": fp.as_dict(),
-            "footprint_error": None,
-            "factors_version": fp.factors_version,
-        }
+        s = settle(call, contexts[zone])
+        fp = s.footprint
+        if fp is None:
+            raise InputError(s.error or f"no receipt for {model}")
+        call.served_model = fp.model or model
+        yield s.record_dict()
 
 
 def write_demo(
@@ -94,13 +97,14 @@ def write_demo(
     start: dt.datetime | None = None,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
+    context: Context | None = None,
 ) -> int:
     from wattlens.ledger import open_ledger
 
     led = open_ledger(ledger_path)
     n, batch = 0, []
     try:
-        for rec in records(models, zones, start, limit):
+        for rec in records(models, zones, start, limit, context):
             batch.append(rec)
             if len(batch) >= 2000:
                 led.append(batch)

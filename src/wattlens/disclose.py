@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from wattlens.context import Context
 from wattlens.errors import InputError
 from wattlens.units import Interval
 
@@ -54,7 +55,7 @@ def training(receipts: Sequence[str | Path], entered_kwh: float | None, entered_
     return None
 
 
-def inference(model: str, records: Iterable[dict[str, Any]] | None) -> dict[str, Any]:
+def inference(model: str, records: Iterable[dict[str, Any]] | None, context: Context | None = None) -> dict[str, Any]:
     """Per 1,000 queries: from the ledger's records of this model when there are any, else estimated."""
     from wattlens.ledger.summary import summarise
 
@@ -71,7 +72,7 @@ def inference(model: str, records: Iterable[dict[str, Any]] | None) -> dict[str,
             }
     from wattlens.receipt import LLMRequest, estimate_footprint
 
-    fp = estimate_footprint(LLMRequest(model=model, input_tokens=500, output_tokens=300))
+    fp = estimate_footprint(LLMRequest(model=model, input_tokens=500, output_tokens=300), context or Context())
     return {
         "per_1000_queries_wh": (fp.facility_wh * 1000).as_dict(),
         "queries": None,

@@ -12,13 +12,15 @@ Formulas (docs/methodology.md gives each with its sources):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wattlens.context import Context
 from wattlens.errors import InputError
-from wattlens.factors import FactorSet
 from wattlens.factors.records import Facility, Hardware, Zone
 from wattlens.footprint import Footprint, Grid, Method, Tokens
+from wattlens.grid import GridReading
 from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval
 
 REGION_FACILITY = {"gcp": "google", "aws": "aws", "azure": "microsoft"}
@@ -26,10 +28,10 @@ REGION_FACILITY = {"gcp": "google", "aws": "aws", "azure": "microsoft"}
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """Where energy was used: the grid, the facility and any market-based instrument."""
+    """Where energy was used, resolved: the grid reading, the facility and any market-based instrument."""
 
     zone: Zone
-    intensity_g_per_kwh: float
+    grid: GridReading
     pue: Interval
     wue_l_per_kwh: Interval
     market_g_per_kwh: float | None = None
@@ -37,6 +39,10 @@ class Site:
     warnings: tuple[str, ...] = ()
     region: str | None = None
     facility: str = "default"
+
+    @property
+    def intensity_g_per_kwh(self) -> float:
+        return self.grid.intensity_g_per_kwh
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +55,17 @@ class EmbodiedShare:
 
 
 def resolve_site(
-    factors: FactorSet,
+    ctx: Context,
     *,
-    zone: str | None = None,
-    region: str | None = None,
-    facility: str | None = None,
     default_zone: str | None = None,
     default_facility: str | None = None,
-    pue: float | None = None,
-    wue_l_per_kwh: float | None = None,
-    market_g_per_kwh: float | None = None,
-    renewable_share: float | None = None,
+    at: dt.datetime | None = None,
 ) -> Site:
-    """Pick the zone, intensity and facility factors; say in warnings what was assumed."""
+    """Pick the zone, the grid reading (from the context's feed) and the facility; say in warnings what was assumed."""
+    factors, place = ctx.factors, ctx.place
+    zone, region = place.zone, place.region
+    pue, wue_l_per_kwh = place.pue, place.wue_l_per_kwh
+    market_g_per_kwh, renewable_share = place.market_g_per_kwh, place.renewable_share
     warnings: list[str] = []
     region_row = factors.cloud_regions.get(region) if region else None
     if zone:
@@ -74,16 +78,12 @@ def resolve_site(
     else:
         z = factors.zones.get("WORLD")
         warnings.append("zone-unknown-world-average")
-    intensity = z.intensity_g_per_kwh
-    if region_row is not None and not zone and region_row.intensity_g_per_kwh is not None:
-        intensity = region_row.intensity_g_per_kwh
-    elif "direct combustion" in z.intensity_basis:
-        warnings.append("intensity-direct-combustion")
-    if z.mix_basis.startswith("parent"):
-        warnings.append("mix-from-parent-zone")
+    # A region's own published intensity applies only when the zone was not named outright.
+    reading = ctx.grid.reading(z, region_row if not zone else None, at)
+    warnings.extend(reading.warnings)
     if z.water_basis.startswith("derived"):
         warnings.append("water-derived-from-mix")
-    fac_name = facility or (REGION_FACILITY.get(region_row.provider) if region_row else None) or default_facility
+    fac_name = place.facility or (REGION_FACILITY.get(region_row.provider) if region_row else None) or default_facility
     fac: Facility = factors.facilities.get(fac_name or "default")
     if pue is not None and pue < 1.0:
         raise InputError(f"PUE must be at least 1.0, got {pue}")
@@ -103,7 +103,7 @@ def resolve_site(
         warnings.append("market-from-renewable-share")
     return Site(
         zone=z,
-        intensity_g_per_kwh=intensity,
+        grid=reading,
         pue=Interval.point(pue) if pue is not None else fac.pue,
         wue_l_per_kwh=Interval.point(wue_l_per_kwh) if wue_l_per_kwh is not None else fac.wue_l_per_kwh,
         market_g_per_kwh=market_g_per_kwh,
@@ -181,7 +181,7 @@ def footprint(
         embodied_g=embodied_g(embodied),
         water_onsite_ml=water_onsite_ml(energy_wh, site.wue_l_per_kwh),
         water_offsite_ml=water_offsite_ml(fac_wh, site.zone.water_offsite_l_per_kwh),
-        grid=Grid(site.zone.zone, site.zone.year, site.intensity_g_per_kwh, dict(site.zone.mix)),
+        grid=Grid(site.grid.zone, site.grid.year, site.grid.intensity_g_per_kwh, dict(site.grid.mix)),
         method=method,
         boundary=tuple(parts),
         factors_version=factors_version,

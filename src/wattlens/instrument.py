@@ -1,156 +1,61 @@
-"""In-process metering of the official `openai` and `anthropic` clients.
+"""In-process metering of SDK clients (the official `openai` and `anthropic`, or a plugin protocol's).
 
     client = wattlens.instrument(openai.OpenAI(), zone="US-VA")
     r = client.chat.completions.create(...)
     r.footprint              # the same receipt the gateway returns, as a dict
 
 Only the given client object is changed: its resource objects get instance attributes that
-shadow the SDK methods, and `uninstrument(client)` deletes them again. A response's receipt
-is computed on first access of `.footprint` (or in the ledger thread), so a call costs a
-few microseconds more, not the ~50 µs of a receipt.
+shadow the SDK methods, and `uninstrument(client)` deletes them again. Token usage is read by
+the same protocol code as the gateway's (wattlens.protocols) and each call is settled by
+wattlens.metering; the receipt is computed on first access of `.footprint` (or in the ledger
+thread), so a call costs microseconds more, not the ~50 µs of a receipt.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from wattlens.context import Context, Place
 from wattlens.errors import InputError
-from wattlens.footprint import Tokens
-from wattlens.gateway.config import ModelParams, Upstream
-from wattlens.gateway.receipts import footprint_for
+from wattlens.metering import Call, LedgerObserver, ModelParams, Observer, Serving, Settlement, settle
+from wattlens.protocols import StreamTracker, WireProtocol, protocols
+from wattlens.protocols.base import field as field_of
 
-# (resource path, method, protocol, endpoint) for each metered call.
-OPENAI_TARGETS = (
-    (("chat", "completions"), "create", "openai", "/chat/completions"),
-    (("completions",), "create", "openai", "/completions"),
-    (("embeddings",), "create", "openai", "/embeddings"),
-    (("responses",), "create", "openai", "/responses"),
-)
-ANTHROPIC_TARGETS = ((("messages",), "create", "anthropic", "/messages"),)
 _MARK = "_wattlens_instrumented"
 
 
 @dataclass
 class Settings:
-    upstream: Upstream
-    ledger: Any = None  # LedgerWriter
+    """What every metered call of one client shares."""
+
+    proto: WireProtocol
+    context: Context
+    serving: Serving
+    upstream: str
+    observers: list[Observer] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
-    otel: bool = False
 
+    def call(self, endpoint: str, model: str, started: float, stream: bool) -> Call:
+        t = self.tags
+        return Call(
+            "sdk",
+            self.proto.name,
+            endpoint,
+            model,
+            upstream=self.upstream,
+            stream=stream,
+            started=started,
+            team=t.get("team"),
+            user=t.get("user"),
+            tags=dict(t),
+        )
 
-def _fields(obj: Any) -> dict[str, Any]:
-    """A pydantic model's field values without attribute lookups (a missing attribute costs µs)."""
-    d = getattr(obj, "__dict__", None)
-    return d if isinstance(d, dict) else {}
-
-
-def _int(d: dict[str, Any], key: str) -> int:
-    v = d.get(key)
-    return v if isinstance(v, int) else 0
-
-
-def openai_tokens_of(usage: Any) -> Tokens:
-    """openai_tokens() on the SDK's usage object (model_dump would cost tens of µs)."""
-    if usage is None:
-        return Tokens()
-    d = _fields(usage)
-    if "input_tokens" in d:  # Responses API
-        inp, out = _int(d, "input_tokens"), _int(d, "output_tokens")
-        cached = _int(_fields(d.get("input_tokens_details")), "cached_tokens")
-        reasoning = _int(_fields(d.get("output_tokens_details")), "reasoning_tokens")
-    else:
-        inp, out = _int(d, "prompt_tokens"), _int(d, "completion_tokens")
-        cached = _int(_fields(d.get("prompt_tokens_details")), "cached_tokens")
-        reasoning = _int(_fields(d.get("completion_tokens_details")), "reasoning_tokens")
-    return Tokens(inp, min(cached, inp), max(out - reasoning, 0), reasoning)
-
-
-def anthropic_tokens_of(usage: Any, output: int | None = None) -> Tokens:
-    if usage is None:
-        return Tokens()
-    d = _fields(usage)
-    read = _int(d, "cache_read_input_tokens")
-    inp = _int(d, "input_tokens") + _int(d, "cache_creation_input_tokens") + read
-    return Tokens(inp, read, _int(d, "output_tokens") if output is None else output)
-
-
-class Receipt:
-    """A lazily computed receipt: the arithmetic runs once, on first use."""
-
-    __slots__ = ("_fp", "_settings", "_tokens", "endpoint", "model", "outcome", "proto", "started", "stream")
-
-    def __init__(
-        self,
-        settings: Settings,
-        proto: str,
-        endpoint: str,
-        model: str,
-        tokens: Tokens,
-        started: float,
-        stream: bool,
-        outcome: str = "ok",
-    ) -> None:
-        self._settings, self.proto, self.endpoint = settings, proto, endpoint
-        self.model, self._tokens, self.started, self.stream, self.outcome = model, tokens, started, stream, outcome
-        self._fp: tuple[dict[str, Any] | None, str | None] | None = None
-
-    def get(self) -> tuple[dict[str, Any] | None, str | None]:
-        if self._fp is None:
-            fp, why = footprint_for(self._settings.upstream, self.model, self._tokens)
-            self._fp = (fp.as_dict() if fp else None, why)
-        return self._fp
-
-    @property
-    def footprint(self) -> dict[str, Any] | None:
-        return self.get()[0]
-
-    def record(self) -> dict[str, Any]:
-        import datetime as dt
-
-        fp, why = self.get()
-        s = self._settings
-        return {
-            "id": uuid.uuid4().hex,
-            "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-            "endpoint": self.endpoint,
-            "protocol": self.proto,
-            "model_requested": self.model,
-            "model_served": self.model,
-            "upstream": s.upstream.base_url,
-            "status": 200,
-            "outcome": self.outcome,
-            "stream": self.stream,
-            "latency_s": round(time.perf_counter() - self.started, 6),
-            "ttft_s": None,
-            "tokens": self._tokens.as_dict(),
-            "key_id": None,
-            "team": s.tags.get("team"),
-            "user": s.tags.get("user"),
-            "tags": dict(s.tags),
-            "footprint": fp,
-            "footprint_error": why,
-            "factors_version": fp["factors_version"] if fp else None,
-            "source": "sdk",
-        }
-
-    def done(self) -> None:
-        s = self._settings
-        if s.ledger is not None:
-            s.ledger.submit(self.record)  # computed in the ledger thread, off the caller's
-        if s.otel:
-            from wattlens import otel
-
-            fp = self.get()[0]
-            from wattlens.footprint import Footprint
-
-            f = Footprint.from_dict(fp) if fp else None
-            attrs = otel.attributes(self.proto, self.endpoint.strip("/"), self.model, None, self._tokens, f)
-            otel.record_span(f"{self.endpoint.strip('/')} {self.model}", self.started, attrs)
+    def settle(self, call: Call) -> Settlement:
+        return settle(call, self.context, self.serving, self.observers)
 
 
 _SUBCLASSES: dict[type, type] = {}
@@ -162,99 +67,46 @@ def _footprinted(cls: type) -> type:
     if sub is None:
 
         def footprint(self: Any) -> dict[str, Any] | None:
-            r: Receipt = self.__dict__["_wattlens_receipt"]
-            return r.footprint
+            s: Settlement = self.__dict__["_wattlens_settlement"]
+            return s.receipt
 
         sub = type(cls.__name__, (cls,), {"footprint": property(footprint), "__module__": cls.__module__})
         _SUBCLASSES[cls] = sub
     return sub
 
 
-def _attach(obj: Any, receipt: Receipt) -> Any:
+def _attach(obj: Any, s: Settlement) -> Any:
     try:
         obj.__class__ = _footprinted(type(obj))
-        obj.__dict__["_wattlens_receipt"] = receipt
+        obj.__dict__["_wattlens_settlement"] = s
     except (TypeError, AttributeError):  # not a pydantic model (e.g. a raw httpx response): leave it alone
         pass
     return obj
 
 
-def _wants_usage(kwargs: dict[str, Any]) -> bool:
-    opts = kwargs.get("stream_options") or {}
-    return bool(opts.get("include_usage")) if isinstance(opts, dict) else False
-
-
-def _prepare(proto: str, endpoint: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Ask for usage on OpenAI chat/completion streams; remember whether the caller did."""
-    if proto == "openai" and kwargs.get("stream") and endpoint in ("/chat/completions", "/completions"):
-        asked = _wants_usage(kwargs)
-        if not asked:
-            opts = dict(kwargs.get("stream_options") or {})
-            opts["include_usage"] = True
-            kwargs = {**kwargs, "stream_options": opts}
-        return kwargs, asked
-    return kwargs, True
-
-
 class _StreamState:
-    """Tokens seen on a stream; finishes the receipt exactly once."""
+    """A stream's tracker and its call; settles exactly once."""
 
-    __slots__ = ("chunks", "done", "endpoint", "model", "proto", "settings", "start_usage", "started", "tokens")
+    __slots__ = ("call", "done", "settings", "tracker")
 
-    def __init__(self, settings: Settings, proto: str, endpoint: str, model: str, started: float) -> None:
-        self.settings, self.proto, self.endpoint, self.model, self.started = settings, proto, endpoint, model, started
-        self.tokens: Tokens | None = None
-        self.chunks = 0
-        self.start_usage: Any = None
-        self.done: Receipt | None = None
-
-    def see(self, ev: Any) -> bool:
-        """Look at one chunk; True if it is an injected usage chunk the caller must not see.
-
-        Runs once per chunk, so it reads the model's field dict instead of attributes.
-        """
-        d = _fields(ev)
-        if self.proto == "anthropic":
-            t = d.get("type")
-            if t == "message_start":
-                self.start_usage = _fields(d.get("message")).get("usage")
-            elif t == "message_delta":
-                self.tokens = anthropic_tokens_of(self.start_usage, _int(_fields(d.get("usage")), "output_tokens"))
-            else:
-                self.chunks += 1
-            return False
-        usage = d.get("usage")
-        if usage is not None:
-            self.tokens = openai_tokens_of(usage)
-            return not d.get("choices", True)
-        if d.get("type") == "response.completed":
-            self.tokens = openai_tokens_of(_fields(d.get("response")).get("usage"))
-            return False
-        self.chunks += 1
-        return False
+    def __init__(self, settings: Settings, call: Call, tracker: StreamTracker) -> None:
+        self.settings, self.call, self.tracker = settings, call, tracker
+        self.done: Settlement | None = None
 
     def pass_on(self, ev: Any, hide_usage: bool) -> bool:
-        """See one chunk; finish the receipt as soon as usage arrives; False to hide an injected usage chunk."""
-        hide = self.see(ev)
-        if self.tokens is not None and self.done is None:
-            self.finish()
-        return not (hide and hide_usage)
+        """See one event; settle as soon as usage arrives; False to hide an injected usage chunk."""
+        t = self.tracker
+        if t.see(None, ev) == "usage" and self.done is None and t.tokens is not None:
+            self.call.tokens = t.tokens
+            self.call.served_model = t.served_model or self.call.model
+            self.done = self.settings.settle(self.call)
+        return not (hide_usage and t.hides(ev))
 
-    def finish(self, outcome: str = "ok") -> Receipt:
+    def finish(self, outcome: str) -> None:
         if self.done is None:
-            tokens = self.tokens or Tokens(output=self.chunks)  # cut off: what was seen
-            self.done = Receipt(
-                self.settings,
-                self.proto,
-                self.endpoint,
-                self.model,
-                tokens,
-                self.started,
-                True,
-                outcome if self.tokens is None else "ok",
-            )
-            self.done.done()
-        return self.done
+            self.call.outcome = outcome
+            self.call.tokens = self.tracker.cut_off()  # cut off: what was seen
+            self.done = self.settings.settle(self.call)
 
 
 class MeteredStream:
@@ -273,7 +125,7 @@ class MeteredStream:
         except GeneratorExit:
             self._state.finish("client_disconnected")
             raise
-        self._state.finish()
+        self._state.finish("no_usage")
 
     def __next__(self) -> Any:
         if self._it is None:  # one generator for the whole stream, as the SDK's own Stream does
@@ -292,7 +144,7 @@ class MeteredStream:
 
     @property
     def footprint(self) -> dict[str, Any] | None:
-        return self._state.done.footprint if self._state.done else None
+        return self._state.done.receipt if self._state.done else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -311,7 +163,7 @@ class AsyncMeteredStream(MeteredStream):
         except GeneratorExit:
             self._state.finish("client_disconnected")
             raise
-        self._state.finish()
+        self._state.finish("no_usage")
 
     async def __aenter__(self) -> AsyncMeteredStream:
         return self
@@ -324,26 +176,26 @@ class AsyncMeteredStream(MeteredStream):
         await self._inner.close()
 
 
-def _wrap(orig: Callable[..., Any], settings: Settings, proto: str, endpoint: str, is_async: bool) -> Callable[..., Any]:
+def _wrap(orig: Callable[..., Any], settings: Settings, endpoint: str, is_async: bool) -> Callable[..., Any]:
+    proto = settings.proto
+
     def after(result: Any, kwargs: dict[str, Any], asked: bool, started: float) -> Any:
         model = str(kwargs.get("model", ""))
-        if kwargs.get("stream"):
-            state = _StreamState(settings, proto, endpoint, model, started)
+        call = settings.call(endpoint, model, started, bool(kwargs.get("stream")))
+        if call.stream:
+            state = _StreamState(settings, call, proto.tracker(endpoint))
             cls = AsyncMeteredStream if is_async else MeteredStream
             return cls(result, state, hide_usage=not asked)
-        usage = getattr(result, "usage", None)
-        tokens = anthropic_tokens_of(usage) if proto == "anthropic" else openai_tokens_of(usage)
-        served = getattr(result, "model", None) or model
-        receipt = Receipt(settings, proto, endpoint, served, tokens, started, False)
-        receipt.done()
-        return _attach(result, receipt)
+        call.tokens = proto.tokens(proto.usage_of(result))
+        call.served_model = field_of(result, "model") or model
+        return _attach(result, settings.settle(call))
 
     if is_async:
 
         @functools.wraps(orig)
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
-            kwargs, asked = _prepare(proto, endpoint, kwargs)
+            kwargs, asked = proto.prepare(endpoint, kwargs)
             return after(await orig(*args, **kwargs), kwargs, asked, started)
 
         return awrapper
@@ -351,19 +203,16 @@ def _wrap(orig: Callable[..., Any], settings: Settings, proto: str, endpoint: st
     @functools.wraps(orig)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        kwargs, asked = _prepare(proto, endpoint, kwargs)
+        kwargs, asked = proto.prepare(endpoint, kwargs)
         return after(orig(*args, **kwargs), kwargs, asked, started)
 
     return wrapper
 
 
-def _kind(client: Any) -> tuple[str, bool]:
-    mod = type(client).__module__
-    name = type(client).__name__
-    if mod.startswith("openai") or name in ("OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI"):
-        return "openai", name.startswith("Async")
-    if mod.startswith("anthropic") or name in ("Anthropic", "AsyncAnthropic"):
-        return "anthropic", name.startswith("Async")
+def _protocol_of(client: Any) -> WireProtocol:
+    for p in protocols().values():
+        if p.sdk_client(client):
+            return p
     raise InputError(f"instrument() takes an openai or anthropic client, got {type(client).__name__}")
 
 
@@ -377,37 +226,43 @@ def instrument(
     ledger: Any = None,
     tags: dict[str, str] | None = None,
     model_params: dict[str, dict[str, float]] | None = None,
+    context: Context | None = None,
+    config: str | None = None,
 ) -> Any:
     """Meter every call of this client; returns the same client.
 
-    ledger: a path or postgresql:// URL, or a LedgerWriter (receipts are written in batches
+    Where it runs: zone/region/facility, over `context` when given, else over the configuration
+    (WATTLENS_* environment, then $WATTLENS_CONFIG or ./wattlens.toml, or the `config` file).
+    ledger: a path or postgresql:// URL, or a LedgerWriter (records are written in batches
     off the calling thread). model_params: {"my-model": {"active_params_b": 8}} for models
     outside the catalogue (an OpenAI client pointed at vLLM or Ollama).
     """
-    proto, is_async = _kind(client)
+    proto = _protocol_of(client)
     if getattr(client, _MARK, None):
         raise InputError("this client is already instrumented; call wattlens.uninstrument(client) first")
     from wattlens import otel
     from wattlens.ledger import LedgerWriter, open_ledger
 
+    if context is None:
+        from wattlens.config import load_settings
+
+        context = load_settings(config).context()
+    ctx = context.at(Place(zone=zone, region=region, facility=facility))
     writer = ledger if isinstance(ledger, LedgerWriter) or ledger is None else LedgerWriter(open_ledger(ledger))
     params = {
         m: ModelParams(float(p["active_params_b"]), p.get("total_params_b"), p.get("precision"))  # type: ignore[arg-type]
         for m, p in (model_params or {}).items()
     }
-    upstream = Upstream(
-        "sdk",
-        proto,
-        str(getattr(client, "base_url", "")).rstrip("/"),
-        zone=zone,
-        region=region,
-        facility=facility,
-        hardware=hardware,
-        model_params=params,
-    )
-    settings = Settings(upstream, writer, dict(tags or {}), otel.enabled())
+    observers: list[Observer] = []
+    if writer is not None:
+        observers.append(LedgerObserver(writer))
+    if otel.enabled():
+        observers.append(otel.SpanObserver(protocols()))
+    upstream = str(getattr(client, "base_url", "")).rstrip("/")
+    settings = Settings(proto, ctx, Serving(hardware=hardware, model_params=params), upstream, observers, dict(tags or {}))
+    is_async = type(client).__name__.startswith("Async")
     wrapped = []
-    for path, method, p, endpoint in OPENAI_TARGETS if proto == "openai" else ANTHROPIC_TARGETS:
+    for path, method, endpoint in proto.sdk_targets:
         resource = client
         try:
             for attr in path:
@@ -415,7 +270,7 @@ def instrument(
         except AttributeError:
             continue  # an older SDK without this resource
         orig = getattr(resource, method)
-        setattr(resource, method, _wrap(orig, settings, p, endpoint, is_async))
+        setattr(resource, method, _wrap(orig, settings, endpoint, is_async))
         wrapped.append((resource, method))
     object.__setattr__(client, _MARK, (wrapped, settings))
     return client

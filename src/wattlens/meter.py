@@ -3,11 +3,13 @@
     with Meter(zone="FR") as m:
         with m.window("request-42") as w:
             ...                      # w.progress(tokens) may report token progress
-    m.measurement.footprint()        # the whole meter; w.measurement for the window
+    m.footprint()                    # the whole meter; m.footprint(w.measurement) for the window
 
 Each window open or close is an event: the sensors are read once, and the energy since the
-previous event is shared among the windows open in between (see wattlens.attribution);
-energy while no window is open is idle. No thread runs unless a sensor needs power sampling.
+previous event is shared among the windows open in between: by their token progress in
+that slice when every open window reports progress, else in equal shares; the last share
+takes the remainder, so the shares plus idle equal the measured total. Energy while no
+window is open is idle. No thread runs unless a sensor needs power sampling.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from wattlens.attribution import split
-from wattlens.errors import InputError, WattlensError
+from wattlens.context import Context, Place
+from wattlens.errors import InputError
 from wattlens.footprint import Footprint, Method
 from wattlens.sensors.base import Sensor
 from wattlens.units import J_PER_WH, Interval
@@ -29,6 +31,19 @@ from wattlens.units import J_PER_WH, Interval
 P = ParamSpec("P")
 R = TypeVar("R")
 Triple = tuple[float, float, float]
+
+
+def split(energy: float, weights: Sequence[float]) -> list[float]:
+    """Split energy by weights (equal shares when all are 0); the parts sum to energy exactly."""
+    n = len(weights)
+    if n == 0:
+        return []
+    total = sum(weights)
+    if total <= 0:
+        weights, total = [1.0] * n, float(n)
+    parts = [energy * w / total for w in weights[:-1]]
+    parts.append(energy - sum(parts))
+    return parts
 
 
 def _iv(t: Sequence[float]) -> Interval:
@@ -46,7 +61,6 @@ class Measurement:
     attributed_j: dict[str, Interval]  # this window's share of it
     method: Method
     kinds: dict[str, str]
-    meter: Meter | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_j(self) -> Interval:
@@ -56,11 +70,17 @@ class Measurement:
     def energy_wh(self) -> Interval:
         return self.total_j / J_PER_WH
 
-    def footprint(self, **site: Any) -> Footprint:
-        """The receipt of this window's attributed energy; site options as for Meter()."""
-        if self.meter is None:
-            raise WattlensError("this measurement is not attached to a Meter")
-        return self.meter.footprint(self, **site)
+
+def measured_footprint(m: Measurement, ctx: Context) -> Footprint:
+    """The receipt of a measurement's attributed energy at the context's place."""
+    from wattlens.impacts import footprint, resolve_site
+
+    kinds = set(m.kinds.values())
+    parts = [p for p, ks in (("accelerator", {"accelerator"}), ("host", {"cpu", "dram", "host"})) if kinds & ks]
+    if m.name == "meter":
+        parts.append("idle")
+    site = resolve_site(ctx)
+    return footprint(m.energy_wh, site, method=m.method, boundary=[*parts, "facility"], factors_version=ctx.factors.version)
 
 
 class Window:
@@ -104,8 +124,10 @@ class Meter:
         facility: str | None = None,
         pue: float | None = None,
         sensors: Sequence[Sensor] | None = None,
+        context: Context | None = None,
     ) -> None:
-        self._site = {"zone": zone, "region": region, "facility": facility, "pue": pue}
+        """zone, region, facility and pue refine the context's place (default: the built-in tables, no place)."""
+        self.context = (context or Context()).at(Place(zone=zone, region=region, facility=facility, pue=pue))
         self._sensors: tuple[Sensor, ...] | None = tuple(sensors) if sensors is not None else None
         self._lock = threading.Lock()
         self._active: dict[int, Window] = {}
@@ -120,7 +142,7 @@ class Meter:
         if self._sensors is None:
             from wattlens.sensors import detect
 
-            self._sensors = detect().sensors  # probed once per process
+            self._sensors = detect(self.context.factors).sensors  # probed once per process
         return self._sensors
 
     def _read(self) -> list[Triple]:
@@ -179,7 +201,7 @@ class Meter:
         share = dict(whole) if w is self._root else {s.device: _iv(sh) for s, sh in zip(sensors, w._share, strict=True)}
         methods = {s.method for s in sensors}
         method: Method = "mixed" if len(methods) > 1 else ("measured" if "measured" in methods else "estimated")
-        m = Measurement(w.name, duration, whole, share, method, {s.device: s.kind for s in sensors}, self)
+        m = Measurement(w.name, duration, whole, share, method, {s.device: s.kind for s in sensors})
         w.measurement = m
         if w is not self._root:
             self.measurements.append(m)
@@ -228,19 +250,7 @@ class Meter:
 
         return wrapper
 
-    def footprint(self, m: Measurement | None = None, **site: Any) -> Footprint:
-        """The receipt of a measurement (default: the whole meter)."""
-        from wattlens.factors import get_factors
-        from wattlens.impacts import footprint, resolve_site
-
-        m = m or self.measurement
-        opts = {**self._site, **site}
-        f = get_factors()
-        s = resolve_site(
-            f, zone=opts.get("zone"), region=opts.get("region"), facility=opts.get("facility"), pue=opts.get("pue")
-        )
-        kinds = set(m.kinds.values())
-        parts = [p for p, ks in (("accelerator", {"accelerator"}), ("host", {"cpu", "dram", "host"})) if kinds & ks]
-        if m.name == "meter":
-            parts.append("idle")
-        return footprint(m.energy_wh, s, method=m.method, boundary=[*parts, "facility"], factors_version=f.version)
+    def footprint(self, m: Measurement | None = None, **place: Any) -> Footprint:
+        """The receipt of a measurement (default: the whole meter); place fields refine the meter's."""
+        ctx = self.context.at(Place(**place)) if place else self.context
+        return measured_footprint(m or self.measurement, ctx)

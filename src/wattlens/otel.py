@@ -7,9 +7,14 @@ otherwise nothing is imported beyond the API check and nothing is recorded.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from wattlens.footprint import Footprint, Tokens
+
+if TYPE_CHECKING:
+    from wattlens.metering import Settlement
+    from wattlens.protocols import WireProtocol
 
 
 def enabled() -> bool:
@@ -55,3 +60,17 @@ def record_span(name: str, started_s: float, attrs: dict[str, Any], error: str |
     if error:
         span.set_status(Status(StatusCode.ERROR, error))
     span.end()
+
+
+class SpanObserver:
+    """One span per settled call (an observer for wattlens.metering)."""
+
+    def __init__(self, protocols: Mapping[str, WireProtocol]) -> None:
+        self.protocols = protocols
+
+    def observe(self, s: Settlement) -> None:
+        c = s.call
+        proto = self.protocols.get(c.protocol)
+        op = proto.operation(c.endpoint) if proto else c.endpoint.strip("/")
+        attrs = attributes(c.protocol, op, c.model, c.served_model, c.tokens, s.footprint)
+        record_span(f"{op} {c.model}", c.started, attrs, None if c.outcome == "ok" else c.outcome)

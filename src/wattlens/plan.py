@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wattlens.context import Context, Place
 from wattlens.errors import ConfigError, InputError
-from wattlens.receipt import LLMRequest, Place, estimate_footprint
+from wattlens.receipt import LLMRequest, estimate_footprint
 from wattlens.units import Interval
 
 HOURS_PER_YEAR = 8760.0
@@ -75,6 +76,7 @@ class Year:
     water_m3: Interval
     carbon_t: Interval
     carbon_market_t: Interval
+    zone: str = ""  # the grid zone the per-query figures were priced in
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,24 +91,25 @@ def peak_to_mean() -> float:
     return max(values) / (sum(values) / len(values))
 
 
-def per_query(s: Scenario) -> PerQuery:
+def per_query(s: Scenario, context: Context | None = None) -> PerQuery:
+    """Facility energy and water of one query of the scenario's model mix, in the given context."""
+    ctx = (context or Context()).at(Place(zone=s.zone, region=s.region))
     energy = Interval(0.0, 0.0, 0.0)
     water = Interval(0.0, 0.0, 0.0)
     zone, intensity = "", 0.0
     for model, share in s.models.items():
-        fp = estimate_footprint(
-            LLMRequest(model=model, input_tokens=s.input_tokens, output_tokens=s.output_tokens),
-            Place(zone=s.zone, region=s.region),
-        )
+        fp = estimate_footprint(LLMRequest(model=model, input_tokens=s.input_tokens, output_tokens=s.output_tokens), ctx)
         energy = energy + fp.facility_wh * share
         water = water + fp.water_ml * share
         zone, intensity = fp.grid.zone, fp.grid.intensity_g_per_kwh
     return PerQuery(energy, water, intensity, zone)
 
 
-def project(s: Scenario, q: PerQuery | None = None, peak_ratio: float | None = None) -> list[Year]:
+def project(
+    s: Scenario, q: PerQuery | None = None, peak_ratio: float | None = None, context: Context | None = None
+) -> list[Year]:
     s.check()
-    q = q or per_query(s)
+    q = q or per_query(s, context)
     ratio = peak_ratio if peak_ratio is not None else peak_to_mean()
     keep = 1.0 - s.router_saving
     rows = []
@@ -118,7 +121,8 @@ def project(s: Scenario, q: PerQuery | None = None, peak_ratio: float | None = N
         intensity = q.intensity_g_per_kwh * (1.0 - s.decarbonisation_per_year) ** (y - 1)
         carbon = mwh * (intensity / 1000.0)
         market = carbon * (1.0 - s.renewable_share) if s.renewable_share is not None else carbon
-        rows.append(Year(y, users, queries, mwh, avg, avg * ratio, q.water_ml * (queries * keep / 1e6), carbon, market))
+        water = q.water_ml * (queries * keep / 1e6)
+        rows.append(Year(y, users, queries, mwh, avg, avg * ratio, water, carbon, market, q.zone))
     return rows
 
 
@@ -142,7 +146,13 @@ def load_scenarios(path: str | Path, base: Scenario) -> list[Scenario]:
 def as_rows(s: Scenario, years: list[Year]) -> list[dict[str, Any]]:
     rows = []
     for y in years:
-        row: dict[str, Any] = {"scenario": s.name, "year": y.year, "users": round(y.users), "queries": round(y.queries)}
+        row: dict[str, Any] = {
+            "scenario": s.name,
+            "year": y.year,
+            "zone": y.zone,
+            "users": round(y.users),
+            "queries": round(y.queries),
+        }
         for name in ("energy_mwh", "average_mw", "peak_mw", "water_m3", "carbon_t", "carbon_market_t"):
             iv = getattr(y, name)
             row.update({f"{name}_low": iv.low, f"{name}_mid": iv.mid, f"{name}_high": iv.high})

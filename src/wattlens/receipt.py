@@ -1,20 +1,26 @@
 """Receipts for estimated LLM requests: catalogue + estimator + impacts in one call.
 
-Shared by the CLI, the gateway and the SDK hooks so they all give the same receipt
-for the same request.
+Every path that estimates a request (the CLI, metering for the gateway and the SDK wrapper,
+plans, the demo) comes through `estimate_footprint`, so the same request in the same context
+gets the same receipt everywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from wattlens.context import Context, Place
 from wattlens.errors import InputError
-from wattlens.estimate import HOST_RATIO, IDLE_RATIO, estimate_request
-from wattlens.factors import FactorSet, get_factors
+from wattlens.estimate import BOUNDARY_PARTS, estimate_request, scale_to_boundary
 from wattlens.footprint import Footprint, Tokens
 from wattlens.impacts import EmbodiedShare, footprint, resolve_site
 from wattlens.units import Interval
+
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
 
 HOST_SERVER = {"B200": "HGX-B200-host", "GB200": "HGX-B200-host"}
 GPUS_PER_HOST = 8
@@ -37,33 +43,29 @@ class LLMRequest:
     batch_size: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where the request ran and under which contracts."""
-
-    zone: str | None = None
-    region: str | None = None
-    provider: str | None = None
-    facility: str | None = None
-    pue: float | None = None
-    wue_l_per_kwh: float | None = None
-    market_g_per_kwh: float | None = None
-    renewable_share: float | None = None
-
-
 def estimate_footprint(
     request: LLMRequest,
-    place: Place = Place(),
+    where: Place | Context | None = None,
     *,
-    boundary: str = "datacenter",
+    boundary: str | None = None,
     factors: FactorSet | None = None,
     embodied: bool = True,
 ) -> Footprint:
     """The receipt of one estimated LLM request.
 
-    boundary: "accelerator", "server" or "datacenter" (server + idle capacity + facility PUE).
+    where: a Place (with the built-in tables, or `factors`) or a whole Context from the edge.
+    boundary: "accelerator", "server" or "datacenter" (server + idle capacity + facility PUE);
+    by default the context's (datacenter).
     """
-    f = factors or get_factors()
+    if isinstance(where, Context):
+        ctx = where if factors is None else dataclasses.replace(where, factors=factors)
+    else:
+        place = where or Place()
+        ctx = Context(place) if factors is None else Context(place, factors=factors)
+    f = ctx.factors
+    boundary = boundary or ctx.boundary
+    if boundary not in BOUNDARY_PARTS:
+        raise InputError(f"unknown boundary {boundary!r}; choose accelerator, server or datacenter")
     warnings: list[str] = []
     spec = f.models.find(request.model) if request.model else None
     if request.model and spec is None and (request.active_params_b is None):
@@ -95,29 +97,15 @@ def estimate_footprint(
         input_tokens=request.input_tokens,
         output_tokens=request.output_tokens + request.reasoning_tokens,
         cached_input_tokens=request.cached_input_tokens,
+        factors=f,
     )
     warnings.extend(est.warnings)
     site = resolve_site(
-        f,
-        zone=place.zone,
-        region=place.region,
-        facility=place.facility,
+        ctx,
         default_zone=(spec.zone or None) if spec else None,
         default_facility=spec.facility if spec else None,
-        pue=place.pue,
-        wue_l_per_kwh=place.wue_l_per_kwh,
-        market_g_per_kwh=place.market_g_per_kwh,
-        renewable_share=place.renewable_share,
     )
-    if boundary == "accelerator":
-        it_wh, parts = est.accelerator_wh, ["accelerator"]
-    elif boundary == "server":
-        it_wh, parts = est.accelerator_wh * (HOST_RATIO + 1.0), ["accelerator", "host"]
-    elif boundary == "datacenter":
-        it_wh = est.accelerator_wh * (HOST_RATIO + 1.0) * (IDLE_RATIO + 1.0)
-        parts = ["accelerator", "host", "idle", "facility"]
-    else:
-        raise InputError(f"unknown boundary {boundary!r}; choose accelerator, server or datacenter")
+    it_wh = scale_to_boundary(est.accelerator_wh, boundary)
     shares: Sequence[EmbodiedShare] = ()
     if embodied:
         acc_hw = f.hardware.get(est.hardware)
@@ -131,10 +119,13 @@ def estimate_footprint(
         it_wh,
         site,
         method="estimated",
-        boundary=parts,
+        boundary=BOUNDARY_PARTS[boundary],
         factors_version=f.version,
         embodied=shares,
         model=spec.model_id if spec else request.model,
         tokens=Tokens(request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens),
         warnings=warnings,
     )
+
+
+__all__ = ["LLMRequest", "Place", "estimate_footprint"]

@@ -11,14 +11,16 @@ import json
 import math
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from wattlens.context import BOUNDARIES, Boundary
 from wattlens.errors import InputError
 from wattlens.estimate.model import PRECISIONS, Accelerator, Coefficients, Workload, request_j_and_gpu_s
 from wattlens.units import J_PER_WH, Interval, IntervalLike
 
-Boundary = Literal["accelerator", "server", "datacenter"]
-BOUNDARIES: tuple[str, ...] = ("accelerator", "server", "datacenter")
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
+    from wattlens.factors.records import Hardware
 # Host CPU + DRAM + network per unit of accelerator energy. Google (arXiv 2508.15734) reports
 # 0.06 Wh host for 0.14 Wh accelerator on a median Gemini prompt (0.43); DGX H100's non-GPU
 # power budget is 4.6 of 10.2 kW at full load; 0.25 covers well-packed hosts at low load.
@@ -72,6 +74,14 @@ def calibration() -> Calibration:
     )
 
 
+# The parts of the work each boundary counts (facility: the PUE overhead, added by impacts).
+BOUNDARY_PARTS: dict[str, tuple[str, ...]] = {
+    "accelerator": ("accelerator",),
+    "server": ("accelerator", "host"),
+    "datacenter": ("accelerator", "host", "idle", "facility"),
+}
+
+
 def scale_to_boundary(accelerator_wh: Interval, boundary: str, pue: IntervalLike = 1.0) -> Interval:
     """accelerator -> server (x (1 + host ratio)) -> datacenter (x (1 + idle ratio) x PUE)."""
     if boundary == "accelerator":
@@ -85,11 +95,8 @@ def scale_to_boundary(accelerator_wh: Interval, boundary: str, pue: IntervalLike
 
 
 @functools.lru_cache(maxsize=64)
-def accelerator_for(hardware: str) -> tuple[Accelerator, bool]:
-    """The model's view of a catalogue chip, and whether the chip is in the calibration data."""
-    from wattlens.factors import get_factors
-
-    hw = get_factors().hardware.get(hardware)
+def accelerator_for(hw: Hardware) -> tuple[Accelerator, bool]:
+    """The model's view of a hardware row, and whether the chip is in the calibration data."""
     if hw.kind != "accelerator" or not hw.memory_bandwidth_tb_per_s or not hw.bf16_tflops:
         raise InputError(f"{hw.hardware_id} is not an accelerator with bandwidth and FLOP/s in the hardware table")
     cal = calibration()
@@ -144,8 +151,12 @@ def estimate_request(
     input_tokens: int,
     output_tokens: int,
     cached_input_tokens: int = 0,
+    factors: FactorSet,
 ) -> RequestEstimate:
-    """Accelerator energy (Wh) and accelerator-seconds of one request, as intervals."""
+    """Accelerator energy (Wh) and accelerator-seconds of one request, as intervals.
+
+    `hardware` is looked up in the factor set, so a user's hardware file reaches the model.
+    """
     a_lo, a_mid, a_hi = _bounds(active_params_b)
     t_lo, t_mid, t_hi = _bounds(total_params_b)
     if not (input_tokens >= 0 and output_tokens >= 0 and cached_input_tokens >= 0):
@@ -163,7 +174,7 @@ def estimate_request(
     if gpus is not None and gpus < 1:
         raise InputError(f"gpus must be at least 1, got {gpus}")
     cal = calibration()
-    acc, calibrated = accelerator_for(hardware)
+    acc, calibrated = accelerator_for(factors.hardware.get(hardware))
     n_gpus = gpus or gpus_needed(t_hi, precision, acc.memory_gb)
     warnings: list[str] = []
     if batch_size is None:
@@ -207,12 +218,18 @@ def inference_energy(
     cached_input_tokens: int = 0,
     boundary: Boundary = "accelerator",
     pue: IntervalLike = 1.0,
+    factors: FactorSet | None = None,
 ) -> Interval:
     """Energy in Wh of one LLM inference request at the chosen boundary.
 
     batch_size=None means the serving concurrency is unknown: the interval then spans
     a production range of batch sizes. ``pue`` applies only at the datacenter boundary.
+    ``factors`` defaults to the built-in tables (give a loaded set for your own hardware rows).
     """
+    if factors is None:
+        from wattlens.factors import builtin
+
+        factors = builtin()
     est = estimate_request(
         active_params_b=active_params_b,
         total_params_b=total_params_b,
@@ -223,12 +240,14 @@ def inference_energy(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cached_input_tokens=cached_input_tokens,
+        factors=factors,
     )
     return est.at_boundary(boundary, pue)
 
 
 __all__ = [
     "BOUNDARIES",
+    "BOUNDARY_PARTS",
     "RequestEstimate",
     "calibration",
     "estimate_request",

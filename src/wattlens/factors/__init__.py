@@ -249,8 +249,13 @@ def _cached(user_files: tuple[str, ...]) -> FactorSet:
 
 
 def get_factors(user_files: Sequence[str | Path] = ()) -> FactorSet:
-    """The factor set for these user files, loaded once per process."""
+    """The factor set for these user files, loaded once per process (for the edges: CLI, config)."""
     return _cached(tuple(str(f) for f in user_files))
+
+
+def builtin() -> FactorSet:
+    """The built-in tables alone: the default of a Context that names no user files."""
+    return _cached(())
 
 
 __all__ = [
@@ -264,6 +269,7 @@ __all__ = [
     "Repository",
     "SourceFactor",
     "Zone",
+    "builtin",
     "get_factors",
     "load",
 ]

@@ -6,6 +6,7 @@ import ipaddress
 import socket
 from typing import Any
 
+from wattlens.context import Context
 from wattlens.errors import ConfigError
 from wattlens.gateway.config import GatewayConfig, Upstream, load_gateway_config
 
@@ -30,10 +31,10 @@ def check_exposure(config: GatewayConfig) -> None:
         )
 
 
-def embedded_config(port: int, zone: str | None = None, host: str = "127.0.0.1") -> GatewayConfig:
-    """No configuration: every model goes to the built-in local upstream on this same server."""
-    up = Upstream("local", "openai", f"http://127.0.0.1:{port}/local/v1", models=("*",), zone=zone, local=True)
-    return GatewayConfig(upstreams=(up,), host=host, port=port)
+def embedded_config(port: int, context: Context | None = None, host: str = "127.0.0.1") -> GatewayConfig:
+    """No gateway sections: every model goes to the built-in local upstream on this same server."""
+    up = Upstream("local", "openai", f"http://127.0.0.1:{port}/local/v1", models=("*",), local=True)
+    return GatewayConfig(upstreams=(up,), host=host, port=port, context=context or Context())
 
 
 def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None) -> None:

@@ -1,5 +1,8 @@
 """Gateway configuration: upstreams per model name, where each runs, keys, ledger.
 
+These sections sit in the same file as the rest of the configuration (wattlens.toml or
+--config); an upstream's place falls back to the file's [defaults] and the environment.
+
 [server]
 host = "127.0.0.1"
 port = 8787
@@ -28,35 +31,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wattlens.config import read_toml
+from wattlens.config import Settings, check_keys, load_settings, read_toml
+from wattlens.context import Context, Place
 from wattlens.errors import ConfigError
+from wattlens.metering import ModelParams, Serving
 
-KINDS = ("openai", "anthropic")
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    active_params_b: float
-    total_params_b: float | None = None
-    precision: str | None = None
+MODEL_PARAM_KEYS = ("active_params_b", "total_params_b", "precision")
+KEY_KEYS = ("id", "sha256", "team", "user", "admin")
 
 
 @dataclass(frozen=True)
 class Upstream:
     name: str
-    kind: str
+    kind: str  # a registered wire protocol: openai, anthropic, or a plugin's
     base_url: str
     api_key_env: str | None = None
     api_key: str | None = field(default=None, repr=False)  # never printed
     models: tuple[str, ...] = ("*",)
-    zone: str | None = None
-    region: str | None = None
-    facility: str | None = None
-    pue: float | None = None
-    hardware: str | None = None
-    gpus: int | None = None
-    batch_size: float | None = None
-    model_params: dict[str, ModelParams] = field(default_factory=dict)
+    place: Place = field(default_factory=Place)  # where it runs; unset fields come from the configuration's defaults
+    serving: Serving = field(default_factory=Serving)
     timeout_s: float = 600.0
     local: bool = False  # runs on this host: receipts come from the Meter's sensors
 
@@ -100,6 +93,7 @@ class GatewayConfig:
     keys: tuple[ApiKey, ...] = ()
     require_keys: bool = False
     routes: tuple[Route, ...] = ()
+    context: Context = field(default_factory=Context)  # factors, grid feed and default place of every upstream
 
     def upstream_for(self, model: str) -> Upstream | None:
         for u in self.upstreams:
@@ -108,50 +102,50 @@ class GatewayConfig:
         return None
 
 
+def _opt_float(v: Any) -> float | None:
+    return float(v) if v is not None else None
+
+
 def _upstream(d: dict[str, Any], i: int) -> Upstream:
     where = f"[[upstreams]] #{i + 1}"
-    for req in ("base_url",):
-        if req not in d:
-            raise ConfigError(f"{where}: missing {req}")
-    kind = d.get("kind", "openai")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if "base_url" not in d:
+        raise ConfigError(f"{where}: missing base_url")
     if "api_key" in d:
         raise ConfigError(f"{where}: put the upstream key in an environment variable and name it in api_key_env")
     params = {}
     for model, p in (d.get("model_params") or {}).items():
+        check_keys(p, MODEL_PARAM_KEYS, f"{where} model_params.{model}")
         if "active_params_b" not in p:
             raise ConfigError(f"{where}: model_params.{model} needs active_params_b")
-        params[model] = ModelParams(
-            float(p["active_params_b"]),
-            float(p["total_params_b"]) if "total_params_b" in p else None,
-            p.get("precision"),
-        )
+        params[model] = ModelParams(float(p["active_params_b"]), _opt_float(p.get("total_params_b")), p.get("precision"))
     models = d.get("models", ["*"])
     if isinstance(models, str):
         models = [models]
     return Upstream(
         name=str(d.get("name", f"upstream{i + 1}")),
-        kind=kind,
+        kind=str(d.get("kind", "openai")),
         base_url=str(d["base_url"]).rstrip("/"),
         api_key_env=d.get("api_key_env"),
         models=tuple(models),
-        zone=d.get("zone"),
-        region=d.get("region"),
-        facility=d.get("facility"),
-        pue=d.get("pue"),
-        hardware=d.get("hardware"),
-        gpus=d.get("gpus"),
-        batch_size=d.get("batch_size"),
-        model_params=params,
+        place=Place(
+            zone=d.get("zone"),
+            region=d.get("region"),
+            provider=d.get("provider"),
+            facility=d.get("facility"),
+            pue=_opt_float(d.get("pue")),
+            wue_l_per_kwh=_opt_float(d.get("wue_l_per_kwh")),
+        ),
+        serving=Serving(d.get("hardware"), d.get("gpus"), _opt_float(d.get("batch_size")), params),
         timeout_s=float(d.get("timeout_s", 600.0)),
     )
 
 
 def load_keys(path: Path) -> tuple[ApiKey, ...]:
     data = read_toml(path, "keys file")
+    check_keys(data, ("keys",), str(path))
     out = []
     for k in data.get("keys", []):
+        check_keys(k, KEY_KEYS, f"{path} [[keys]]")
         h = str(k.get("sha256", ""))
         if len(h) != 64:
             raise ConfigError(f"{path}: each [[keys]] needs sha256 = the hex SHA-256 of the key (wattlens keys new)")
@@ -159,28 +153,34 @@ def load_keys(path: Path) -> tuple[ApiKey, ...]:
     return tuple(out)
 
 
-def load_gateway_config(path: str | Path) -> GatewayConfig:
-    p = Path(path).expanduser()
-    data = read_toml(p, "gateway config")
+def gateway_config(settings: Settings, context: Context | None = None) -> GatewayConfig:
+    """The gateway sections of the configuration file ([server], [[upstreams]], [[routes]])."""
+    from wattlens.protocols import protocols
+
+    data, where = settings.data, settings.path or "config"
     ups = tuple(_upstream(u, i) for i, u in enumerate(data.get("upstreams", [])))
     if not ups:
-        raise ConfigError(f"{p}: no [[upstreams]] configured")
+        raise ConfigError(f"{where}: no [[upstreams]] configured")
+    kinds = protocols()
+    for i, u in enumerate(ups):
+        if u.kind not in kinds:
+            raise ConfigError(f"[[upstreams]] #{i + 1}: kind must be one of {', '.join(kinds)}, got {u.kind!r}")
     server = data.get("server", {})
     keys: tuple[ApiKey, ...] = ()
+    base = Path(settings.path).expanduser().parent if settings.path else Path(".")
     if server.get("keys_file"):
-        keys = load_keys((p.parent / str(server["keys_file"])).expanduser())
+        keys = load_keys((base / str(server["keys_file"])).expanduser())
     routes = []
     for i, r in enumerate(data.get("routes", [])):
         if not all(k in r for k in ("small", "large")):
-            raise ConfigError(f"{p}: [[routes]] #{i + 1} needs small and large model names")
-        threshold = float(r["threshold"]) if "threshold" in r else None
+            raise ConfigError(f"{where}: [[routes]] #{i + 1} needs small and large model names")
         routes.append(
             Route(
                 str(r.get("name", "wattlens/auto")),
                 str(r["small"]),
                 str(r["large"]),
                 r.get("artefact"),
-                threshold,
+                _opt_float(r.get("threshold")),
                 bool(r.get("embed_all", False)),
             )
         )
@@ -189,7 +189,13 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         upstreams=ups,
         host=str(server.get("host", "127.0.0.1")),
         port=int(server.get("port", 8787)),
-        ledger=server.get("ledger"),
+        ledger=settings.ledger,
         max_body_bytes=int(float(server.get("max_body_mb", 8)) * 1024 * 1024),
         keys=keys,
+        context=context or settings.context(),
     )
+
+
+def load_gateway_config(path: str | Path) -> GatewayConfig:
+    """A gateway configuration file on its own (the environment still applies)."""
+    return gateway_config(load_settings(path))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 if TYPE_CHECKING:
-    from wattlens.footprint import Footprint
+    from wattlens.metering import Settlement
 
 LABELS = ("model", "upstream", "team", "method")
 
@@ -28,12 +28,15 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
 
-    def observe(self, call: Any, upstream: str, fp: Footprint | None, latency_s: float) -> None:
-        team = (call.key.team if call.key else call.tags.get("team")) or "-"
+    def observe(self, s: Settlement) -> None:
+        """An observer of settled calls (wattlens.metering)."""
+        call, fp = s.call, s.footprint
+        team = call.team or "-"
         method = fp.method if fp else "none"
         model = call.served_model or call.model
+        upstream = call.upstream or "-"
         self.requests.labels(model, upstream, team, method, str(call.status)).inc()
-        self.latency.labels(model, upstream).observe(latency_s)
+        self.latency.labels(model, upstream).observe(s.latency_s)
         if fp is not None:
             self.energy.labels(model, upstream, team, method).inc(fp.energy_wh.mid * 3600.0)
             self.carbon.labels(model, upstream, team, method).inc(fp.carbon_location_g.mid)

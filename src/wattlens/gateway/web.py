@@ -14,8 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from wattlens.errors import WattlensError
-from wattlens.footprint import Tokens
-from wattlens.gateway.receipts import footprint_for
+from wattlens.footprint import Footprint, Tokens
 
 if TYPE_CHECKING:
     from wattlens.gateway.app import Gateway
@@ -34,15 +33,16 @@ def kind_of(model: str) -> str:
 
 
 def web_routes(gw: Gateway) -> list[BaseRoute]:
-    from wattlens.gateway.app import ApiError, error_response
+    from wattlens.gateway.errors import ApiError, error_response
+    from wattlens.metering import estimated_footprint
 
     def guarded(fn: Any) -> Any:
         async def handler(request: Request) -> Response:
             try:
-                gw.require_admin(request)
+                gw.keys.require_admin(request.headers)
                 return await fn(request)  # type: ignore[no-any-return]
             except ApiError as e:
-                return error_response("openai", e)
+                return error_response(gw.protocols["openai"], e)
             except WattlensError as e:
                 return JSONResponse({"error": {"message": str(e), "type": "invalid_request_error"}}, status_code=400)
 
@@ -60,7 +60,12 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
         data = []
         for name, up in sorted(names.items()):
             kind = kind_of(name)
-            fp, _ = footprint_for(ups[up], name, TYPICAL_EMBED if kind == "embeddings" else TYPICAL)
+            u = ups[up]
+            try:
+                tokens = TYPICAL_EMBED if kind == "embeddings" else TYPICAL
+                fp: Footprint | None = estimated_footprint(name, tokens, gw.contexts[u.name], u.serving)
+            except WattlensError:
+                fp = None
             data.append(
                 {"id": name, "kind": kind, "upstream": up, "typical_energy_wh": fp.energy_wh.as_dict() if fp else None}
             )

@@ -33,7 +33,7 @@ def default_path() -> Path:
 
 
 def open_ledger(location: str | Path | None = None) -> Ledger:
-    loc = str(location or os.environ.get("WATTLENS_LEDGER") or default_path())
+    loc = str(location or default_path())
     if loc.startswith(("postgresql://", "postgres://")):
         from wattlens.ledger.postgres import PostgresLedger
 

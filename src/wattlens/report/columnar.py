@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
 from wattlens.ledger.summary import QUANTITIES
 from wattlens.report import SOURCES, Report
+
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
 
 COLUMNS = {
     "energy_wh": "energy_wh",
@@ -70,14 +73,14 @@ def build_from_parquet(
     period: str = "all records",
     since: str | None = None,
     until: str | None = None,
+    *,
+    factors: FactorSet,
 ) -> Report:
     try:
         import duckdb
     except ImportError as e:
         raise InputError("reports over Parquet need DuckDB: pip install 'wattlens[report]'") from e
     import datetime as dt
-
-    from wattlens.factors import get_factors
 
     for b in by:
         if b not in KEY_SQL:
@@ -108,7 +111,7 @@ def build_from_parquet(
     for h in ("own", "purchased"):
         hosting.setdefault(h, _totals({**dict.fromkeys(rows(f"SELECT {agg} FROM r WHERE FALSE")[0], 0)}))
     users = int(con.execute('SELECT count(DISTINCT "user") FROM r WHERE "user" IS NOT NULL').fetchone()[0])  # type: ignore[index]
-    fs = get_factors()
+    fs = factors
     mix_wh = dict.fromkeys(SOURCES, 0.0)
     zones = []
     for zone, wh in con.execute("SELECT zone, sum(energy_wh_mid) FROM r WHERE zone IS NOT NULL GROUP BY 1").fetchall():

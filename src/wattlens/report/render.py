@@ -7,14 +7,16 @@ import csv
 import html
 import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
 from wattlens.report import SOURCES, Report
 
-FORMATS = ("md", "html", "pdf", "csv", "json")
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
+
 ROWS = [
     ("energy (IT)", "energy_wh", "Wh"),
     ("energy (facility, with PUE)", "facility_wh", "Wh"),
@@ -47,7 +49,7 @@ def methods_line(t: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v} ({v / n:.0%})" for k, v in m.items())
 
 
-def markdown(r: Report, figures: dict[str, str] | None = None) -> str:
+def markdown(r: Report, fs: FactorSet, figures: dict[str, str] | None = None) -> str:
     t = r.total
     out = [
         f"# AI footprint report: {r.period}",
@@ -134,14 +136,12 @@ def markdown(r: Report, figures: dict[str, str] | None = None) -> str:
                 f"{iv(g['water_ml'])} | {per1k} | {(g['methods']['measured'] / n if n else 0):.0%} |"
             )
         out.append("")
-    out += appendix(r)
+    out += appendix(r, fs)
     return "\n".join(out) + "\n"
 
 
-def appendix(r: Report) -> list[str]:
-    from wattlens.factors import get_factors
-
-    fs = get_factors()
+def appendix(r: Report, fs: FactorSet) -> list[str]:
+    """Formulas and every zone, model and facility factor the report used, with its source."""
     out = [
         "## Appendix: methodology and data sources",
         "",
@@ -358,30 +358,78 @@ def csv_rows(r: Report) -> str:
     return buf.getvalue()
 
 
-def write(r: Report, fmt: str, output: str | None) -> str | None:
-    """Write the report; returns the text for stdout when no output file is given."""
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt == "json":
-        text = json.dumps(
-            {**asdict(r), "intensity": {q: r.intensity(q) for q in ("energy_wh", "carbon_location_g", "water_ml")}}, indent=2
-        )
-    elif fmt == "csv":
-        text = csv_rows(r)
-    else:
-        if output is None and fmt == "pdf":
-            raise InputError("a PDF report needs --output FILE")
-        base = Path(output).parent if output else None
-        figs = figures(r, base / f"{Path(output).stem}_files") if output and base is not None else {}
-        if output and base is not None:
-            figs = {t: f"{Path(output).stem}_files/{n}" for t, n in figs.items()}
-        md = markdown(r, figs)
-        if fmt == "pdf":
-            assert output is not None and base is not None
-            pdf(md, figs, base, Path(output))
-            return None
-        text = md_to_html(md, base) if fmt == "html" else md
+def _text(text: str, output: str | None) -> str | None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
         return None
     return text
+
+
+def _typeset(r: Report, fs: FactorSet, output: str | None) -> tuple[str, dict[str, str], Path | None]:
+    """The Markdown with figures written beside the output file (none on standard output)."""
+    base = Path(output).parent if output else None
+    figs = figures(r, base / f"{Path(output).stem}_files") if output and base is not None else {}
+    if output and base is not None:
+        figs = {t: f"{Path(output).stem}_files/{n}" for t, n in figs.items()}
+    return markdown(r, fs, figs), figs, base
+
+
+@dataclass(frozen=True)
+class MarkdownRenderer:
+    name: str = "md"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        return _text(_typeset(r, fs, output)[0], output)
+
+
+@dataclass(frozen=True)
+class HtmlRenderer:
+    name: str = "html"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        md, _, base = _typeset(r, fs, output)
+        return _text(md_to_html(md, base), output)
+
+
+@dataclass(frozen=True)
+class PdfRenderer:
+    name: str = "pdf"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        if output is None:
+            raise InputError("a PDF report needs --output FILE")
+        md, figs, base = _typeset(r, fs, output)
+        assert base is not None
+        pdf(md, figs, base, Path(output))
+        return None
+
+
+@dataclass(frozen=True)
+class CsvRenderer:
+    name: str = "csv"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        return _text(csv_rows(r), output)
+
+
+@dataclass(frozen=True)
+class JsonRenderer:
+    name: str = "json"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        intensity = {q: r.intensity(q) for q in ("energy_wh", "carbon_location_g", "water_ml")}
+        return _text(json.dumps({**asdict(r), "intensity": intensity}, indent=2), output)
+
+
+RENDERERS = (MarkdownRenderer(), HtmlRenderer(), PdfRenderer(), CsvRenderer(), JsonRenderer())
+
+
+def write(r: Report, fmt: str, output: str | None, fs: FactorSet) -> str | None:
+    """Write the report with a registered renderer; returns the text for stdout when no output file is given."""
+    from wattlens.plugins import registry
+
+    renderers = registry().renderers
+    if fmt not in renderers:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(renderers)}")
+    result = renderers[fmt].render(r, output, fs)
+    return result if result is None else str(result)

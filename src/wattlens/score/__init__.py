@@ -10,14 +10,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
+
+if TYPE_CHECKING:
+    from wattlens.meter import Meter
 
 TASKS: dict[str, str] = {  # our task name -> leaderboard file
     "text-generation": "text_generation",
@@ -32,7 +34,6 @@ TASKS: dict[str, str] = {  # our task name -> leaderboard file
     "image-captioning": "image_captioning",
 }
 RUNNABLE = ("text-generation", "summarization", "extractive-qa", "text-classification", "sentence-similarity")
-SCALES = ("log", "leaderboard-2025-02")
 NEW_TOKENS = 10
 
 
@@ -60,31 +61,16 @@ def size_class(params_b: float) -> str:
     return "A" if params_b <= 20 else "B" if params_b <= 66 else "C"
 
 
-def stars_leaderboard(wh: float, lo: float, hi: float) -> int:
-    """The leaderboard rule: the min-max range cut into five equal bands; the lowest band is 5 stars."""
-    if hi <= lo:
-        return 5
-    band = min(max(int((wh - lo) / (hi - lo) * 5), 0), 4)
-    return 5 - band
-
-
-def stars_log(wh: float, lo: float, hi: float) -> int:
-    """Our default: five equal bands on a log scale, so one outlier cannot push everyone into 5 stars."""
-    if hi <= lo or wh <= 0:
-        return 5
-    band = min(max(int((math.log(wh) - math.log(lo)) / (math.log(hi) - math.log(lo)) * 5), 0), 4)
-    return 5 - band
-
-
 def rate(task: str, wh_per_1000: float, scale: str = "log", cls: str = "") -> int:
+    """Stars on a registered rating scale (built-in: log, leaderboard-2025-02; plugins may add more)."""
+    from wattlens.plugins import registry
+
+    scales = registry().rating_scales
+    if scale not in scales:
+        raise InputError(f"unknown scale {scale!r}; choose one of {', '.join(scales)}")
     refs = [r for r in reference(task) if not cls or r.size_class == cls]
     values = [r.wh_per_1000 for r in refs]
-    lo, hi = min(values), max(values)
-    if scale == "leaderboard-2025-02":
-        return stars_leaderboard(wh_per_1000, lo, hi)
-    if scale == "log":
-        return stars_log(wh_per_1000, lo, hi)
-    raise InputError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    return int(scales[scale].stars(wh_per_1000, min(values), max(values)))
 
 
 @dataclass(frozen=True)
@@ -255,9 +241,10 @@ def score(
     progress: Callable[[int, int], None] | None = None,
     dataset: str | None = None,
     columns: Sequence[str] = ("text",),
+    meter: Meter | None = None,
 ) -> Result:
-    """Measure Wh per 1,000 queries with the Meter: warm-up, then `repetitions` passes over the samples."""
-    from wattlens.meter import Meter
+    """Measure Wh per 1,000 queries with a Meter (default: this machine's sensors): warm-up, then
+    `repetitions` passes over the samples."""
 
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -269,7 +256,10 @@ def score(
     run, n_params = load_runner(task, model, random_weights)
     for x in items[: min(5, len(items))]:  # warm-up
         run(x)
-    meter = Meter()
+    if meter is None:
+        from wattlens.meter import Meter
+
+        meter = Meter()
     per_rep, lows, highs, tokens = [], [], [], []
     for rep in range(repetitions):
         with meter.window(f"rep{rep}") as w:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wattlens.sensors.base import NullSensor, Probe, Sensor
+
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +27,22 @@ class Detection:
         return methods.pop() if len(methods) == 1 else "mixed"
 
 
-def probe_all() -> Detection:
+def probe_all(factors: FactorSet) -> Detection:
+    """Every backend in order; the factor set gives the fallback model its CPU power table."""
     from wattlens.sensors import amdsmi, fallback, nvml, rapl
 
     probes = [nvml.probe(), amdsmi.probe(), rapl.probe()]
     host = any(s.kind in ("cpu", "dram", "host") for p in probes for s in p.sensors)
     if not host:
-        probes.append(fallback.probe())
+        probes.append(fallback.probe(factors))
     sensors = tuple(s for p in probes for s in p.sensors) or (NullSensor(),)
     return Detection(sensors, tuple(probes))
 
 
-@functools.lru_cache(maxsize=1)
-def detect() -> Detection:
-    """The sensors of this machine, probed once per process."""
-    return probe_all()
+@functools.lru_cache(maxsize=4)
+def detect(factors: FactorSet) -> Detection:
+    """The sensors of this machine, probed once per process (and factor set)."""
+    return probe_all(factors)
 
 
 __all__ = ["Detection", "NullSensor", "Probe", "Sensor", "detect", "probe_all"]

@@ -17,9 +17,13 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wattlens.sensors.base import Probe, Sensor
 from wattlens.units import Interval
+
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
 
 IDLE_FRACTION = Interval(0.2, 0.3, 0.45)
 W_PER_THREAD = Interval(2.0, 4.0, 8.0)
@@ -155,12 +159,11 @@ class MemoryModelSensor(Sensor):
         return Interval(*self.read())
 
 
-def probe(cpuinfo: Path = CPUINFO, stat: Path = PROC_STAT, meminfo: Path = MEMINFO) -> Probe:
-    from wattlens.factors import get_factors
-
+def probe(factors: FactorSet, cpuinfo: Path = CPUINFO, stat: Path = PROC_STAT, meminfo: Path = MEMINFO) -> Probe:
+    """The power model, with the CPU's TDP from the factor set's cpu_power table."""
     model, sockets = cpu_model(cpuinfo)
     threads = os.cpu_count() or 1
-    table = {r.cpu_model: r.tdp_w for r in get_factors().cpu_power.list()}
+    table = {r.cpu_model: r.tdp_w for r in factors.cpu_power.list()}
     hit = match_tdp(model, table)
     if hit is not None:
         name, tdp = hit

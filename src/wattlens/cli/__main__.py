@@ -1,0 +1,5 @@
+"""python -m wattlens.cli"""
+
+from wattlens.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""The ledger and what is built from it: verify, export, demo, report, disclose."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wattlens.cli.common import ConfigOpt, FactorsOpt, app, err, out, settings_for
+from wattlens.context import Context
+
+
+@app.command()
+def verify(
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL (default: the data dir).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the ledger's hash chain: any changed, removed, inserted or reordered record is named."""
+    from wattlens.ledger import open_ledger
+    from wattlens.ledger import verify as verify_rows
+
+    led = open_ledger(settings_for(config, ledger=ledger).ledger)
+    rows = list(led.rows())
+    problems = verify_rows(rows)
+    led.close()
+    if not problems:
+        out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact")
+        return
+    for p in problems[:50]:
+        err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")
+    err.print(f"[bold red]ledger does not verify[/]: {len(problems)} problem(s) in {len(rows)} records")
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model to serve the replay (repeatable).")] = None,
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="Grid zone (repeatable).")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Demo ledger file (default: demo-ledger.db in the data dir).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay only the first N requests.")] = None,
+    report: Annotated[str | None, typer.Option(help="Also write a report here (.md, .html or .pdf).")] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve", help="Then start the gateway on the demo ledger and open its dashboard.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8787,
+    config: ConfigOpt = None,
+    factors: FactorsOpt = None,
+) -> None:
+    """Replay one hour of production LLM traffic (Azure trace, CC BY 4.0) into a demo ledger, offline."""
+    from rich.progress import Progress
+
+    from wattlens.demo import CITATION, write_demo
+    from wattlens.ledger import default_path
+
+    context = settings_for(config, factors).context()
+    models = model or ["gpt-4o-mini", "claude-haiku-4-5", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
+    zones = zone or ["FR", "US-VA", "PL"]
+    path = ledger or str(default_path().with_name("demo-ledger.db"))
+    if Path(path).exists():
+        raise typer.BadParameter(f"{path} exists: give a new --ledger path (the demo never appends to a ledger)")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("replaying the trace", total=limit or 28185)
+        n = write_demo(path, models, zones, limit=limit, progress=lambda k: bar.update(task, completed=k), context=context)
+    err.print(f"wrote {n:,} receipts to {path} ({CITATION})")
+    err.print(
+        f"next: wattlens report --ledger {path} --format html -o report.html; "
+        f"wattlens serve --upstream ... --ledger {path} shows them on /dashboard"
+    )
+    if report:
+        fmt = Path(report).suffix.lstrip(".") or "md"
+        _report(path, None, None, None, "model,team,zone,day", fmt, report, context=context)
+    if serve_after:
+        import dataclasses
+        import threading
+        import webbrowser
+
+        from wattlens.gateway import embedded_config
+        from wattlens.gateway import serve as run_gateway
+        from wattlens.local import LocalModels
+
+        url = f"http://127.0.0.1:{port}/dashboard"
+        err.print(f"dashboard: {url}  (Ctrl-C to stop)")
+        threading.Timer(3.0, lambda: webbrowser.open(url)).start()  # a no-op where there is no browser
+        run_gateway(dataclasses.replace(embedded_config(port, context), ledger=path), local=LocalModels())
+
+
+def _report(
+    ledger: str | None,
+    period: str | None,
+    since: str | None,
+    until: str | None,
+    by: str,
+    fmt: str,
+    output: str | None,
+    parquet: str | None = None,
+    *,
+    context: Context,
+) -> None:
+    from wattlens.ledger import open_ledger
+    from wattlens.report import build, period_bounds
+    from wattlens.report.render import write
+
+    lo, hi, label = period_bounds(period, since, until)
+    keys = [b.strip() for b in by.split(",") if b.strip()]
+    if parquet:
+        from wattlens.report.columnar import build_from_parquet
+
+        r = build_from_parquet(parquet, keys, label, lo, hi, factors=context.factors)
+    else:
+        led = open_ledger(ledger)
+        try:
+            r = build(led.records(lo, hi), keys, label)
+        finally:
+            led.close()
+    text = write(r, fmt, output, context.factors)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        err.print(f"wrote the {fmt} report to {output}")
+
+
+@app.command()
+def report(
+    period: Annotated[str | None, typer.Option(help="YYYY or YYYY-MM.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
+    by: Annotated[
+        str, typer.Option(help="Breakdowns: model, team, zone, day, month, upstream, user, method.")
+    ] = "model,team,zone,day",
+    format: Annotated[str, typer.Option("--format", help="md, html, pdf, csv or json.")] = "md",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
+    parquet: Annotated[str | None, typer.Option(help="A Parquet export instead (DuckDB: millions of records).")] = None,
+    config: ConfigOpt = None,
+    factors: FactorsOpt = None,
+) -> None:
+    """Footprint report from the ledger: totals with intervals, intensities, breakdowns, sources, methodology."""
+    st = settings_for(config, factors, ledger=ledger)
+    _report(st.ledger, period, since, until, by, format, output, parquet, context=st.context())
+
+
+@app.command()
+def disclose(
+    model: Annotated[str, typer.Argument(help="The model documented.")],
+    training_receipt: Annotated[
+        list[str] | None, typer.Option(help="`wattlens run --json` receipt of a training run.")
+    ] = None,
+    training_kwh: Annotated[float | None, typer.Option(help="Training energy entered by hand (kWh).")] = None,
+    training_method: Annotated[str, typer.Option(help="measured or estimated.")] = "estimated",
+    ledger: Annotated[str | None, typer.Option(help="Ledger with this model's inference receipts.")] = None,
+    score_json: Annotated[str | None, typer.Option("--score", help="A `wattlens score --json` result.")] = None,
+    format: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+    config: ConfigOpt = None,
+    factors: FactorsOpt = None,
+) -> None:
+    """The energy section for EU AI Act technical documentation (training, inference, Energy Score)."""
+    from wattlens import disclose as d
+
+    if format not in ("md", "json"):
+        raise typer.BadParameter("--format takes md or json")
+    records = None
+    if ledger:
+        from wattlens.ledger import open_ledger
+
+        led = open_ledger(ledger)
+        records = list(led.records())
+        led.close()
+    score = json.loads(Path(score_json).read_text()) if score_json else None
+    context = settings_for(config, factors).context()
+    train = d.training(training_receipt or [], training_kwh, training_method)
+    doc = d.document(model, train, d.inference(model, records, context), score)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if format == "json" else d.markdown(doc))
+
+
+ledger_app = typer.Typer(help="Read the ledger of receipts.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    format: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "jsonl",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export ledger records as CSV, JSON lines or Parquet."""
+    from wattlens.ledger import open_ledger
+    from wattlens.ledger.export import export
+
+    led = open_ledger(settings_for(config, ledger=ledger).ledger)
+    n = export(led.records(since, until), format, output)
+    led.close()
+    if output:
+        err.print(f"wrote {n} records to {output}")

@@ -1,0 +1,203 @@
+"""Measuring local work: sensors, run, score."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, err, out, settings_for
+
+
+@app.command()
+def sensors(config: ConfigOpt = None, factors: FactorsOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the energy sensors found on this machine, the method each uses, and why."""
+    from wattlens.sensors import probe_all
+
+    det = probe_all(settings_for(config, factors).context().factors)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "backend": p.backend,
+                        "reason": p.reason,
+                        "sensors": [
+                            {"device": s.device, "kind": s.kind, "method": s.method, "reason": s.reason} for s in p.sensors
+                        ],
+                    }
+                    for p in det.probes
+                ]
+            )
+        )
+        return
+    t = Table(title=f"energy sensors · overall method: {det.method}", title_justify="left")
+    for col in ("backend", "device", "kind", "method", "why"):
+        t.add_column(col)
+    for p in det.probes:
+        if not p.sensors:
+            t.add_row(p.backend, "-", "-", "[dim]none[/]", p.reason)
+        for s in p.sensors:
+            style = "green" if s.method == "measured" else "yellow"
+            t.add_row(p.backend, s.device, s.kind, f"[{style}]{s.method}[/]", s.reason)
+    out.print(t)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    zone: Annotated[str | None, typer.Option(help="Grid zone of this machine, e.g. FR or US-CA.")] = None,
+    region: Annotated[str | None, typer.Option(help="Cloud region of this machine.")] = None,
+    pue: Annotated[float | None, typer.Option(help="PUE of the room (1.0 for a desk or office).")] = None,
+    facility: Annotated[str | None, typer.Option(help="Facility row for PUE/WUE.")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Also record the receipt in this ledger (path or URL).")] = None,
+    config: ConfigOpt = None,
+    factors: FactorsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a command, measure its energy and print its receipt: wattlens run [--zone FR] -- CMD ARGS...
+
+    The receipt goes to standard error so the command's own output stays clean; the command's
+    exit code is passed through.
+    """
+    from wattlens.meter import Meter
+    from wattlens.present import receipt_table
+    from wattlens.run import run_command
+
+    argv = list(ctx.args)
+    context = settings_for(config, factors, zone=zone, region=region, pue=pue, facility=facility).context()
+    meter = Meter(context=context)
+    res = run_command(argv, meter)
+    fp = meter.footprint(res.measurement)
+    if ledger:
+        from wattlens.ledger import open_ledger
+        from wattlens.metering import Call, settle
+
+        call = Call(
+            "run",
+            "process",
+            "run",
+            argv[0],
+            upstream="this host",
+            status=res.returncode,
+            outcome="ok" if res.returncode == 0 else "failed",
+            latency_s=res.whole.duration_s,
+            tags={"command": " ".join(argv)[:500]},
+            hosting="own",
+            measurement=res.measurement,
+        )
+        led = open_ledger(ledger)
+        try:
+            led.append([settle(call, context).record_dict()])
+        finally:
+            led.close()
+    if as_json:
+        d = fp.as_dict()
+        d["run"] = {
+            "command": argv,
+            "returncode": res.returncode,
+            "duration_s": round(res.whole.duration_s, 6),
+            "cpu_share": res.cpu_share,
+            "attribution": res.attribution,
+            "whole_devices_j": {k: v.as_dict() for k, v in res.whole.energy_j.items()},
+        }
+        err.print_json(json.dumps(d))
+    else:
+        err.print(receipt_table(fp))
+        err.print(f"[dim]{res.whole.duration_s:.3f} s · {res.attribution}[/]")
+    raise typer.Exit(res.returncode)
+
+
+def _advance(bar: Any, task_id: Any, done: int, total: int) -> None:
+    bar.update(task_id, completed=done, total=total)
+
+
+@app.command("score")
+def score_cmd(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="MODEL (Hugging Face id, local path, or all-MiniLM-L6-v2, built in), or: compare MODEL MODEL ..."
+        ),
+    ],
+    task: Annotated[
+        str, typer.Option(help="text-generation or sentence-similarity (more are registered).")
+    ] = "sentence-similarity",
+    samples: Annotated[int, typer.Option(min=1, help="Samples per repetition (built-in sets hold 100).")] = 100,
+    repetitions: Annotated[int, typer.Option(min=1, help="Repetitions (the spread is reported).")] = 3,
+    scale: Annotated[str, typer.Option(help="log (default) or leaderboard-2025-02.")] = "log",
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Architecture only: random weights.")] = False,
+    label: Annotated[str | None, typer.Option(help="Write the label here (.svg or .png).")] = None,
+    model_card: Annotated[bool, typer.Option("--model-card", help="Print a Markdown section for a model card.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="A standard dataset (hub id or path).")] = None,
+    column: Annotated[str, typer.Option(help="Dataset column(s), comma-separated (QA: question,context).")] = "text",
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a model on a task (batch size 1, warm-up, repetitions), rate it 1-5 stars, print its label.
+
+    `wattlens score compare A B C --task ...` scores several models the same way and names the lowest.
+    """
+    from rich.progress import Progress
+
+    from wattlens.score import label_png, label_svg
+    from wattlens.score import model_card as card
+    from wattlens.score import score as run_score
+
+    names = models[1:] if models[0] == "compare" else models[:1]
+    if models[0] == "compare" and len(names) < 2:
+        raise typer.BadParameter("compare needs at least two models")
+    if models[0] != "compare" and len(models) > 1:
+        raise typer.BadParameter("give one model, or `compare A B ...`")
+    results = []
+    with Progress(transient=True, console=err) as bar:
+        for name in names:
+            t = bar.add_task(f"scoring {name} on {task}", total=samples * repetitions)
+            results.append(
+                run_score(
+                    name,
+                    task,
+                    samples,
+                    repetitions,
+                    scale,
+                    random_weights,
+                    progress=functools.partial(_advance, bar, t),
+                    dataset=dataset,
+                    columns=[c.strip() for c in column.split(",") if c.strip()],
+                )
+            )
+    if models[0] == "compare":
+        tab = Table(title=f"Energy Score · {task}", title_justify="left")
+        for col in ("model", "Wh per 1,000 queries", "stars", "spread"):
+            tab.add_column(col)
+        for r in sorted(results, key=lambda x: x.wh_per_1000):
+            tab.add_row(
+                r.model,
+                f"{r.wh_per_1000:.3g} ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g})",
+                "★" * r.stars + "☆" * (5 - r.stars),
+                f"{r.spread:.1%}",
+            )
+        out.print(tab)
+        out.print(f"lowest energy: [bold]{min(results, key=lambda x: x.wh_per_1000).model}[/]")
+        return
+    r = results[0]
+    if label:
+        if label.endswith(".png"):
+            label_png(r, label)
+        else:
+            Path(label).write_text(label_svg(r), encoding="utf-8")
+        err.print(f"wrote the label to {label}")
+    if model_card:
+        sys.stdout.write(card(r))
+    elif as_json:
+        out.print_json(json.dumps(r.as_dict()))
+    else:
+        out.print(
+            f"{r.model} · {r.task}: [bold]{r.wh_per_1000:.3g} Wh per 1,000 queries[/] "
+            f"({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g}), {'★' * r.stars}{'☆' * (5 - r.stars)} "
+            f"({r.scale}) · {r.method}, {r.boundary} · spread {r.spread:.1%} over {r.repetitions} repetitions"
+        )

@@ -1,0 +1,67 @@
+"""Energy-aware routing: route train, route eval."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from wattlens.cli.common import JsonOpt, app, err, out
+from wattlens.present import fmt
+
+route_app = typer.Typer(help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True)
+app.add_typer(route_app, name="route")
+
+
+@route_app.command("train")
+def route_train(
+    data: Annotated[str, typer.Argument(help="CSV with prompt, weak_correct, strong_correct.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Artefact file to write.")] = "router.json",
+    quality: Annotated[float, typer.Option(help="Quality floor relative to the large model.")] = 0.95,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    max_large_share: Annotated[
+        float | None, typer.Option(help="Calibrate to at most this share of large-model calls instead of the quality floor.")
+    ] = None,
+) -> None:
+    """Train the router (embeddings + logistic head) and calibrate its threshold by cross-validation."""
+    from wattlens.route.train import evaluate, features, load, train
+
+    d = load(data, limit)
+    x = features(d.prompts, progress=lambda m: err.print(m))
+    metrics = evaluate(d, x, quality)
+    art = train(d, x, quality, metrics, max_large_share=max_large_share)
+    art.save(out)
+    r = metrics["router"]
+    err.print(
+        f"wrote {out}: at {quality:.0%} of the large model's accuracy, {r['share_large']:.1%} of requests go "
+        f"to the large model (random routing: {metrics['random']['share_large']:.1%}), "
+        f"saving {r['energy_saved_share']:.1%} of the energy"
+    )
+
+
+@route_app.command("eval")
+def route_eval(
+    data: Annotated[str, typer.Argument(help="CSV with prompt, weak_correct, strong_correct.")],
+    artefact: Annotated[str | None, typer.Option(help="A trained artefact; without it, cross-validate on DATA.")] = None,
+    quality: Annotated[float, typer.Option(help="Quality floor relative to the large model.")] = 0.95,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Share of large-model calls, accuracy and energy saved at a quality floor."""
+    from wattlens.route import Artefact
+    from wattlens.route.train import evaluate, evaluate_artefact, features, load
+
+    d = load(data, limit)
+    x = features(d.prompts, progress=lambda m: err.print(m))
+    res = evaluate_artefact(d, x, Artefact.load(artefact), quality) if artefact else evaluate(d, x, quality)
+    res.pop("curves", None)
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    r = res["router"]
+    out.print(
+        f"at {quality:.0%} of the large model's accuracy ({res['target_accuracy']:.3f}): "
+        f"{r['share_large']:.1%} large-model calls, accuracy {r['accuracy']:.3f}, "
+        f"energy saved {r['energy_saved_share']:.1%} ({fmt(r['energy_saved_wh'])} Wh over {res['n']} requests)"
+    )

@@ -1,0 +1,106 @@
+"""The gateway: serve, keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wattlens.cli.common import FactorsOpt, app, err, out, settings_for
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        str | None, typer.Option(help="Config file with [[upstreams]], [server], [defaults] (default ./wattlens.toml).")
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="One OpenAI-compatible upstream for every model, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, llama.cpp)."
+        ),
+    ] = None,
+    upstream_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the upstream key.")] = None,
+    ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL ('none' to disable).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8787).")] = None,
+    zone: Annotated[str | None, typer.Option(help="Grid zone of upstreams that name none.")] = None,
+    region: Annotated[str | None, typer.Option(help="Cloud region of upstreams that name none.")] = None,
+    hardware: Annotated[str | None, typer.Option(help="Accelerator of the --upstream, e.g. H100.")] = None,
+    local_model: Annotated[
+        str | None,
+        typer.Option(help="Without --config/--upstream: a local causal LM (path or Hugging Face id) for chat."),
+    ] = None,
+    self_test: Annotated[
+        bool,
+        typer.Option("--self-test", help="Start, send one embeddings request through the gateway, print its receipt, stop."),
+    ] = False,
+    factors: FactorsOpt = None,
+) -> None:
+    """Run the metering gateway: OpenAI- and Anthropic-compatible, a receipt on every response.
+
+    With no --config and no --upstream it serves a built-in local model (the 'local' extra):
+    embeddings by all-MiniLM-L6-v2, chat by --local-model, measured on this machine.
+    """
+    import dataclasses
+
+    from wattlens.context import Context
+    from wattlens.gateway import embedded_config
+    from wattlens.gateway import serve as run_gateway
+    from wattlens.gateway.config import GatewayConfig, Upstream, gateway_config
+    from wattlens.metering import Serving
+
+    st = settings_for(config, factors, zone=zone, region=region, ledger=ledger)
+    context = st.context()
+    local = None
+    if upstream:
+        up = Upstream("default", "openai", upstream.rstrip("/"), upstream_key_env, serving=Serving(hardware=hardware))
+        cfg = GatewayConfig(upstreams=(up,), ledger=st.ledger, context=context)
+    elif st.data.get("upstreams"):
+        cfg = gateway_config(st, context)
+    else:
+        from wattlens.local import LocalModels, embedding_model_path
+
+        embedding_model_path()  # a clear message now if the 'local' extra is missing
+        cfg = dataclasses.replace(embedded_config(port or 8787, context, host or "127.0.0.1"), ledger=st.ledger)
+        local = LocalModels(local_model)
+    cfg = dataclasses.replace(cfg, host=host or cfg.host, port=port or cfg.port)
+    assert isinstance(cfg.context, Context)
+    if self_test:
+        from wattlens.footprint import Footprint
+        from wattlens.gateway.selftest import self_test as run_self_test
+        from wattlens.present import receipt_table
+
+        fp = run_self_test(cfg, local)
+        out.print(receipt_table(Footprint.from_dict(fp)))
+        out.print("[green]self-test passed[/]: the gateway served a request and attached its receipt")
+        return
+    where = ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
+    err.print(f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: {where}")
+    if local is not None:
+        err.print(
+            "built-in models: sentence-transformers/all-MiniLM-L6-v2 (embeddings)"
+            + (f", {local_model} (chat)" if local_model else "; chat needs --local-model")
+        )
+    run_gateway(cfg, local=local)
+
+
+keys_app = typer.Typer(help="Gateway API keys (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    team: Annotated[str | None, typer.Option(help="Team the key bills to.")] = None,
+    user: Annotated[str | None, typer.Option(help="User of the key.")] = None,
+) -> None:
+    """Create a gateway key: prints the key once, and the [[keys]] entry (hash only) for the keys file."""
+    from wattlens.gateway.auth import new_key
+
+    key, digest = new_key()
+    err.print("[bold]key[/] (shown once, give it to the client):")
+    print(key)
+    entry = f'[[keys]]\nid = "{digest[:8]}"\nsha256 = "{digest}"'
+    entry += f'\nteam = "{team}"' if team else ""
+    entry += f'\nuser = "{user}"' if user else ""
+    err.print("add to the keys file:\n" + entry, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,303 @@
+"""One settlement for every metered call: a Call and its Context -> one receipt and one ledger record.
+
+Whoever made the call — the gateway, the SDK wrapper, `wattlens run`, the demo, an
+integration — describes it as a `Call` and settles it here, so the same call gets the same
+receipt and the same record everywhere. Observers (the ledger writer, Prometheus metrics,
+OpenTelemetry) watch settled calls; none of them is written into the gateway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from wattlens.context import Context
+from wattlens.errors import WattlensError
+from wattlens.footprint import Footprint, Tokens
+
+if TYPE_CHECKING:
+    from wattlens.meter import Measurement
+
+SCHEMA_VERSION = 1
+Hosting = Literal["own", "purchased"]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """A model outside the catalogue, described by its operator."""
+
+    active_params_b: float
+    total_params_b: float | None = None
+    precision: str | None = None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How an upstream serves its models, when known: hardware, replica size, concurrency, models' sizes."""
+
+    hardware: str | None = None
+    gpus: int | None = None
+    batch_size: float | None = None
+    model_params: dict[str, ModelParams] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    """One metered unit of work, whoever made it; filled in while it runs, then settled once."""
+
+    source: str  # gateway | sdk | run | demo | an integration's name
+    protocol: str  # a wire protocol's name, or "process" for `wattlens run`
+    endpoint: str
+    model: str  # as requested
+    served_model: str | None = None
+    upstream: str | None = None
+    status: int = 200
+    outcome: str = "ok"  # ok | rejected | upstream_error | client_disconnected | no_usage | failed
+    stream: bool = False
+    tokens: Tokens = field(default_factory=Tokens)
+    started: float = field(default_factory=time.perf_counter)
+    ts: str = field(default_factory=now_iso)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    latency_s: float | None = None  # None: measured from `started` when settled
+    timed: bool = True  # False for replays: no latency is recorded
+    ttft_s: float | None = None
+    key_id: str | None = None
+    team: str | None = None
+    user: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    hosting: Hosting = "purchased"  # "own": hardware you run (Scope 2); "purchased": an AI service (Scope 3)
+    routing: dict[str, Any] | None = None  # set when a virtual route chose the model
+    measurement: Measurement | None = None  # measured energy; else the receipt is estimated from tokens
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """The one record of a settled call, the same for every source (schema_version marks its shape)."""
+
+    id: str
+    ts: str
+    source: str
+    endpoint: str
+    protocol: str
+    model_requested: str
+    model_served: str
+    upstream: str | None
+    status: int
+    outcome: str
+    stream: bool
+    latency_s: float | None
+    ttft_s: float | None
+    tokens: dict[str, int]
+    key_id: str | None
+    team: str | None
+    user: str | None
+    tags: dict[str, str]
+    hosting: str
+    footprint: dict[str, Any] | None
+    footprint_error: str | None
+    factors_version: str
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def estimated_footprint(model: str, tokens: Tokens, ctx: Context, serving: Serving) -> Footprint:
+    from wattlens.receipt import LLMRequest, estimate_footprint
+
+    params = serving.model_params.get(model)
+    req = LLMRequest(
+        model=model,
+        input_tokens=tokens.input,
+        output_tokens=tokens.output,
+        cached_input_tokens=tokens.cached_input,
+        reasoning_tokens=tokens.reasoning,
+        active_params_b=params.active_params_b if params else None,
+        total_params_b=params.total_params_b if params else None,
+        precision=params.precision if params else None,
+        hardware=serving.hardware,
+        gpus=serving.gpus,
+        batch_size=serving.batch_size,
+    )
+    return estimate_footprint(req, ctx)
+
+
+class Settlement:
+    """A settled call: its receipt (computed once, on first use) and its ledger record."""
+
+    __slots__ = ("_fp", "_receipt", "call", "ctx", "ended", "replaced", "serving")
+
+    def __init__(self, call: Call, ctx: Context, serving: Serving, replaced: tuple[Context, Serving] | None) -> None:
+        self.call, self.ctx, self.serving, self.replaced = call, ctx, serving, replaced
+        self.ended = time.perf_counter()
+        self._fp: tuple[Footprint | None, str | None] | None = None
+        self._receipt: dict[str, Any] | None = None
+
+    def _settle(self) -> tuple[Footprint | None, str | None]:
+        c = self.call
+        if c.upstream is None and c.measurement is None:
+            return None, "no upstream: the request was refused before it reached one"
+        model = c.served_model or c.model
+        try:
+            if c.measurement is not None:
+                import dataclasses
+
+                from wattlens.meter import measured_footprint
+
+                fp = measured_footprint(c.measurement, self.ctx)
+                if c.protocol == "process":  # a command, not a model: the receipt names neither model nor tokens
+                    return fp, None
+                return dataclasses.replace(fp, model=model, tokens=c.tokens), None
+            return estimated_footprint(model, c.tokens, self.ctx, self.serving), None
+        except WattlensError as e:
+            return None, f"{e} (describe it under [upstreams.model_params] in the gateway config)"
+
+    @property
+    def footprint(self) -> Footprint | None:
+        if self._fp is None:
+            self._fp = self._settle()
+        return self._fp[0]
+
+    @property
+    def error(self) -> str | None:
+        if self._fp is None:
+            self._fp = self._settle()
+        return self._fp[1]
+
+    @property
+    def receipt(self) -> dict[str, Any] | None:
+        """The receipt in its one JSON form (with `routing` when a route chose the model)."""
+        if self._receipt is None:
+            fp = self.footprint
+            if fp is None:
+                return None
+            d = fp.as_dict()
+            if self.call.routing is not None:
+                d["routing"] = self._savings(fp)
+            self._receipt = d
+        return self._receipt
+
+    def _savings(self, fp: Footprint) -> dict[str, Any]:
+        """Energy saved against the model the route replaced, both estimated the same way."""
+        routing = self.call.routing or {}
+        out = dict(routing)
+        replaced = routing.get("instead_of")
+        saved = {"low": 0.0, "mid": 0.0, "high": 0.0}
+        if replaced and self.replaced is not None:
+            try:
+                big: Footprint | None = estimated_footprint(replaced, self.call.tokens, *self.replaced)
+            except WattlensError:
+                big = None
+            if big is not None:
+                diffs = sorted([big.energy_wh.low - fp.energy_wh.low, big.energy_wh.high - fp.energy_wh.high])
+                saved = {"low": diffs[0], "mid": big.energy_wh.mid - fp.energy_wh.mid, "high": diffs[1]}
+                saved["low"], saved["high"] = min(saved["low"], saved["mid"]), max(saved["high"], saved["mid"])
+        out["energy_saved_wh"] = saved
+        return out
+
+    @property
+    def latency_s(self) -> float:
+        c = self.call
+        return c.latency_s if c.latency_s is not None else self.ended - c.started
+
+    def record(self) -> LedgerRecord:
+        c, fp = self.call, self.footprint
+        return LedgerRecord(
+            id=c.request_id,
+            ts=c.ts,
+            source=c.source,
+            endpoint=c.endpoint,
+            protocol=c.protocol,
+            model_requested=c.model,
+            model_served=c.served_model or c.model,
+            upstream=c.upstream,
+            status=c.status,
+            outcome=c.outcome,
+            stream=c.stream,
+            latency_s=round(self.latency_s, 6) if c.timed else None,
+            ttft_s=round(c.ttft_s, 6) if c.ttft_s is not None else None,
+            tokens=c.tokens.as_dict(),
+            key_id=c.key_id,
+            team=c.team,
+            user=c.user,
+            tags=c.tags,
+            hosting=c.hosting,
+            footprint=self.receipt,
+            footprint_error=self.error,
+            factors_version=fp.factors_version if fp else self.ctx.factors.version,
+        )
+
+    def record_dict(self) -> dict[str, Any]:
+        return self.record().as_dict()
+
+
+class Observer(Protocol):
+    """Watches settled calls (the ledger, metrics, traces). Must not raise, must not block."""
+
+    def observe(self, s: Settlement) -> None: ...
+
+
+def settle(
+    call: Call,
+    ctx: Context,
+    serving: Serving | None = None,
+    observers: Sequence[Observer] = (),
+    replaced: tuple[Context, Serving] | None = None,
+    eager: bool = False,
+) -> Settlement:
+    """Settle a finished call and tell the observers.
+
+    The receipt is computed on first use, or now with eager=True (when the caller needs it anyway,
+    so observers in other threads never compute it a second time).
+    replaced: where the model a route replaced would have run, to price the energy saved.
+    """
+    s = Settlement(call, ctx, serving or Serving(), replaced)
+    if eager:
+        s.receipt  # noqa: B018 - computes and keeps it
+    for o in observers:
+        o.observe(s)
+    return s
+
+
+class LedgerObserver:
+    """Queues each settled call's record on a LedgerWriter; the record is built in its thread."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def observe(self, s: Settlement) -> None:
+        self.writer.submit(s.record_dict)
+
+
+class CallbackObserver:
+    """Calls a function with each settlement (tests, integrations)."""
+
+    def __init__(self, fn: Callable[[Settlement], None]) -> None:
+        self.fn = fn
+
+    def observe(self, s: Settlement) -> None:
+        self.fn(s)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Call",
+    "CallbackObserver",
+    "LedgerObserver",
+    "LedgerRecord",
+    "ModelParams",
+    "Observer",
+    "Serving",
+    "Settlement",
+    "estimated_footprint",
+    "now_iso",
+    "settle",
+]

@@ -1,0 +1,134 @@
+"""What a wire protocol must say for wattlens to meter it: one class per protocol.
+
+A protocol reads token usage from a response or from stream events (a JSON dict from the
+wire, or an SDK's response object: `field()` reads both), tracks a stream to its usage,
+attaches the receipt where clients of that protocol look for it, and shapes errors the way
+its clients expect. The gateway relays and `instrument()` both go through it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from wattlens.footprint import Tokens
+
+Seen = Literal["content", "usage", "other"]
+
+
+def field(obj: Any, key: str) -> Any:
+    """A field of a JSON dict or of an SDK (pydantic) object, None when absent.
+
+    SDK objects are read through their field dict: attribute lookups that miss cost microseconds.
+    """
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    d = getattr(obj, "__dict__", None)
+    return d.get(key) if isinstance(d, dict) else None
+
+
+def count(obj: Any, key: str) -> int:
+    """A token count: an integer (or an integral JSON number); anything else counts as 0."""
+    v = field(obj, key)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return 0
+    return int(v)
+
+
+def fields(obj: Any) -> dict[str, Any]:
+    """The fields of a JSON dict or SDK object as a plain dict (empty for None)."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    d = getattr(obj, "__dict__", None)
+    return dict(d) if isinstance(d, dict) else {}
+
+
+def sse(event: str | None, data: str) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n").encode()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class StreamTracker:
+    """Follows one stream: content events seen, the final usage, the served model."""
+
+    __slots__ = ("content", "served_model", "tokens")
+
+    def __init__(self) -> None:
+        self.content = 0
+        self.tokens: Tokens | None = None  # set when the stream reports its final usage
+        self.served_model: str | None = None
+
+    def skim(self, event: str | None, raw: str) -> bool:
+        """A cheap look at an event's raw JSON: True when it must be parsed and seen; otherwise it is counted here."""
+        return True
+
+    def see(self, event: str | None, data: Any) -> Seen:
+        """Look at one event (a JSON dict or an SDK object); "usage" marks the event that carries the receipt."""
+        raise NotImplementedError
+
+    def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:
+        """Put the receipt into the usage event; False when the client did not ask for usage (send it aside)."""
+        raise NotImplementedError
+
+    def hides(self, data: Any) -> bool:
+        """True for a usage-only event that wattlens asked for and the caller did not."""
+        return False
+
+    def cut_off(self) -> Tokens:
+        """Tokens of a stream that ended before its usage: what was seen (one content event ~ one token)."""
+        return Tokens(output=self.content)
+
+
+class WireProtocol:
+    """One wire protocol. Subclass it, name it, and register it on the `wattlens_protocols` hook."""
+
+    name: ClassVar[str]  # also the upstream `kind` in the gateway config
+    endpoints: ClassVar[tuple[str, ...]]  # paths under /v1 that the gateway serves for it
+    # (resource path, method, endpoint) of the SDK calls instrument() wraps
+    sdk_targets: ClassVar[tuple[tuple[tuple[str, ...], str, str], ...]] = ()
+    sdk_modules: ClassVar[tuple[str, ...]] = ()  # module prefixes of the SDK's client classes
+
+    def tokens(self, usage: Any) -> Tokens:
+        raise NotImplementedError
+
+    def usage_of(self, body: Any) -> Any:
+        """The usage part of a whole (non-streamed) response."""
+        return field(body, "usage")
+
+    def attach(self, body: dict[str, Any], receipt: dict[str, Any]) -> None:
+        """Put the receipt into a whole response where this protocol's clients read usage."""
+        raise NotImplementedError
+
+    def prepare(self, endpoint: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The request as sent upstream (asking for usage on streams) and whether the client asked itself."""
+        return data, True
+
+    def tracker(self, endpoint: str) -> StreamTracker:
+        raise NotImplementedError
+
+    def operation(self, endpoint: str) -> str:
+        """The OpenTelemetry gen_ai.operation.name of an endpoint."""
+        return "chat"
+
+    def error_body(self, message: str, kind: str, code: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """An error event in the protocol's own shape, for a stream that cannot go on."""
+        raise NotImplementedError
+
+    def upstream_headers(self, key: str | None, incoming: Mapping[str, str]) -> dict[str, str]:
+        """Headers for the upstream call: content type, the upstream's own key, pass-through headers."""
+        h = {"content-type": "application/json"}
+        if key:
+            h["authorization"] = f"Bearer {key}"
+        return h
+
+    def sdk_client(self, client: Any) -> bool:
+        """Whether an SDK client object speaks this protocol (for instrument())."""
+        return type(client).__module__.startswith(self.sdk_modules) if self.sdk_modules else False

@@ -1,0 +1,118 @@
+"""OpenAI: Chat Completions, Completions, Embeddings and Responses.
+
+Receipts go inside `usage` (`usage.footprint`); on streams, on the final usage chunk (asked for
+with `stream_options.include_usage`, hidden again when the client did not ask) or on the
+Responses API's `response.completed` event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wattlens.footprint import Tokens
+from wattlens.protocols.base import Seen, StreamTracker, WireProtocol, count, dumps, field, sse
+
+USAGE_ENDPOINTS = ("/chat/completions", "/completions")  # the endpoints whose streams need include_usage
+
+
+def openai_tokens(usage: Any) -> Tokens:
+    """Chat Completions, Completions, Embeddings and Responses usage.
+
+    OpenAI counts reasoning inside completion tokens; the receipt keeps them apart.
+    """
+    if not usage:
+        return Tokens()
+    if field(usage, "input_tokens") is not None:  # Responses API
+        inp, out = count(usage, "input_tokens"), count(usage, "output_tokens")
+        cached = count(field(usage, "input_tokens_details"), "cached_tokens")
+        reasoning = count(field(usage, "output_tokens_details"), "reasoning_tokens")
+    else:
+        inp, out = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
+        cached = count(field(usage, "prompt_tokens_details"), "cached_tokens")
+        reasoning = count(field(usage, "completion_tokens_details"), "reasoning_tokens")
+    return Tokens(input=inp, cached_input=min(cached, inp), output=max(out - reasoning, 0), reasoning=reasoning)
+
+
+class OpenAITracker(StreamTracker):
+    __slots__ = ()
+
+    def skim(self, event: str | None, raw: str) -> bool:
+        if event == "response.completed" or '"type":"response.completed"' in raw:
+            return True
+        if '"usage"' in raw and '"usage":null' not in raw and '"usage": null' not in raw:
+            return True
+        self.content += 1
+        return False
+
+    def see(self, event: str | None, data: Any) -> Seen:
+        if event == "response.completed" or field(data, "type") == "response.completed":
+            resp = field(data, "response")
+            usage = field(resp, "usage")
+            if usage is not None:
+                self.tokens = openai_tokens(usage)
+                self.served_model = field(resp, "model") or self.served_model
+                return "usage"
+        usage = field(data, "usage")
+        if usage is not None:
+            self.tokens = openai_tokens(usage)
+            self.served_model = field(data, "model") or self.served_model
+            return "usage"
+        self.content += 1
+        return "content"
+
+    def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:
+        resp = data.get("response")
+        if isinstance(resp, dict) and isinstance(resp.get("usage"), dict):
+            resp["usage"]["footprint"] = receipt
+            return True
+        if not wants_usage:
+            return False
+        data["usage"]["footprint"] = receipt
+        return True
+
+    def hides(self, data: Any) -> bool:
+        # The usage chunk that include_usage adds has an empty choices list.
+        return field(data, "usage") is not None and field(data, "choices") == []
+
+
+class OpenAI(WireProtocol):
+    name = "openai"
+    endpoints = ("/chat/completions", "/completions", "/embeddings", "/responses")
+    sdk_targets = (
+        (("chat", "completions"), "create", "/chat/completions"),
+        (("completions",), "create", "/completions"),
+        (("embeddings",), "create", "/embeddings"),
+        (("responses",), "create", "/responses"),
+    )
+    sdk_modules = ("openai",)
+
+    def tokens(self, usage: Any) -> Tokens:
+        return openai_tokens(usage)
+
+    def attach(self, body: dict[str, Any], receipt: dict[str, Any]) -> None:
+        usage = body.get("usage")
+        if isinstance(usage, dict):
+            usage["footprint"] = receipt  # inside usage
+        else:
+            body["usage"] = {"footprint": receipt}
+
+    def prepare(self, endpoint: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        if not data.get("stream") or endpoint not in USAGE_ENDPOINTS:
+            return data, True
+        raw = data.get("stream_options")
+        opts: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if opts.get("include_usage"):
+            return data, True
+        return {**data, "stream_options": {**opts, "include_usage": True}}, False
+
+    def tracker(self, endpoint: str) -> StreamTracker:
+        return OpenAITracker()
+
+    def operation(self, endpoint: str) -> str:
+        return {"/embeddings": "embeddings", "/completions": "text_completion"}.get(endpoint, "chat")
+
+    def error_body(self, message: str, kind: str, code: str | None) -> dict[str, Any]:
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        return sse(None, dumps({"error": {"message": message, "type": "api_error", "code": code}}))
