@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--litellm", default=str(HERE / ".venv-litellm" / "bin" / "litellm"))
+    ap.add_argument("--previous", help="A checkout of the previous commit: its gateway is measured in the same run.")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
@@ -148,6 +149,14 @@ def main() -> None:
             "direct (no proxy)": f"http://127.0.0.1:{up}/v1/chat/completions",
             "wattlens gateway (receipt + ledger)": f"http://127.0.0.1:{gw}/v1/chat/completions",
         }
+        if args.previous:
+            prev = free_port()
+            cmd = [sys.executable, "-m", "wattlens.cli", "serve", "--upstream", f"http://127.0.0.1:{up}/v1"]
+            cmd += ["--port", str(prev), "--zone", "FR", "--ledger", str(tmp / "previous.db")]
+            env = {**os.environ, "PYTHONPATH": str(Path(args.previous) / "src")}
+            procs.append(subprocess.Popen(cmd, env=env, cwd=args.previous))
+            wait(f"http://127.0.0.1:{prev}/healthz")
+            targets["wattlens, previous commit"] = f"http://127.0.0.1:{prev}/v1/chat/completions"
         if Path(args.litellm).exists():
             (tmp / "litellm.yaml").write_text(
                 "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
@@ -205,10 +214,11 @@ def main() -> None:
             "worker, like the wattlens gateway (one process)."
         )
         write(
-            "gateway.md",
+            "gateway-vs-previous.md" if args.previous else "gateway.md",
             "Gateway overhead",
             body,
-            f"python bench/gateway.py --duration {args.duration} --requests {args.requests}",
+            f"python bench/gateway.py --duration {args.duration} --requests {args.requests}"
+            + (" --previous CHECKOUT_OF_PREVIOUS_COMMIT" if args.previous else ""),
         )
     finally:
         for p in procs:

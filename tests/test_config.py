@@ -73,7 +73,7 @@ def test_settings_precedence_flags_over_environment_over_file(tmp_path: Path) ->
     [
         ('[defaults]\nfacilty = "google"\n', "facility"),
         ('[defualts]\nzone = "FR"\n', "defaults"),
-        ('[market]\nrenewable = 0.5\n', "renewable_share"),
+        ("[market]\nrenewable = 0.5\n", "renewable_share"),
         ('[[upstreams]]\nbase_url = "http://x/v1"\nzone = "FR"\nmodel = ["a"]\n', "models"),
     ],
 )

@@ -57,3 +57,12 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_them() -> None:
     assert main_job == "wattlens serve"
     assert f"{install} && wattlens serve --self-test" in ci  # CI runs the main job end to end, then stops
     assert commands[1].strip() in ci
+
+
+def test_generated_docs_match_the_code() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "gen_docs.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr

@@ -65,7 +65,9 @@ def test_gateway_sdk_run_and_demo_write_the_same_schema(tmp_path: Path) -> None:
 def test_settle_is_estimate_footprint_for_the_same_call() -> None:
     ctx = Context(Place(zone="PL"))
     seen = []
-    call = Call("test", "openai", "/chat/completions", "gpt-4o", tokens=Tokens(input=500, cached_input=100, output=300))
+    call = Call(
+        "test", "openai", "/chat/completions", "gpt-4o", upstream="u", tokens=Tokens(input=500, cached_input=100, output=300)
+    )
     s = settle(call, ctx, observers=[CallbackObserver(seen.append)])
     expected = estimate_footprint(LLMRequest("gpt-4o", 500, 300, 100), ctx)
     assert s.footprint == expected and s.receipt == expected.as_dict()

@@ -75,7 +75,8 @@ def test_the_gateway_serves_the_plugin_protocol(site: Path, tmp_path: Path) -> N
         async def upstream(req):
             sent = json.loads(req.body)
             assert req.url == "http://echo.invalid/v1/echo", req.url
-            return 200, json.dumps({{"model": sent["model"], "text": sent["text"], "meta": {{"tokens_in": 7, "tokens_out": 5}}}}).encode()
+            meta = {{"tokens_in": 7, "tokens_out": 5}}
+            return 200, json.dumps({{"model": sent["model"], "text": sent["text"], "meta": meta}}).encode()
 
         cfg = GatewayConfig(upstreams=(Upstream("e", "echo", "http://echo.invalid/v1"),), context=Context(Place(zone="FR")))
         writer = LedgerWriter(open_ledger({str(tmp_path / "l.db")!r}))

@@ -6,6 +6,7 @@ import sys
 import wattlens
 
 EXPECTED = {
+    "Context",
     "Footprint",
     "Interval",
     "LLMRequest",
@@ -38,3 +39,11 @@ def test_import_does_no_io_and_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] []"
+
+
+def test_exported_members_say_where_they_live() -> None:
+    # As httpx's test_exported_members: every public name is defined in a module of wattlens.
+    for name in EXPECTED - {"__version__"}:
+        obj = getattr(wattlens, name)
+        module = getattr(obj, "__module__", None) or obj.__name__
+        assert module.startswith("wattlens."), (name, module)

@@ -13,11 +13,12 @@ TYPE_CHECKING = False  # not importing typing keeps `import wattlens` at a few m
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Context": ("wattlens.context", "Context"),
     "Footprint": ("wattlens.footprint", "Footprint"),
     "Interval": ("wattlens.units", "Interval"),
     "WattlensError": ("wattlens.errors", "WattlensError"),
     "LLMRequest": ("wattlens.receipt", "LLMRequest"),
-    "Place": ("wattlens.receipt", "Place"),
+    "Place": ("wattlens.context", "Place"),
     "estimate_footprint": ("wattlens.receipt", "estimate_footprint"),
     "estimate": ("wattlens.estimate", None),
     "instrument": ("wattlens.instrument", "instrument"),
@@ -26,6 +27,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Context",
     "Footprint",
     "Interval",
     "LLMRequest",
@@ -43,11 +45,12 @@ if TYPE_CHECKING:
     from typing import Any
 
     from wattlens import estimate
+    from wattlens.context import Context, Place
     from wattlens.errors import WattlensError
     from wattlens.footprint import Footprint
     from wattlens.instrument import instrument, uninstrument
     from wattlens.meter import Meter
-    from wattlens.receipt import LLMRequest, Place, estimate_footprint
+    from wattlens.receipt import LLMRequest, estimate_footprint
     from wattlens.units import Interval
 
 

@@ -49,9 +49,23 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "ledger": ("location",),
     "server": ("host", "port", "ledger", "max_body_mb", "keys_file"),
     "upstreams": (
-        "name", "kind", "base_url", "api_key_env", "models", "zone", "region", "provider", "facility", "pue",
-        "wue_l_per_kwh", "hardware", "gpus", "batch_size", "model_params", "timeout_s",
-    ),  # fmt: skip
+        "name",
+        "kind",
+        "base_url",
+        "api_key_env",
+        "models",
+        "zone",
+        "region",
+        "provider",
+        "facility",
+        "pue",
+        "wue_l_per_kwh",
+        "hardware",
+        "gpus",
+        "batch_size",
+        "model_params",
+        "timeout_s",
+    ),
     "routes": ("name", "small", "large", "artefact", "threshold", "embed_all"),
 }
 

@@ -23,4 +23,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         err.print(f"[bold red]error:[/] {e}")
         sys.exit(2)
 
+
 __all__ = ["app", "main"]

@@ -47,12 +47,19 @@ class Proxy:
         e = ApiError(r.status, f"upstream {u.name} answered {r.status}", kind)
         return JSONResponse(proto.error_body(e.message, e.kind, e.code), status_code=r.status)
 
-    async def unary(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
+    async def send(
+        self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any], stream: bool
+    ) -> Any:
+        """The upstream call through its transport; transport failures become API errors (without the key)."""
         headers = proto.upstream_headers(u.key(), request.headers)
+        t, url, body = self.gw.transports[u.name], u.base_url + call.endpoint, json.dumps(data).encode()
         try:
-            r = await self.gw.transports[u.name].post(u.base_url + call.endpoint, json.dumps(data).encode(), headers)
+            return await (t.stream(url, body, headers) if stream else t.post(url, body, headers))
         except FAILURES as e:
             raise upstream_failure(u.name, e) from e
+
+    async def unary(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
+        r: Upstreamed = await self.send(request, call, u, proto, data, stream=False)
         if r.status >= 400:
             return self.upstream_error(call, u, proto, r)
         body = r.json_or_none()
@@ -68,11 +75,7 @@ class Proxy:
 
     async def stream(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
         data, wants_usage = proto.prepare(call.endpoint, data)
-        headers = proto.upstream_headers(u.key(), request.headers)
-        try:
-            r = await self.gw.transports[u.name].stream(u.base_url + call.endpoint, json.dumps(data).encode(), headers)
-        except FAILURES as e:
-            raise upstream_failure(u.name, e) from e
+        r: StreamReply = await self.send(request, call, u, proto, data, stream=True)
         if r.status >= 400:
             raw = await r.read()
             r.release()
