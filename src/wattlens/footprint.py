@@ -8,7 +8,6 @@ from typing import Any, Literal
 from wattlens.units import Interval
 
 Method = Literal["measured", "estimated", "mixed"]
-BOUNDARY_PARTS = ("accelerator", "host", "idle", "facility", "embodied")
 
 
 @dataclass(frozen=True, slots=True)

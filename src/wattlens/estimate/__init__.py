@@ -82,21 +82,42 @@ BOUNDARY_PARTS: dict[str, tuple[str, ...]] = {
 }
 
 
+_HOST_FACTOR = HOST_RATIO + 1.0
+_IDLE_FACTOR = IDLE_RATIO + 1.0
+
+
 def scale_to_boundary(accelerator_wh: Interval, boundary: str, pue: IntervalLike = 1.0) -> Interval:
     """accelerator -> server (x (1 + host ratio)) -> datacenter (x (1 + idle ratio) x PUE)."""
     if boundary == "accelerator":
         return accelerator_wh
-    server = accelerator_wh * (HOST_RATIO + 1.0)
+    server = accelerator_wh * _HOST_FACTOR
     if boundary == "server":
         return server
     if boundary == "datacenter":
-        return server * (IDLE_RATIO + 1.0) * Interval.of(pue)
+        dc = server * _IDLE_FACTOR
+        return dc if isinstance(pue, int | float) and pue == 1.0 else dc * Interval.of(pue)
     raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
 
 
-@functools.lru_cache(maxsize=64)
 def accelerator_for(hw: Hardware) -> tuple[Accelerator, bool]:
-    """The model's view of a hardware row, and whether the chip is in the calibration data."""
+    """The model's view of a hardware row, and whether the chip is in the calibration data.
+
+    Cached by the row's identity: hashing a whole row on every request costs microseconds.
+    """
+    hit = _ACCELERATORS.get(id(hw))
+    if hit is not None and hit[0] is hw:
+        return hit[1]
+    result = _accelerator(hw)
+    if len(_ACCELERATORS) > 256:
+        _ACCELERATORS.clear()
+    _ACCELERATORS[id(hw)] = (hw, result)
+    return result
+
+
+_ACCELERATORS: dict[int, tuple[Hardware, tuple[Accelerator, bool]]] = {}
+
+
+def _accelerator(hw: Hardware) -> tuple[Accelerator, bool]:
     if hw.kind != "accelerator" or not hw.memory_bandwidth_tb_per_s or not hw.bf16_tflops:
         raise InputError(f"{hw.hardware_id} is not an accelerator with bandwidth and FLOP/s in the hardware table")
     cal = calibration()

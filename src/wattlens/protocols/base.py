@@ -22,10 +22,10 @@ def field(obj: Any, key: str) -> Any:
 
     SDK objects are read through their field dict: attribute lookups that miss cost microseconds.
     """
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # the exact-type test first: the ABC check costs more
         return obj.get(key)
     d = getattr(obj, "__dict__", None)
-    return d.get(key) if isinstance(d, dict) else None
+    return d.get(key) if type(d) is dict else None
 
 
 def count(obj: Any, key: str) -> int:
