@@ -143,7 +143,7 @@ def test_exports(db: Path, tmp_path: Path) -> None:
 def test_writer_batches_off_thread_and_flushes_on_close(tmp_path: Path) -> None:
     w = LedgerWriter(open_ledger(tmp_path / "w.db"))
     for i in range(1000):
-        w.submit(rec(i % 5))
+        w.submit({**rec(i % 5), "id": f"w{i}"})
     w.close()
     assert problems(tmp_path / "w.db") == []
     led = open_ledger(tmp_path / "w.db")
@@ -159,6 +159,9 @@ def _pg_bin() -> Path | None:
         if cand:
             return Path(cand).parent
     return None
+
+
+RESTART: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +197,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w"]
+    RESTART["pg"] = lambda: subprocess.run([*ctl, "-m", "fast", "restart"], check=True, capture_output=True)
     try:
         yield f"postgresql://wl@127.0.0.1:{port}/postgres"
     finally:
@@ -215,6 +220,28 @@ def test_postgres_ledger_with_two_writers(postgres: str) -> None:
     assert next((p.seq, p.kind) for p in verify(list(led.rows()))) == (7, "changed")
     led._db.execute("DROP TABLE wattlens_records")
     led.close()
+
+
+def test_postgres_restart_loses_nothing(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # the spill journal of a PostgreSQL ledger
+    w = LedgerWriter(open_ledger(postgres), flush_s=0.05)
+    for i in range(50):
+        w.submit({**rec(i), "id": f"before{i}"})
+    w.flush()
+    RESTART["pg"]()  # the server goes away and comes back: the writer's connection is dead
+    for i in range(200):
+        w.submit({**rec(i), "id": f"after{i}"})
+    deadline = time.time() + 20
+    while time.time() < deadline and (w.degraded or w.written < 250):
+        time.sleep(0.1)
+    w.close()
+    led = open_ledger(postgres)
+    ids = {r["id"] for r in led.records()}
+    rows = list(led.rows())
+    led._db.execute("DROP TABLE wattlens_records")
+    led.close()
+    assert {f"before{i}" for i in range(50)} | {f"after{i}" for i in range(200)} <= ids
+    assert verify(rows) == []
 
 
 def test_postgres_url_error_hides_password() -> None:

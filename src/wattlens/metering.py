@@ -209,6 +209,9 @@ class Settlement:
         return c.latency_s if c.latency_s is not None else self.ended - c.started
 
     def record(self) -> LedgerRecord:
+        """The ledger record; text a client sent is made valid Unicode so that any request can be recorded."""
+        from wattlens.ledger.chain import scrub
+
         c, fp = self.call, self.footprint
         return LedgerRecord(
             id=c.request_id,
@@ -216,8 +219,8 @@ class Settlement:
             source=c.source,
             endpoint=c.endpoint,
             protocol=c.protocol,
-            model_requested=c.model,
-            model_served=c.served_model or c.model,
+            model_requested=scrub(c.model),
+            model_served=scrub(c.served_model or c.model),
             upstream=c.upstream,
             status=c.status,
             outcome=c.outcome,
@@ -226,9 +229,9 @@ class Settlement:
             ttft_s=round(c.ttft_s, 6) if c.ttft_s is not None else None,
             tokens=c.tokens.as_dict(),
             key_id=c.key_id,
-            team=c.team,
-            user=c.user,
-            tags=c.tags,
+            team=scrub(c.team),
+            user=scrub(c.user),
+            tags=scrub(c.tags),
             hosting=c.hosting,
             footprint=self.receipt,
             footprint_error=self.error,

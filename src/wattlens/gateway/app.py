@@ -239,10 +239,11 @@ def create_app(
         return handler
 
     async def healthz(request: Request) -> Response:
-        errors = gw.ledger.errors[-3:] if gw.ledger else []
+        stats = gw.ledger.stats() if gw.ledger else {}
+        degraded = bool(stats.get("degraded"))
         return JSONResponse(
-            {"status": "ok" if not errors else "degraded", "ledger_errors": errors},
-            status_code=200 if not errors else 503,
+            {"status": "degraded" if degraded else "ok", "ledger_errors": stats.get("errors", []), "ledger": stats},
+            status_code=503 if degraded else 200,
         )
 
     async def metrics(request: Request) -> Response:

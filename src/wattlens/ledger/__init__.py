@@ -6,21 +6,25 @@ postgresql:// URL. LedgerWriter batches appends off the request path.
 
 from __future__ import annotations
 
+import collections
+import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from wattlens.ledger.chain import Problem, Row, verify
+from wattlens.errors import WattlensError
+from wattlens.ledger.chain import Problem, Row, canonical, scrub, verify
 
 FLUSH_S = 0.2  # a crash loses at most this much (well under a second)
 BATCH = 512
 
 
 class Ledger(Protocol):
-    def append(self, bodies: Sequence[Mapping[str, Any]]) -> None: ...
+    def append(self, bodies: Sequence[Mapping[str, Any]]) -> int: ...
     def rows(self) -> Iterator[Row]: ...
     def records(self, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]: ...
     def count(self) -> int: ...
@@ -44,25 +48,56 @@ def open_ledger(location: str | Path | None = None) -> Ledger:
 
 
 class LedgerWriter:
-    """Queue records from any thread; a daemon thread appends them in batches."""
+    """Queue records from any thread; a daemon thread appends them in batches.
 
-    def __init__(self, ledger: Ledger, flush_s: float = FLUSH_S) -> None:
+    Nothing is dropped without a trace:
+    - a record that cannot be stored (not valid Unicode, NaN, its builder failed) is set aside
+      in a dead-letter file (`ledger.dead_path`) and counted, so it never blocks the others;
+    - when the database cannot be written (down, locked, disk full) the batch goes to a spill
+      journal (`ledger.spill_path`, JSON lines) and the writer retries with exponential
+      back-off; the journal is replayed first when the database is back (and at the next start);
+    - the queue is bounded: past `max_queue` records, new ones go straight to the journal
+      instead of growing memory.
+    """
+
+    def __init__(self, ledger: Ledger, flush_s: float = FLUSH_S, max_queue: int = 100_000) -> None:
         self.ledger, self.flush_s = ledger, flush_s
-        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._q: queue.Queue[dict[str, Any] | Callable[[], dict[str, Any]] | None] = queue.Queue(max_queue)
         self._thread = threading.Thread(target=self._run, name="wattlens-ledger", daemon=True)
         self._closed = False
-        self.errors: list[str] = []
+        self.errors: collections.deque[str] = collections.deque(maxlen=20)
+        self.written = self.dead = self.spilled = 0
+        self.degraded = False  # the last write failed; back to False when one succeeds
         self._busy = False
+        self._spill_lock = threading.Lock()
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
+        self.spill_path: Path | None = getattr(ledger, "spill_path", None)
+        self.dead_path: Path | None = getattr(ledger, "dead_path", None)
         self._thread.start()
 
     def submit(self, record: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
         """Queue a record, or a function that makes one (it then runs in the writer thread)."""
-        self._q.put(record)  # type: ignore[arg-type]
+        try:
+            self._q.put_nowait(record)
+        except queue.Full:  # the database has been away for a long time: keep it on disk, not in memory
+            self._spill([self._materialise(record)])
 
+    def stats(self) -> dict[str, Any]:
+        return {
+            "written": self.written,
+            "queued": self._q.qsize(),
+            "spilled": self.spilled,
+            "dead_letters": self.dead,
+            "degraded": self.degraded,
+            "errors": list(self.errors)[-3:],
+        }
+
+    # -- the writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
         stop = False
         while not stop:
-            batch: list[dict[str, Any]] = []
+            batch: list[Any] = []
             try:
                 item = self._q.get(timeout=self.flush_s)
                 if item is None:
@@ -77,12 +112,13 @@ class LedgerWriter:
                     batch.append(item)
             except queue.Empty:
                 pass
-            if batch:
-                self._busy = True
-                self._write(batch)
+            self._busy = True
+            try:
+                self._write(batch, final=stop)
+            finally:
                 self._busy = False
-            for _ in range(len(batch) + (1 if stop else 0)):
-                self._q.task_done()
+                for _ in range(len(batch) + (1 if stop else 0)):
+                    self._q.task_done()
         rest = []
         while True:  # whatever raced in after the sentinel
             try:
@@ -91,23 +127,86 @@ class LedgerWriter:
                 break
             if item is not None:
                 rest.append(item)
-        self._write(rest)
+        self._write(rest, final=True)
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        if not batch:
+    def _materialise(self, r: Any) -> dict[str, Any]:
+        if not callable(r):
+            return dict(r)
+        try:
+            return dict(r())
+        except Exception as e:  # the record's builder failed: keep what is known, never lose the request
+            import datetime as dt
+            import uuid
+
+            return {
+                "id": uuid.uuid4().hex,
+                "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                "outcome": "record_error",
+                "footprint": None,
+                "footprint_error": f"record could not be built: {type(e).__name__}: {e}",
+            }
+
+    def _write(self, batch: list[Any], final: bool = False) -> None:
+        records = [self._materialise(r) for r in batch]
+        storable = []
+        for rec in records:
+            try:
+                canonical(rec)
+                storable.append(rec)
+            except (ValueError, TypeError) as e:
+                self._dead_letter(rec, e)
+        if time.monotonic() < self._retry_at and not final:
+            self._spill(storable)  # backing off: keep the order by queueing behind the journal
             return
         try:
-            batch = [r() if callable(r) else r for r in batch]
-            self.ledger.append(batch)
+            self._replay()
+            if storable:
+                self.ledger.append(storable)
+            self.written += len(storable)
+            if self.degraded:
+                self.degraded, self._backoff_s = False, 0.0
         except Exception as e:  # keep serving; the error is reported on /healthz and at close
             self.errors.append(f"{type(e).__name__}: {e}")
-            for r in batch:  # retried at the next flush rather than lost
-                self._q.put(r)
+            self.degraded = True
+            self._backoff_s = min(max(self._backoff_s * 2, 0.1), 30.0)
+            self._retry_at = time.monotonic() + self._backoff_s
+            self._spill(storable)
+
+    def _spill(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        if self.spill_path is None:
+            raise WattlensError("the ledger cannot be written and has no spill journal")
+        with self._spill_lock:
+            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.spill_path, "a", encoding="utf-8") as f:
+                for rec in records:
+                    f.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
+        self.spilled += len(records)
+
+    def _replay(self) -> None:
+        """Append what the journal holds, in order, then empty it (ids already written are skipped)."""
+        if self.spill_path is None or not self.spill_path.exists():
+            return
+        with self._spill_lock:
+            lines = self.spill_path.read_text(encoding="utf-8").splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            for i in range(0, len(records), BATCH):
+                self.ledger.append(records[i : i + BATCH])
+            self.spill_path.unlink()
+        self.written += len(records)
+
+    def _dead_letter(self, rec: dict[str, Any], why: BaseException) -> None:
+        self.dead += 1
+        self.errors.append(f"record {rec.get('id')} set aside: {why}")
+        if self.dead_path is None:
+            return
+        self.dead_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.dead_path, "a", encoding="utf-8") as f:  # escaped so that any record can be kept
+            f.write(json.dumps({"why": str(why), "record": scrub(rec)}, default=repr, separators=(",", ":")) + "\n")
 
     def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until everything queued so far is written (for readers that must see it)."""
-        import time
-
         deadline = time.monotonic() + timeout_s
         while (self._q.unfinished_tasks or self._busy) and time.monotonic() < deadline:
             time.sleep(0.005)

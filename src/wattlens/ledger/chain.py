@@ -9,11 +9,37 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
+NEAR = 8  # how far a swapped record is looked for around its place
 
 
 def canonical(body: Mapping[str, Any]) -> str:
-    """One byte-exact JSON form of a record: sorted keys, no spaces, UTF-8."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One byte-exact JSON form of a record: sorted keys, no spaces, UTF-8.
+
+    Raises ValueError for what no ledger can store: NaN or infinity, or text that is not
+    valid Unicode (a lone UTF-16 surrogate, which JSON allows as an escape). The writer sets
+    such a record aside instead of letting it block the ones behind it.
+    """
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"the record holds text that is not valid Unicode: {e.reason}") from e
+    return text
+
+
+def scrub(value: Any) -> Any:
+    """A JSON value with every string made valid Unicode (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
 
 
 def link(prev_hash: str, seq: int, body_json: str) -> str:
@@ -26,8 +52,8 @@ def link_batch(
     """Chain new records after (seq, head): rows of (seq, ts, body, prev_hash, hash) and the new head."""
     rows = []
     for b in bodies:
-        seq += 1
         text = canonical(b)
+        seq += 1
         h = link(head, seq, text)
         rows.append((seq, str(b.get("ts", "")), text, head, h))
         head = h
@@ -59,9 +85,17 @@ class Problem:
     detail: str
 
 
-def _written_as(r: Row, window: int = 1000) -> int | None:
-    """The sequence number an intact record was hashed under, if it now sits elsewhere."""
-    for s in range(max(1, r.seq - window), r.seq + window + 1):
+def _written_as(r: Row, seq_of: Mapping[str, int]) -> int | None:
+    """The sequence number an intact record was hashed under, if it now sits elsewhere.
+
+    Candidates: right after where its original predecessor (named by its prev_hash) sits now,
+    and a few places around its own position (a swap). A ledger whose every record was
+    changed then costs a few hashes per record, not a search over thousands.
+    """
+    before = 0 if r.prev_hash == GENESIS else seq_of.get(r.prev_hash)
+    near = range(max(1, r.seq - NEAR), r.seq + NEAR + 1)
+    candidates = ([before + 1] if before is not None else []) + list(near)
+    for s in dict.fromkeys(candidates):
         if s != r.seq and link(r.prev_hash, s, r.body) == r.hash:
             return s
     return None
@@ -69,12 +103,14 @@ def _written_as(r: Row, window: int = 1000) -> int | None:
 
 def verify(rows: Iterable[Row]) -> list[Problem]:
     """Walk the chain in storage order and name every break."""
+    rows = list(rows)
+    seq_of = {r.hash: r.seq for r in rows}
     problems: list[Problem] = []
     prev_hash, prev_seq = GENESIS, 0
     seen: set[int] = set()
     for r in rows:
         if link(r.prev_hash, r.seq, r.body) != r.hash:
-            moved = _written_as(r)
+            moved = _written_as(r, seq_of)
             if moved is not None:
                 problems.append(Problem(r.seq, "reordered", f"this record was written as number {moved}"))
             else:

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS wattlens_records (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS wattlens_records_ts ON wattlens_records (ts);
+CREATE INDEX IF NOT EXISTS wattlens_records_id ON wattlens_records ((body::jsonb ->> 'id'));
 """
 
 
@@ -34,27 +35,62 @@ class PostgresLedger:
         except ImportError as e:
             raise WattlensError("a PostgreSQL ledger needs psycopg: pip install 'wattlens[postgres]'") from e
         self._psycopg = psycopg
+        self._url = url
+        # The URL may hold a password: only the host part is ever named.
+        self.host = url.split("@")[-1].split("/")[0]
         try:
             self._db = psycopg.connect(url, autocommit=True)
             self._db.execute(SCHEMA)
         except psycopg.Error as e:
-            # The URL may hold a password: name only the host part.
-            host = url.split("@")[-1].split("/")[0]
-            raise WattlensError(f"cannot open the PostgreSQL ledger at {host}: {type(e).__name__}") from e
+            raise WattlensError(f"cannot open the PostgreSQL ledger at {self.host}: {type(e).__name__}") from e
         self._lock = threading.Lock()
+        from wattlens.ledger import default_path
 
-    def append(self, bodies: Sequence[Mapping[str, Any]]) -> None:
+        spill_dir = default_path().parent
+        tag = self.host.replace(":", "_").replace("/", "_")
+        self.spill_path = spill_dir / f"postgres-{tag}.spill.jsonl"
+        self.dead_path = spill_dir / f"postgres-{tag}.dead.jsonl"
+
+    def _connection(self) -> Any:
+        """The connection, opened again after the server restarted (the writer backs off between tries)."""
+        if self._db.closed or self._db.broken:
+            self._db = self._psycopg.connect(self._url, autocommit=True)
+        return self._db
+
+    def append(self, bodies: Sequence[Mapping[str, Any]]) -> int:
+        """Append in one transaction; records whose id is already in the ledger are skipped. Returns how many."""
         if not bodies:
-            return
-        with self._lock, self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            row = self._db.execute("SELECT seq, hash FROM wattlens_records ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-            rows, seq, head = link_batch(bodies, seq, head)
-            with self._db.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO wattlens_records (seq, ts, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)", rows
-                )
+            return 0
+        with self._lock:
+            db = self._connection()
+            try:
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                    row = db.execute("SELECT seq, hash FROM wattlens_records ORDER BY seq DESC LIMIT 1").fetchone()
+                    seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+                    ids = [str(b["id"]) for b in bodies if b.get("id") is not None]
+                    known = {
+                        str(r[0])
+                        for r in db.execute(
+                            "SELECT body::jsonb ->> 'id' FROM wattlens_records WHERE body::jsonb ->> 'id' = ANY(%s)", (ids,)
+                        )
+                    }
+                    fresh = []
+                    for b in bodies:
+                        i = b.get("id")
+                        if i is None or str(i) not in known:
+                            fresh.append(b)
+                            if i is not None:
+                                known.add(str(i))
+                    rows, _, _ = link_batch(fresh, seq, head)
+                    with db.cursor() as cur:
+                        cur.executemany(
+                            "INSERT INTO wattlens_records (seq, ts, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
+                            rows,
+                        )
+            except self._psycopg.OperationalError as e:
+                raise WattlensError(f"the PostgreSQL ledger at {self.host} is unavailable: {type(e).__name__}") from e
+            return len(rows)
 
     def rows(self) -> Iterator[Row]:
         # In sequence order: a record moved to another number fails its hash (seq is hashed in).
@@ -73,4 +109,5 @@ class PostgresLedger:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if not self._db.closed:
+                self._db.close()

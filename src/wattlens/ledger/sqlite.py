@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS records (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
+CREATE INDEX IF NOT EXISTS records_id ON records (json_extract(body, '$.id'));
 """
 
 
@@ -36,22 +37,46 @@ class SQLiteLedger:
         except (OSError, sqlite3.Error) as e:
             raise WattlensError(f"cannot open ledger {self.path}: {e}") from e
         self._lock = threading.Lock()
-        row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-        self._seq, self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        self.spill_path = self.path.with_name(self.path.name + ".spill.jsonl")
+        self.dead_path = self.path.with_name(self.path.name + ".dead.jsonl")
 
-    def append(self, bodies: Sequence[Mapping[str, Any]]) -> None:
+    def append(self, bodies: Sequence[Mapping[str, Any]]) -> int:
+        """Append in one transaction; records whose id is already in the ledger are skipped. Returns how many."""
         if not bodies:
-            return
+            return 0
         with self._lock:
-            rows, seq, head = link_batch(bodies, self._seq, self._head)
+            # The head is read inside the write lock of the database, never cached: another
+            # process appending to the same file (an overlapping restart) extends the same chain.
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+                fresh = self._fresh(bodies)
+                rows, _, _ = link_batch(fresh, seq, head)
                 self._db.executemany("INSERT INTO records (seq, ts, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)", rows)
                 self._db.execute("COMMIT")
-            except sqlite3.Error:
+            except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._seq, self._head = seq, head
+            return len(rows)
+
+    def _fresh(self, bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The bodies whose id is neither in the ledger nor earlier in the batch (a replayed spill file)."""
+        ids = [str(b.get("id")) for b in bodies if b.get("id") is not None]
+        known: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = f"SELECT json_extract(body, '$.id') FROM records WHERE json_extract(body, '$.id') IN ({','.join('?' * len(chunk))})"
+            known.update(str(r[0]) for r in self._db.execute(q, chunk))
+        out = []
+        for b in bodies:
+            rid = b.get("id")
+            if rid is not None and str(rid) in known:
+                continue
+            if rid is not None:
+                known.add(str(rid))
+            out.append(b)
+        return out
 
     def rows(self) -> Iterator[Row]:
         cur = self._db.execute("SELECT seq, body, prev_hash, hash FROM records ORDER BY rowid")
