@@ -23,6 +23,7 @@ from wattlens.context import Context, Place
 from wattlens.errors import InputError
 from wattlens.metering import Call, LedgerObserver, ModelParams, Observer, Serving, Settlement, settle
 from wattlens.protocols import StreamTracker, WireProtocol, protocols
+from wattlens.protocols.base import InvalidUsage
 from wattlens.protocols.base import field as field_of
 
 _MARK = "_wattlens_instrumented"
@@ -96,7 +97,7 @@ class _StreamState:
     def pass_on(self, ev: Any, hide_usage: bool) -> bool:
         """See one event; settle as soon as usage arrives; False to hide an injected usage chunk."""
         t = self.tracker
-        if t.see(None, ev) == "usage" and self.done is None and t.tokens is not None:
+        if t.see(None, ev) == "usage" and self.done is None and t.tokens is not None and not t.invalid_usage:
             self.call.tokens = t.tokens
             self.call.served_model = t.served_model or self.call.model
             self.done = self.settings.settle(self.call)
@@ -104,8 +105,15 @@ class _StreamState:
 
     def finish(self, outcome: str) -> None:
         if self.done is None:
-            self.call.outcome = outcome
-            self.call.tokens = self.tracker.cut_off()  # cut off: what was seen
+            t = self.tracker
+            if t.tokens is not None and not t.invalid_usage:  # a running usage, but no final usage event
+                self.call.tokens = t.tokens
+                self.call.outcome = "ok" if outcome == "no_usage" else outcome
+            else:
+                self.call.outcome = outcome
+                self.call.tokens = t.cut_off()  # cut off: what was seen
+                if t.invalid_usage:
+                    self.call.warnings.append("usage-invalid")
             self.done = self.settings.settle(self.call)
 
 
@@ -186,7 +194,10 @@ def _wrap(orig: Callable[..., Any], settings: Settings, endpoint: str, is_async:
             state = _StreamState(settings, call, proto.tracker(endpoint))
             cls = AsyncMeteredStream if is_async else MeteredStream
             return cls(result, state, hide_usage=not asked)
-        call.tokens = proto.tokens(proto.usage_of(result))
+        try:
+            call.tokens = proto.tokens(proto.usage_of(result))
+        except InvalidUsage:
+            call.warnings.append("usage-invalid")
         call.served_model = field_of(result, "model") or model
         return _attach(result, settings.settle(call))
 

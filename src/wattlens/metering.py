@@ -76,6 +76,7 @@ class Call:
     hosting: Hosting = "purchased"  # "own": hardware you run (Scope 2); "purchased": an AI service (Scope 3)
     routing: dict[str, Any] | None = None  # set when a virtual route chose the model
     measurement: Measurement | None = None  # measured energy; else the receipt is estimated from tokens
+    warnings: list[str] = field(default_factory=list)  # codes the source adds to the receipt (usage-invalid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +164,19 @@ class Settlement:
     @property
     def footprint(self) -> Footprint | None:
         if self._fp is None:
-            self._fp = self._settle()
+            fp, why = self._settle()
+            if fp is not None and self.call.warnings:
+                import dataclasses
+
+                fp = dataclasses.replace(fp, warnings=tuple(dict.fromkeys((*fp.warnings, *self.call.warnings))))
+            self._fp = (fp, why)
         return self._fp[0]
 
     @property
     def error(self) -> str | None:
         if self._fp is None:
-            self._fp = self._settle()
+            self.footprint  # noqa: B018 - settles
+        assert self._fp is not None
         return self._fp[1]
 
     @property

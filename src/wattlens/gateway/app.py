@@ -105,8 +105,10 @@ class Gateway:
             chunks.append(chunk)
         try:
             data = json.loads(b"".join(chunks) or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"request body is not valid JSON: {e}") from e
+        except RecursionError as e:
+            raise ApiError(400, "request body is nested too deeply") from e
+        except ValueError as e:  # invalid JSON or UTF-8, or an integer too long to read
+            raise ApiError(400, f"request body is not valid JSON: {str(e)[:200]}") from e
         if not isinstance(data, dict):
             raise ApiError(400, "request body must be a JSON object")
         model = data.get("model")
@@ -191,6 +193,13 @@ class Gateway:
             call.status, call.outcome = 499, "client_disconnected"
             self.finish(call, u)
             return Response(status_code=499)
+        except Exception as e:  # a fault of ours: still a protocol-shaped answer and a record, never plain text
+            call.status, call.outcome = 500, "gateway_error"
+            call.tags["error"] = type(e).__name__
+            if call.model == "?":
+                call.model = "unknown"
+            self.finish(call, u)
+            return error_response(proto, ApiError(500, f"the gateway failed: {type(e).__name__}", "api_error"))
 
     async def models(self, request: Request) -> Response:
         try:

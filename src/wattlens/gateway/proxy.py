@@ -7,6 +7,7 @@ cheap look at its raw text; the event that carries the final usage gets the rece
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -15,18 +16,32 @@ import aiohttp
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from wattlens.footprint import Tokens
 from wattlens.gateway.config import Upstream
 from wattlens.gateway.errors import ApiError, upstream_failure
 from wattlens.gateway.receipts import headers as receipt_headers
 from wattlens.gateway.sse import Event, SSEError, comment, events
 from wattlens.gateway.transport import StreamReply, Upstreamed
-from wattlens.metering import Call
-from wattlens.protocols import WireProtocol
+from wattlens.metering import Call, Settlement
+from wattlens.protocols import StreamTracker, WireProtocol
+from wattlens.protocols.base import InvalidUsage
 
 if TYPE_CHECKING:
     from wattlens.gateway.app import Gateway
 
 FAILURES = (TimeoutError, aiohttp.ClientError, ConnectionError)
+CHARS_PER_TOKEN = 4  # a rough count of an answer whose usage cannot be believed (English text, BPE)
+
+
+def _finite(v: Any) -> Any:
+    """The JSON value with NaN and infinities replaced by null."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 def _dumps(obj: Any) -> str:
@@ -41,11 +56,17 @@ class Proxy:
         call.status, call.outcome = r.status, "upstream_error"
         self.gw.finish(call, u)
         body = r.json_or_none()
-        if isinstance(body, dict) and "error" in body:  # already the API's own error shape: pass it on
-            return JSONResponse(body, status_code=r.status)
+        error = body.get("error") if isinstance(body, dict) else None
         kind = "api_error" if r.status >= 500 else "invalid_request_error"
-        e = ApiError(r.status, f"upstream {u.name} answered {r.status}", kind)
-        return JSONResponse(proto.error_body(e.message, e.kind, e.code), status_code=r.status)
+        message, code = f"upstream {u.name} answered {r.status}", None
+        if isinstance(error, dict):  # the upstream's own error, filtered to the protocol's shape
+            message = str(error.get("message") or message)[:1000]
+            kind = error["type"] if isinstance(error.get("type"), str) else kind
+            code = error["code"] if isinstance(error.get("code"), str) else None
+        key = u.key()
+        if key:
+            message = message.replace(key, "[redacted]")
+        return JSONResponse(proto.error_body(message, kind, code), status_code=r.status)
 
     async def send(
         self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any], stream: bool
@@ -66,9 +87,17 @@ class Proxy:
         if not isinstance(body, dict):
             raise ApiError(502, f"upstream {u.name} sent a body that is not a JSON object", "api_error")
         call.status = r.status
-        call.served_model = body.get("model") or call.served_model or call.model
+        model = body.get("model")
+        call.served_model = (model if isinstance(model, str) else None) or call.served_model or call.model
         usage = proto.usage_of(body)
-        call.tokens = proto.tokens(usage if isinstance(usage, dict) else None)
+        try:
+            call.tokens = proto.tokens(usage if isinstance(usage, dict) else None)
+        except InvalidUsage:  # not believed: count the answer's length instead, and say so
+            call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
+            call.warnings.append("usage-invalid")
+            body = _finite(body)  # NaN and infinity have no JSON form for the client either
+        if await request.is_disconnected():
+            call.outcome = "client_disconnected"  # it left while the upstream worked
         s = self.gw.finish(call, u)
         proto.attach(body, s.receipt)  # type: ignore[arg-type]
         return JSONResponse(body, status_code=r.status, headers=receipt_headers(s.footprint, s.error))
@@ -87,15 +116,16 @@ class Proxy:
     async def relay(
         self, call: Call, u: Upstream, proto: WireProtocol, r: StreamReply, wants_usage: bool
     ) -> AsyncIterator[bytes]:
+        """Relay events unchanged; the event with the final usage gets the receipt; settle exactly once."""
         tracker = proto.tracker(call.endpoint)
         window = self.gw._windows.get(call.request_id)
-        done = False
+        settled = ended = False
         try:
             async for ev in events(r.lines()):
                 if call.ttft_s is None:
                     call.ttft_s = time.perf_counter() - call.started
                 if ev.data == "[DONE]":
-                    done = True
+                    tracker.finished = True
                     yield ev.encode()
                     continue
                 if not tracker.skim(ev.event, ev.data):
@@ -104,11 +134,13 @@ class Proxy:
                     yield ev.encode()
                     continue
                 chunk = ev.json()
+                if not isinstance(chunk, dict):
+                    raise TypeError("an event's data is not a JSON object")
                 seen = tracker.see(ev.event, chunk)
                 call.served_model = tracker.served_model or call.served_model or call.model
-                if seen == "usage" and tracker.tokens is not None:
-                    call.tokens = tracker.tokens
-                    receipt = self.gw.finish(call, u).receipt
+                if seen == "usage" and not settled:
+                    settled = True
+                    receipt = self._settle(call, u, tracker).receipt
                     if tracker.attach(ev.event, chunk, receipt, wants_usage):  # type: ignore[arg-type]
                         yield Event(ev.event, _dumps(chunk)).encode()
                     else:  # the client did not ask for usage: keep the receipt as a comment line
@@ -117,16 +149,31 @@ class Proxy:
                 if seen == "content" and window is not None:
                     window.progress(tracker.content)
                 yield ev.encode()
-        except SSEError as e:
+            ended = True
+            if not tracker.finished:
+                call.outcome = "upstream_error"
+                yield proto.stream_error(f"upstream {u.name} ended the stream before its end marker", "truncated")
+        except (SSEError, ValueError, TypeError, AttributeError, KeyError) as e:  # bad SSE or JSON, an oversized line
             call.outcome = "upstream_error"
-            yield proto.stream_error(f"upstream sent a malformed stream: {e}", "bad_stream")
+            yield proto.stream_error(f"upstream sent a malformed stream: {type(e).__name__}", "bad_stream")
         except FAILURES:
             call.outcome = "upstream_error"
             yield proto.stream_error(f"upstream {u.name} broke off the stream", "upstream_broken")
         finally:
             r.release()
-            if tracker.tokens is None:  # cut off: record what was seen
-                if call.outcome == "ok":
-                    call.outcome = "client_disconnected" if not done else "no_usage"
-                call.tokens = tracker.cut_off()
-                self.gw.finish(call, u)
+            if not settled:
+                if call.outcome == "ok" and tracker.tokens is None:
+                    call.outcome = "client_disconnected" if not ended else "no_usage"
+                elif call.outcome == "ok" and not ended:
+                    call.outcome = "client_disconnected"
+                self._settle(call, u, tracker)
+
+    def _settle(self, call: Call, u: Upstream, tracker: StreamTracker) -> Settlement:
+        """Settle a stream: its last reported usage, else what was seen (one content event ~ one token)."""
+        if tracker.tokens is None or tracker.invalid_usage:
+            call.tokens = tracker.cut_off()
+            if tracker.invalid_usage:
+                call.warnings.append("usage-invalid")
+        else:
+            call.tokens = tracker.tokens
+        return self.gw.finish(call, u)

@@ -66,7 +66,8 @@ class SQLiteLedger:
         known: set[str] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            q = f"SELECT json_extract(body, '$.id') FROM records WHERE json_extract(body, '$.id') IN ({','.join('?' * len(chunk))})"
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT json_extract(body, '$.id') FROM records WHERE json_extract(body, '$.id') IN ({marks})"
             known.update(str(r[0]) for r in self._db.execute(q, chunk))
         out = []
         for b in bodies:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wattlens.footprint import Tokens
-from wattlens.protocols.base import Seen, StreamTracker, WireProtocol, count, dumps, field, fields, sse
+from wattlens.protocols.base import InvalidUsage, Seen, StreamTracker, WireProtocol, count, dumps, field, fields, sse
 
 
 def anthropic_tokens(usage: Any) -> Tokens:
@@ -31,19 +31,26 @@ class AnthropicTracker(StreamTracker):
         if event == "content_block_delta":
             self.content += 1
             return False
-        return event in ("message_start", "message_delta") or event is None
+        return event in ("message_start", "message_delta", "message_stop") or event is None
+
+    def read_tokens(self, usage: Any) -> Tokens:
+        return anthropic_tokens(usage)
 
     def see(self, event: str | None, data: Any) -> Seen:
         kind = event or field(data, "type")
         if kind == "message_start":
             msg = field(data, "message")
             self.start_usage = fields(field(msg, "usage"))
-            self.served_model = field(msg, "model") or self.served_model
+            model = field(msg, "model")
+            self.served_model = model if isinstance(model, str) else self.served_model
             return "other"
         if kind == "message_delta":
             delta = {k: v for k, v in fields(field(data, "usage")).items() if v is not None}
-            self.tokens = anthropic_tokens({**self.start_usage, **delta})
+            self.usage({**self.start_usage, **delta})
             return "usage"
+        if kind == "message_stop":
+            self.finished = True
+            return "other"
         if kind == "content_block_delta":
             self.content += 1
             return "content"
@@ -54,7 +61,10 @@ class AnthropicTracker(StreamTracker):
         return True
 
     def cut_off(self) -> Tokens:
-        seen = anthropic_tokens(self.start_usage)
+        try:
+            seen = anthropic_tokens(self.start_usage)
+        except InvalidUsage:
+            seen = Tokens()
         return Tokens(seen.input, seen.cached_input, self.content, 0)
 
 

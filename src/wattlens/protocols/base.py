@@ -28,11 +28,23 @@ def field(obj: Any, key: str) -> Any:
     return d.get(key) if type(d) is dict else None
 
 
+MAX_TOKENS = 100_000_000  # more than any context window: a usage beyond it is not believed
+
+
+class InvalidUsage(ValueError):
+    """An upstream reported a token count that cannot be true (negative, NaN, huge, not a number)."""
+
+
 def count(obj: Any, key: str) -> int:
-    """A token count: an integer (or an integral JSON number); anything else counts as 0."""
+    """A token count: a non-negative integer (or integral JSON number) up to MAX_TOKENS; absent is 0.
+
+    Anything else raises InvalidUsage: the caller counts from the content instead and says so.
+    """
     v = field(obj, key)
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if v is None:
         return 0
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= MAX_TOKENS or v != int(v):
+        raise InvalidUsage(f"{key} = {v!r}")
     return int(v)
 
 
@@ -56,19 +68,34 @@ def dumps(obj: Any) -> str:
 class StreamTracker:
     """Follows one stream: content events seen, the final usage, the served model."""
 
-    __slots__ = ("content", "served_model", "tokens")
+    __slots__ = ("content", "finished", "invalid_usage", "served_model", "tokens")
 
     def __init__(self) -> None:
         self.content = 0
-        self.tokens: Tokens | None = None  # set when the stream reports its final usage
+        self.tokens: Tokens | None = None  # the latest usage the stream reported
         self.served_model: str | None = None
+        self.finished = False  # the stream's own end marker arrived ([DONE], response.completed, message_stop)
+        self.invalid_usage = False  # a usage was reported that cannot be true: counted from the content
 
     def skim(self, event: str | None, raw: str) -> bool:
         """A cheap look at an event's raw JSON: True when it must be parsed and seen; otherwise it is counted here."""
         return True
 
     def see(self, event: str | None, data: Any) -> Seen:
-        """Look at one event (a JSON dict or an SDK object); "usage" marks the event that carries the receipt."""
+        """Look at one event (a JSON dict or an SDK object); "usage" marks the one event that carries the receipt.
+
+        A usage reported on content events too (vLLM's continuous usage stats) only updates `tokens`.
+        """
+        raise NotImplementedError
+
+    def usage(self, tokens: Any) -> None:
+        """Keep a reported usage, or note that it cannot be true."""
+        try:
+            self.tokens = self.read_tokens(tokens)
+        except InvalidUsage:
+            self.invalid_usage = True
+
+    def read_tokens(self, usage: Any) -> Tokens:
         raise NotImplementedError
 
     def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:

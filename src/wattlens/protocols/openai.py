@@ -33,6 +33,10 @@ def openai_tokens(usage: Any) -> Tokens:
     return Tokens(input=inp, cached_input=min(cached, inp), output=max(out - reasoning, 0), reasoning=reasoning)
 
 
+def _text(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
 class OpenAITracker(StreamTracker):
     __slots__ = ()
 
@@ -44,20 +48,25 @@ class OpenAITracker(StreamTracker):
         self.content += 1
         return False
 
+    def read_tokens(self, usage: Any) -> Tokens:
+        return openai_tokens(usage)
+
     def see(self, event: str | None, data: Any) -> Seen:
         if event == "response.completed" or field(data, "type") == "response.completed":
+            self.finished = True
             resp = field(data, "response")
             usage = field(resp, "usage")
             if usage is not None:
-                self.tokens = openai_tokens(usage)
-                self.served_model = field(resp, "model") or self.served_model
+                self.usage(usage)
+                self.served_model = _text(field(resp, "model")) or self.served_model
                 return "usage"
         usage = field(data, "usage")
         if usage is not None:
-            self.tokens = openai_tokens(usage)
-            self.served_model = field(data, "model") or self.served_model
-            return "usage"
-        self.content += 1
+            self.usage(usage)
+            self.served_model = _text(field(data, "model")) or self.served_model
+            if field(data, "choices") == []:  # the usage chunk that ends the stream
+                return "usage"
+        self.content += 1  # content (with a running usage when the server sends one on every chunk)
         return "content"
 
     def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:
@@ -67,7 +76,11 @@ class OpenAITracker(StreamTracker):
             return True
         if not wants_usage:
             return False
-        data["usage"]["footprint"] = receipt
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            usage["footprint"] = receipt
+        else:
+            data["usage"] = {"footprint": receipt}
         return True
 
     def hides(self, data: Any) -> bool:

@@ -1,0 +1,192 @@
+"""Upstream faults and hostile input through the gateway: each answered in the protocol's shape and recorded once.
+
+The upstream is an in-memory MockTransport speaking the real wire formats (SSE chunks as
+OpenAI and Anthropic send them), so each fault is exact and the test is fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from wattlens.context import Context, Place
+from wattlens.gateway.app import create_app
+from wattlens.gateway.config import GatewayConfig, Upstream
+from wattlens.gateway.transport import MockRequest, MockTransport
+from wattlens.ledger import LedgerWriter, open_ledger
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def sse(*events: Any, done: bool = True) -> bytes:
+    out = b"".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events)
+    return out + (b"data: [DONE]\n\n" if done else b"")
+
+
+def chunk(text: str | None, usage: dict[str, int] | None = None, choices: bool = True) -> dict[str, Any]:
+    c: dict[str, Any] = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "created": 0}
+    c["choices"] = [{"index": 0, "delta": {"content": text}, "finish_reason": None}] if choices else []
+    c["usage"] = usage
+    return c
+
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+
+
+class Gw:
+    def __init__(self, tmp: Path, answer: Any) -> None:
+        async def handler(req: MockRequest) -> tuple[int, bytes]:
+            return answer(req) if callable(answer) else answer
+
+        cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1"),), context=Context(Place(zone="FR")))
+        self.writer = LedgerWriter(open_ledger(tmp / "l.db"), flush_s=0.01)
+        self.app = create_app(cfg, self.writer, transports={"u": MockTransport(handler)})
+        self.db = tmp / "l.db"
+
+    def post(self, body: Any, path: str = "/v1/chat/completions", raw: bytes | None = None) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://127.0.0.1") as c:
+                if raw is not None:
+                    return await c.post(path, content=raw, headers={"content-type": "application/json"})
+                return await c.post(path, json=body)
+
+        return asyncio.run(go())
+
+    def records(self) -> list[dict[str, Any]]:
+        self.writer.flush()
+        led = open_ledger(self.db)
+        try:
+            return list(led.records())
+        finally:
+            led.close()
+
+
+@pytest.fixture()
+def tmp(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+def stream_req(include_usage: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MSG, "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def data_lines(r: httpx.Response) -> list[str]:
+    return [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+
+
+def test_usage_on_every_chunk_gives_one_record_and_keeps_the_text(tmp: Path) -> None:
+    # vLLM's continuous_usage_stats: a running usage on every content chunk, then the final one.
+    events = [chunk("a", {**USAGE, "completion_tokens": 1}), chunk("b", {**USAGE, "completion_tokens": 2})]
+    gw = Gw(tmp, (200, sse(*events, chunk(None, USAGE, choices=False))))
+    r = gw.post(stream_req())  # the client did not ask for usage
+    texts = [
+        json.loads(d)["choices"][0]["delta"]["content"] for d in data_lines(r) if d != "[DONE]" and json.loads(d)["choices"]
+    ]
+    assert texts == ["a", "b"]  # no answer text dropped
+    recs = gw.records()
+    assert len(recs) == 1 and recs[0]["tokens"]["output"] == 3 and recs[0]["outcome"] == "ok"
+    # Without the final usage-only chunk the last running usage settles it, once.
+    (tmp / "b").mkdir()
+    gw2 = Gw(tmp / "b", (200, sse(*events)))
+    gw2.post(stream_req(include_usage=True))
+    recs = gw2.records()
+    assert len(recs) == 1 and recs[0]["tokens"]["output"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (sse(chunk("a"), '{"id": "c", "usage": {"prompt_tokens": 1,'), "bad JSON in a usage chunk"),
+        (sse(chunk("a"), '["a", "list", "chunk", {"usage": 1}]'), "a list chunk"),
+        (sse(chunk("a"), '"usage"'), "a string chunk"),
+    ],
+)
+def test_malformed_events_end_with_an_error_event_and_are_recorded(tmp: Path, body: bytes, why: str) -> None:
+    gw = Gw(tmp, (200, body))
+    r = gw.post(stream_req())
+    last = json.loads([d for d in data_lines(r) if d != "[DONE]"][-1])
+    assert last["error"]["code"] == "bad_stream", why
+    recs = gw.records()
+    assert len(recs) == 1 and recs[0]["outcome"] == "upstream_error"
+
+
+def test_a_stream_that_ends_without_its_end_marker_is_not_a_clean_200(tmp: Path) -> None:
+    gw = Gw(tmp, (200, sse(chunk("a"), chunk("b"), done=False)))
+    r = gw.post(stream_req())
+    last = json.loads(data_lines(r)[-1])
+    assert last["error"]["code"] == "truncated"
+    rec = gw.records()[0]
+    assert rec["outcome"] == "upstream_error" and rec["tokens"]["output"] == 2
+
+
+@pytest.mark.parametrize("bad", [1e30, -5, "many", float("nan")])
+def test_impossible_usage_is_not_believed(tmp: Path, bad: Any) -> None:
+    answer = {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "four words of text"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": bad},
+    }
+    gw = Gw(tmp, (200, json.dumps(answer).encode()))
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG})
+    assert r.status_code == 200
+    fp = r.json()["usage"]["footprint"]
+    assert "usage-invalid" in fp["warnings"] and fp["energy_wh"]["high"] < 1.0  # not 1.9e52 Wh
+    rec = gw.records()[0]
+    assert 0 < rec["tokens"]["output"] < 1000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deeply nested JSON
+        b'{"model": "gpt-4o-mini", "messages": [], "n": ' + b"9" * 5000 + b"}",  # a 5,000-digit integer
+        b'{"model": {"not": "a string"}}',
+    ],
+)
+def test_hostile_bodies_get_a_4xx_in_the_protocols_shape(tmp: Path, raw: bytes) -> None:
+    gw = Gw(tmp, (200, b"{}"))
+    r = gw.post(None, raw=raw)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_poison_model_name_is_answered_and_recorded(tmp: Path) -> None:
+    gw = Gw(tmp, (200, json.dumps({"model": "x", "choices": [], "usage": USAGE}).encode()))
+    raw = b'{"model": "gpt-4o-mini\\ud800", "messages": []}'
+    r = gw.post(None, raw=raw)
+    assert r.status_code == 200  # forwarded (escaped) and answered
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG})
+    assert r.status_code == 200
+    recs = gw.records()
+    assert len(recs) == 2 and recs[0]["model_requested"] == "gpt-4o-mini\ufffd" and gw.writer.dead == 0
+
+
+def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UP_KEY", "sk-secret-123")
+    leak = {"error": {"message": "bad key sk-secret-123 at host db-internal:5432", "type": "auth", "internal": {"trace": 1}}}
+
+    async def handler(req: MockRequest) -> tuple[int, bytes]:
+        return 401, json.dumps(leak).encode()
+
+    cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1", api_key_env="UP_KEY"),))
+    app = create_app(cfg, None, transports={"u": MockTransport(handler)})
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            return await c.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG})
+
+    r = asyncio.run(go())
+    assert r.status_code == 401 and "sk-secret-123" not in r.text and "internal" not in r.json()["error"]
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
