@@ -190,3 +190,76 @@ def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeyp
     r = asyncio.run(go())
     assert r.status_code == 401 and "sk-secret-123" not in r.text and "internal" not in r.json()["error"]
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_a_gzip_bomb_and_a_redirect_are_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    import upstream as up
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse, Response
+    from starlette.routing import Route
+
+    import wattlens.gateway.transport as transport
+
+    monkeypatch.setattr(transport, "MAX_BODY_BYTES", 8 * 1024 * 1024)  # the bound, scaled down for the test
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024), compresslevel=9)  # 64 MB of spaces in ~64 KB
+    seen: list[str] = []
+
+    async def chat(request: Request) -> Response:
+        if (await request.json())["model"] == "bomb":
+            return Response(bomb, headers={"content-encoding": "gzip", "content-type": "application/json"})
+        return RedirectResponse("http://127.0.0.2:9/steal", status_code=307)
+
+    async def steal(request: Request) -> Response:  # never reached: redirects are not followed
+        seen.append(request.headers.get("authorization", ""))
+        return Response("{}")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/steal", steal, methods=["POST"])])
+    monkeypatch.setenv("UP_KEY", "sk-never-forwarded")
+    with up.ServerThread(app) as server:
+        cfg = GatewayConfig(upstreams=(Upstream("u", "openai", server.url + "/v1", api_key_env="UP_KEY"),))
+        with up.ServerThread(create_app(cfg, None)) as gw:
+            bombed = httpx.post(gw.url + "/v1/chat/completions", json={"model": "bomb", "messages": MSG}, timeout=30)
+            moved = httpx.post(gw.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}, timeout=30)
+    assert bombed.status_code == 502 and bombed.json()["error"]["code"] == "upstream_too_large"
+    assert moved.status_code == 502 and seen == []
+
+
+def test_dns_rebinding_and_cross_site_requests_are_refused(tmp: Path) -> None:
+    gw = Gw(tmp, (200, json.dumps({"model": "gpt-4o-mini", "choices": [], "usage": USAGE}).encode()))
+
+    async def go(host: str, **headers: str) -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app), base_url=f"http://{host}") as c:
+            r = await c.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}, headers=headers)
+            return r.status_code
+
+    assert asyncio.run(go("127.0.0.1:8787")) == 200
+    assert asyncio.run(go("localhost:8787")) == 200
+    assert asyncio.run(go("[::1]:8787")) == 200
+    assert asyncio.run(go("attacker.example:8787")) == 421  # a rebound name pointing at loopback
+    assert asyncio.run(go("127.0.0.1:8787", origin="http://127.0.0.1:8787")) == 200  # the playground itself
+    assert asyncio.run(go("127.0.0.1:8787", origin="https://evil.example")) == 403
+    assert asyncio.run(go("127.0.0.1:8787", **{"sec-fetch-site": "cross-site"})) == 403
+    assert asyncio.run(go("127.0.0.1:8787", origin="null")) == 403
+    assert len(gw.records()) == 4  # the four allowed; refused requests never reached the upstream
+
+
+def test_with_keys_the_model_list_needs_a_key(tmp: Path) -> None:
+    import hashlib
+
+    from wattlens.gateway.config import ApiKey
+
+    async def handler(req: MockRequest) -> tuple[int, bytes]:
+        return 200, json.dumps({"data": [{"id": "gpt-4o-mini"}]}).encode()
+
+    key = ApiKey("k", hashlib.sha256(b"wl-k").hexdigest())
+    cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1"),), keys=(key,))
+    app = create_app(cfg, None, transports={"u": MockTransport(handler)})
+
+    async def go(**headers: str) -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            return (await c.get("/wattlens/api/models", headers=headers)).status_code
+
+    assert asyncio.run(go()) == 401 and asyncio.run(go(authorization="Bearer wl-k")) == 200

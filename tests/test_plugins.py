@@ -83,7 +83,7 @@ def test_the_gateway_serves_the_plugin_protocol(site: Path, tmp_path: Path) -> N
         app = create_app(cfg, writer, transports={{"e": MockTransport(upstream)}})
 
         async def main():
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
                 ok = await c.post("/v1/echo", json={{"model": "gpt-4o-mini", "text": "hi"}})
                 bad = await c.post("/v1/echo", json={{"text": "no model"}})
             return ok, bad

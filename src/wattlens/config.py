@@ -47,7 +47,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "factors": ("files",),
     "grid": ("feed",),
     "ledger": ("location",),
-    "server": ("host", "port", "ledger", "max_body_mb", "keys_file"),
+    "server": ("host", "port", "ledger", "max_body_mb", "keys_file", "allowed_hosts"),
     "upstreams": (
         "name",
         "kind",

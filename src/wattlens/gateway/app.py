@@ -248,15 +248,26 @@ def create_app(
         return handler
 
     async def healthz(request: Request) -> Response:
+        """Public: up or degraded. The details (error texts, counts) only on loopback without keys or with an admin key."""
         stats = gw.ledger.stats() if gw.ledger else {}
         degraded = bool(stats.get("degraded"))
-        return JSONResponse(
-            {"status": "degraded" if degraded else "ok", "ledger_errors": stats.get("errors", []), "ledger": stats},
-            status_code=503 if degraded else 200,
-        )
+        out: dict[str, Any] = {"status": "degraded" if degraded else "ok"}
+        try:
+            gw.keys.require_admin(request.headers)
+            out |= {"ledger_errors": stats.get("errors", []), "ledger": stats}
+        except ApiError:
+            pass
+        return JSONResponse(out, status_code=503 if degraded else 200)
 
     async def metrics(request: Request) -> Response:
-        body, ctype = gw.metrics.render()
+        """Team and model names: open on a keyless loopback gateway, an admin key otherwise."""
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            gw.keys.require_admin(request.headers)
+        except ApiError as e:
+            return error_response(gw.protocols["openai"], e)
+        body, ctype = await run_in_threadpool(gw.metrics.render)
         return Response(body, media_type=ctype)
 
     @asynccontextmanager
@@ -285,6 +296,11 @@ def create_app(
     from wattlens.gateway.web import web_routes
 
     routes.extend(web_routes(gw))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    from starlette.middleware import Middleware
+
+    from wattlens.gateway.auth import GuardHosts, allowed_hosts
+
+    guard = Middleware(GuardHosts, hosts=allowed_hosts(config.host, config.allowed_hosts))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.gateway = gw
     return app

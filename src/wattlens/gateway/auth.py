@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from wattlens.gateway.config import ApiKey
 from wattlens.gateway.errors import ApiError
@@ -50,3 +51,67 @@ class Keys:
         key = self.authenticate(headers)
         if key is None or not key.admin:
             raise ApiError(403, "the dashboard needs an admin key (admin = true in the keys file)", "permission_error")
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+BIND_ALL = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts(bind: str, extra: Iterable[str] = ()) -> frozenset[str] | None:
+    """Host names the gateway answers to; None (any) when it binds every address and names none."""
+    extra = [h.lower() for h in extra]
+    if bind in BIND_ALL and not extra:
+        return None  # reachable by any name: keys are required there (check_exposure)
+    return frozenset((*LOOPBACK_NAMES, bind.lower(), *extra))
+
+
+def _host_name(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8787
+        return value[1 : value.find("]")]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class GuardHosts:
+    """ASGI middleware against DNS rebinding and cross-site requests from a browser.
+
+    A request whose Host is not one of the gateway's names is refused (421), and so is a
+    browser request that another site started (an Origin of another host, or
+    Sec-Fetch-Site: cross-site): a web page the user visits must not spend the upstream key
+    or read the ledger through the keyless loopback gateway.
+    """
+
+    def __init__(self, app: Any, hosts: frozenset[str] | None) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            why = self._refusal(headers)
+            if why is not None:
+                from starlette.responses import JSONResponse
+
+                status, message = why
+                body = {"error": {"message": message, "type": "permission_error", "param": None, "code": "host_refused"}}
+                await JSONResponse(body, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        if self.hosts is not None:
+            host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+            if host not in self.hosts:
+                return (
+                    421,
+                    f"this gateway does not answer to the host name {host[:100]!r} (add it to [server] allowed_hosts)",
+                )
+        if headers.get(b"sec-fetch-site", b"") == b"cross-site":
+            return 403, "cross-site browser requests are refused"
+        origin = headers.get(b"origin")
+        if origin and origin != b"null":
+            name = _host_name(origin.decode("latin-1").split("://", 1)[-1].split("/", 1)[0])
+            if self.hosts is not None and name not in self.hosts:
+                return 403, "requests from another site's pages are refused"
+        elif origin == b"null":
+            return 403, "requests from opaque origins are refused"
+        return None

@@ -93,6 +93,7 @@ class GatewayConfig:
     keys: tuple[ApiKey, ...] = ()
     require_keys: bool = False
     routes: tuple[Route, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # host names beyond loopback and the bind address (a proxy's name)
     context: Context = field(default_factory=Context)  # factors, grid feed and default place of every upstream
 
     def upstream_for(self, model: str) -> Upstream | None:
@@ -192,6 +193,7 @@ def gateway_config(settings: Settings, context: Context | None = None) -> Gatewa
         ledger=settings.ledger,
         max_body_bytes=int(float(server.get("max_body_mb", 8)) * 1024 * 1024),
         keys=keys,
+        allowed_hosts=tuple(str(h) for h in server.get("allowed_hosts", [])),
         context=context or settings.context(),
     )
 

@@ -10,10 +10,12 @@ if TYPE_CHECKING:
     from wattlens.metering import Settlement
 
 LABELS = ("model", "upstream", "team", "method")
+MAX_LABEL_VALUES = 200  # distinct models (or teams) kept as labels; the rest are counted under "other"
 
 
 class Metrics:
     def __init__(self) -> None:
+        self._seen: dict[str, set[str]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("wattlens_requests", "Requests through the gateway", (*LABELS, "status"), registry=r)
@@ -28,12 +30,22 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
 
+    def _bounded(self, kind: str, value: str) -> str:
+        """Clients choose model names: a bounded set of label values keeps /metrics small."""
+        seen = self._seen.setdefault(kind, set())
+        if value in seen:
+            return value
+        if len(seen) >= MAX_LABEL_VALUES:
+            return "other"
+        seen.add(value)
+        return value
+
     def observe(self, s: Settlement) -> None:
         """An observer of settled calls (wattlens.metering)."""
         call, fp = s.call, s.footprint
-        team = call.team or "-"
+        team = self._bounded("team", call.team or "-")
         method = fp.method if fp else "none"
-        model = call.served_model or call.model
+        model = self._bounded("model", call.served_model or call.model)
         upstream = call.upstream or "-"
         self.requests.labels(model, upstream, team, method, str(call.status)).inc()
         self.latency.labels(model, upstream).observe(s.latency_s)

@@ -21,7 +21,7 @@ from wattlens.gateway.config import Upstream
 from wattlens.gateway.errors import ApiError, upstream_failure
 from wattlens.gateway.receipts import headers as receipt_headers
 from wattlens.gateway.sse import Event, SSEError, comment, events
-from wattlens.gateway.transport import StreamReply, Upstreamed
+from wattlens.gateway.transport import StreamReply, Upstreamed, UpstreamTooLarge
 from wattlens.metering import Call, Settlement
 from wattlens.protocols import StreamTracker, WireProtocol
 from wattlens.protocols.base import InvalidUsage
@@ -78,6 +78,8 @@ class Proxy:
             return await (t.stream(url, body, headers) if stream else t.post(url, body, headers))
         except FAILURES as e:
             raise upstream_failure(u.name, e) from e
+        except UpstreamTooLarge as e:
+            raise ApiError(502, f"upstream {u.name}: {e}", "api_error", "upstream_too_large") from e
 
     async def unary(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
         r: Upstreamed = await self.send(request, call, u, proto, data, stream=False)

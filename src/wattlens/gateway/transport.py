@@ -43,24 +43,50 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024  # an upstream answer, decompressed; beyond it the answer is refused
+MAX_STREAM_BYTES = 1024 * 1024 * 1024  # a whole stream, decompressed
+
+
+class UpstreamTooLarge(ValueError):
+    """An upstream answer (after decompression) over the bound: a gzip bomb or a runaway stream."""
+
+
+async def _read_bounded(r: Any, limit: int) -> bytes:
+    out, size = [], 0
+    async for chunk in r.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamTooLarge(f"the upstream's answer is over {limit // (1024 * 1024)} MB decompressed")
+        out.append(chunk)
+    return b"".join(out)
+
+
 class _AiohttpStream:
     def __init__(self, r: Any) -> None:
         self._r, self.status = r, int(r.status)
 
     async def lines(self) -> AsyncIterator[str]:
-        async for raw in self._r.content:
+        size = 0
+        async for raw in self._r.content:  # aiohttp refuses a single line over its buffer limit (ValueError)
+            size += len(raw)
+            if size > MAX_STREAM_BYTES:
+                raise UpstreamTooLarge("the upstream's stream is over its bound")
             yield raw.decode("utf-8", "replace").rstrip("\n")
 
     async def read(self) -> bytes:
-        return bytes(await self._r.read())
+        return await _read_bounded(self._r, MAX_BODY_BYTES)
 
     def release(self) -> None:
         self._r.release()
 
 
 class AiohttpTransport:
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
+    """Timeouts: connect 10 s; `idle_s` between two reads (the first byte included), so a long
+    stream that keeps talking is never cut and a silent upstream is let go. Redirects are not
+    followed: the upstream's key must never reach another host."""
+
+    def __init__(self, idle_s: float, connect_s: float = 10.0) -> None:
+        self.idle_s, self.connect_s = idle_s, connect_s
         self._session: Any = None
 
     def session(self) -> Any:
@@ -68,24 +94,25 @@ class AiohttpTransport:
 
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s, connect=10.0),
+                timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_s, sock_read=self.idle_s),
                 connector=aiohttp.TCPConnector(limit=1024, keepalive_timeout=60),
                 auto_decompress=True,
             )
         return self._session
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Upstreamed:
-        async with self.session().post(url, data=body, headers=dict(headers)) as r:
-            return Upstreamed(r.status, await r.read())
+        async with self.session().post(url, data=body, headers=dict(headers), allow_redirects=False) as r:
+            return Upstreamed(r.status, await _read_bounded(r, MAX_BODY_BYTES))
 
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> StreamReply:
-        return _AiohttpStream(await self.session().post(url, data=body, headers=dict(headers)))
+        return _AiohttpStream(await self.session().post(url, data=body, headers=dict(headers), allow_redirects=False))
 
     async def get_json(self, url: str, headers: Mapping[str, str], timeout_s: float) -> Any:
         import aiohttp
 
-        async with self.session().get(url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
-            return await r.json(content_type=None) if r.status == 200 else None
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with self.session().get(url, headers=dict(headers), timeout=timeout, allow_redirects=False) as r:
+            return json.loads(await _read_bounded(r, MAX_BODY_BYTES)) if r.status == 200 else None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -55,6 +56,10 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
         return HTMLResponse((web_dir() / "dashboard.html").read_text(encoding="utf-8"))
 
     async def models(request: Request) -> Response:
+        try:  # it calls the upstreams with their keys: a client key where keys are configured
+            gw.keys.authenticate(request.headers)
+        except ApiError as e:
+            return error_response(gw.protocols["openai"], e)
         names = await gw.model_names(request)
         ups = {u.name: u for u in gw.config.upstreams}
         data = []
@@ -86,31 +91,45 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
         return open_ledger(gw.config.ledger)
 
     async def summary(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
         from wattlens.ledger.summary import summarise
 
-        led = reader()
-        try:
-            by = request.query_params.get("by") or None
-            return JSONResponse(
-                summarise(led.records(request.query_params.get("since"), request.query_params.get("until")), by)
-            )
-        finally:
-            led.close()
+        q = request.query_params
+
+        def work() -> Any:  # in a worker thread: a large ledger must not stall every other client
+            led = reader()
+            try:
+                return summarise(led.records(q.get("since"), q.get("until")), q.get("by") or None)
+            finally:
+                led.close()
+
+        return JSONResponse(await run_in_threadpool(work))
 
     async def export(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
         from wattlens.ledger.export import export as write_export
 
-        fmt = request.query_params.get("format", "csv")
-        led = reader()
+        q = request.query_params
+        fmt = q.get("format", "csv")
         tmp = Path(tempfile.mkdtemp()) / f"wattlens-ledger.{fmt}"
+
+        def work() -> None:  # in a worker thread: writing a large export must not stall the other clients
+            led = reader()
+            try:
+                write_export(led.records(q.get("since"), q.get("until")), fmt, str(tmp))
+            finally:
+                led.close()
+
         try:
-            write_export(led.records(request.query_params.get("since"), request.query_params.get("until")), fmt, str(tmp))
-        finally:
-            led.close()
+            await run_in_threadpool(work)
+        except BaseException:
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+            raise
         media = {"csv": "text/csv", "jsonl": "application/x-ndjson"}.get(fmt, "application/octet-stream")
-        return FileResponse(
-            tmp, media_type=media, filename=tmp.name, background=BackgroundTask(lambda: tmp.unlink(missing_ok=True))
-        )
+        cleanup = BackgroundTask(shutil.rmtree, tmp.parent, ignore_errors=True)  # the file and its directory
+        return FileResponse(tmp, media_type=media, filename=tmp.name, background=cleanup)
 
     return [
         Route("/", index, methods=["GET"]),
