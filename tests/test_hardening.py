@@ -146,3 +146,22 @@ def test_verify_of_a_ledger_whose_every_record_changed_is_quick(tmp_path: Path) 
     elapsed = time.perf_counter() - t0
     assert len([p for p in found if p.kind == "changed"]) == 3000
     assert elapsed < 5.0  # was ~47 s for 10k records: 2,001 positions searched per record
+
+
+def test_readers_refuse_a_missing_ledger_and_serve_a_taken_port(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    def wl(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "wattlens.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    r = wl("verify", "--ledger", str(tmp_path / "typo.db"))
+    assert r.returncode == 2 and "no ledger at" in r.stderr and not (tmp_path / "typo.db").exists()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = wl("serve", "--upstream", "http://127.0.0.1:9/v1", "--port", str(port), "--ledger", "none")
+    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "gateway on" not in r.stderr

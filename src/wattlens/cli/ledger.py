@@ -22,7 +22,7 @@ def verify(
     from wattlens.ledger import open_ledger
     from wattlens.ledger import verify as verify_rows
 
-    led = open_ledger(settings_for(config, ledger=ledger).ledger)
+    led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
     rows = list(led.rows())
     problems = verify_rows(rows)
     led.close()
@@ -110,7 +110,7 @@ def _report(
 
         r = build_from_parquet(parquet, keys, label, lo, hi, factors=context.factors)
     else:
-        led = open_ledger(ledger)
+        led = open_ledger(ledger, create=False)
         try:
             r = build(led.records(lo, hi), keys, label)
         finally:
@@ -165,7 +165,7 @@ def disclose(
     if ledger:
         from wattlens.ledger import open_ledger
 
-        led = open_ledger(ledger)
+        led = open_ledger(ledger, create=False)
         records = list(led.records())
         led.close()
     score = json.loads(Path(score_json).read_text()) if score_json else None
@@ -192,7 +192,7 @@ def ledger_export(
     from wattlens.ledger import open_ledger
     from wattlens.ledger.export import export
 
-    led = open_ledger(settings_for(config, ledger=ledger).ledger)
+    led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
     n = export(led.records(since, until), format, output)
     led.close()
     if output:

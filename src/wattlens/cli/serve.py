@@ -75,6 +75,9 @@ def serve(
         out.print(receipt_table(Footprint.from_dict(fp)))
         out.print("[green]self-test passed[/]: the gateway served a request and attached its receipt")
         return
+    from wattlens.gateway import check_port
+
+    check_port(cfg.host, cfg.port)  # before saying where it listens
     where = ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
     err.print(f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: {where}")
     if local is not None:

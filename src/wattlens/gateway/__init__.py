@@ -44,13 +44,40 @@ def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None) 
     from wattlens.ledger import LedgerWriter, open_ledger
 
     check_exposure(config)
+    check_port(config.host, config.port)
     if local is not None:
         local.embedder()  # load now, so no request is charged for loading the model
     ledger = LedgerWriter(open_ledger(config.ledger)) if config.ledger != "none" else None
     app = create_app(config, ledger, local)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then runs
-    # the app's shutdown, which flushes the ledger.
-    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
+    # the app's shutdown, which flushes the ledger. Past MAX_CONNECTIONS concurrent connections it
+    # answers 503 instead of letting slow clients exhaust the file descriptors.
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=5,
+    )
+
+
+MAX_CONNECTIONS = 768  # under the usual 1,024 file descriptors, with room for upstream and ledger sockets
+
+
+def check_port(host: str, port: int) -> None:
+    """A clear error now when the port is taken, rather than a start message and exit code 3."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {e.strerror} (is another gateway running? use --port)"
+            ) from e
 
 
 __all__ = ["GatewayConfig", "Upstream", "check_exposure", "embedded_config", "is_loopback", "load_gateway_config", "serve"]

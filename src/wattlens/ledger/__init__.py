@@ -36,7 +36,8 @@ def default_path() -> Path:
     return Path(base) / "wattlens" / "ledger.db"
 
 
-def open_ledger(location: str | Path | None = None) -> Ledger:
+def open_ledger(location: str | Path | None = None, create: bool = True) -> Ledger:
+    """The ledger at a path (SQLite) or postgresql:// URL; create=False for readers: a missing file is an error."""
     loc = str(location or default_path())
     if loc.startswith(("postgresql://", "postgres://")):
         from wattlens.ledger.postgres import PostgresLedger
@@ -44,7 +45,10 @@ def open_ledger(location: str | Path | None = None) -> Ledger:
         return PostgresLedger(loc)
     from wattlens.ledger.sqlite import SQLiteLedger
 
-    return SQLiteLedger(loc.removeprefix("sqlite:///"))
+    path = Path(loc.removeprefix("sqlite:///")).expanduser()
+    if not create and not path.is_file():
+        raise WattlensError(f"no ledger at {path}: give --ledger PATH, or set [ledger] location or WATTLENS_LEDGER")
+    return SQLiteLedger(path)
 
 
 class LedgerWriter:
