@@ -263,3 +263,31 @@ def test_with_keys_the_model_list_needs_a_key(tmp: Path) -> None:
             return (await c.get("/wattlens/api/models", headers=headers)).status_code
 
     assert asyncio.run(go()) == 401 and asyncio.run(go(authorization="Bearer wl-k")) == 200
+
+
+def test_a_request_cut_by_shutdown_is_recorded(tmp: Path) -> None:
+    started = asyncio.Event()
+
+    async def hang(req: MockRequest) -> tuple[int, bytes]:
+        started.set()
+        await asyncio.sleep(3600)  # an upstream that never answers
+        return 200, b"{}"
+
+    cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1"),))
+    writer = LedgerWriter(open_ledger(tmp / "l.db"), flush_s=0.01)
+    app = create_app(cfg, writer, transports={"u": MockTransport(hang)})
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            task = asyncio.create_task(c.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}))
+            await started.wait()
+            task.cancel()  # what uvicorn does to requests still running after the grace period
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
+    writer.close()
+    led = open_ledger(tmp / "l.db")
+    recs = list(led.records())
+    led.close()
+    assert [(r["outcome"], r["status"], r["model_requested"]) for r in recs] == [("shutdown", 503, "gpt-4o-mini")]

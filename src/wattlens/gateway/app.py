@@ -7,6 +7,7 @@ metrics and traces observe the settlements.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -193,6 +194,12 @@ class Gateway:
             call.status, call.outcome = 499, "client_disconnected"
             self.finish(call, u)
             return Response(status_code=499)
+        except asyncio.CancelledError:  # the server is stopping and this request outlived the grace period
+            call.status, call.outcome = 503, "shutdown"
+            if call.model == "?":
+                call.model = "unknown"
+            self.finish(call, u)
+            raise
         except Exception as e:  # a fault of ours: still a protocol-shaped answer and a record, never plain text
             call.status, call.outcome = 500, "gateway_error"
             call.tags["error"] = type(e).__name__
