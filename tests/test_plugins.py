@@ -100,4 +100,5 @@ def test_the_gateway_serves_the_plugin_protocol(site: Path, tmp_path: Path) -> N
     fp = body["meta"]["footprint"]
     assert fp["tokens"] == {"input": 7, "cached_input": 0, "output": 5, "reasoning": 0} and fp["grid"]["zone"] == "FR"
     assert bad_status == 400 and "model" in bad_body["echo_error"]  # the plugin's own error shape
-    assert [x["protocol"] for x in records] == ["echo"] and records[0]["footprint"] == fp
+    assert [x["protocol"] for x in records] == ["echo", "echo"] and records[0]["footprint"] == fp
+    assert (records[1]["outcome"], records[1]["status"], records[1]["footprint"]) == ("rejected", 400, None)

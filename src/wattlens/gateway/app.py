@@ -185,10 +185,11 @@ class Gateway:
                 call.stream = True
                 return await self.proxy.stream(request, call, u, proto, data)
             return await self.proxy.unary(request, call, u, proto, data)
-        except ApiError as e:
+        except ApiError as e:  # refused or failed: answered in the protocol's shape, and recorded all the same
             call.status, call.outcome = e.status, "rejected" if e.status < 500 else "upstream_error"
-            if call.model != "?":
-                self.finish(call, u)
+            if call.model == "?":
+                call.model = "unknown"  # the body named no usable model
+            self.finish(call, u)
             return error_response(proto, e)
         except ClientDisconnect:
             call.status, call.outcome = 499, "client_disconnected"
