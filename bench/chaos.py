@@ -259,10 +259,8 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     upstream_port = free_port()
-    up = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "fast_upstream:app", "--app-dir", str(HERE), "--port", str(upstream_port)]
-        + ["--log-level", "error", "--no-access-log"]
-    )
+    cmd = [sys.executable, "-m", "uvicorn", "fast_upstream:app", "--app-dir", str(HERE), "--port", str(upstream_port)]
+    up = subprocess.Popen([*cmd, "--log-level", "error", "--no-access-log"])
     os.environ["XDG_DATA_HOME"] = str(tmp)  # spill journals of this run stay in it
     try:
         url = f"http://127.0.0.1:{upstream_port}/v1"
