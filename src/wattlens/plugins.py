@@ -1,6 +1,7 @@
 """Extension points (pluggy hooks), with the built-ins written on the same hooks.
 
-A third-party package adds a wire protocol, a grid feed, a rating scale or a report renderer
+A third-party package adds a wire protocol, a grid feed, a rating scale, an Energy Score task
+or a report renderer
 by exposing a module with `@hookimpl` functions under the `wattlens` entry-point group:
 
     [project.entry-points.wattlens]
@@ -51,6 +52,10 @@ class Specs:
         """Energy Score rating scales: `.name` and `.stars(wh_per_1000, low, high) -> 1..5`."""
 
     @hookspec
+    def wattlens_score_tasks(self) -> list[Any]:  # type: ignore[empty-body]
+        """Energy Score tasks: `.name`, `.reference()`, `.samples(n)`, `.runner(model, random_weights)`."""
+
+    @hookspec
     def wattlens_report_renderers(self) -> list[Any]:  # type: ignore[empty-body]
         """Report formats: `.name` and `.render(report, output, factors) -> text or None (written)`."""
 
@@ -78,6 +83,12 @@ class Builtins:
         return list(SCALES)
 
     @hookimpl
+    def wattlens_score_tasks(self) -> list[Any]:
+        from wattlens.score.tasks import TASKS
+
+        return list(TASKS)
+
+    @hookimpl
     def wattlens_report_renderers(self) -> list[Any]:
         from wattlens.report.render import RENDERERS
 
@@ -89,6 +100,7 @@ class Registry:
     protocols: dict[str, WireProtocol]
     grid_feeds: dict[str, GridFeed]
     rating_scales: dict[str, Any]
+    score_tasks: dict[str, Any]
     renderers: dict[str, Any]
 
 
@@ -122,6 +134,7 @@ def registry() -> Registry:
         protocols=_by_name("protocol", h.wattlens_protocols()),
         grid_feeds=_by_name("grid feed", h.wattlens_grid_feeds()),
         rating_scales=_by_name("rating scale", h.wattlens_rating_scales()),
+        score_tasks=_by_name("score task", h.wattlens_score_tasks()),
         renderers=_by_name("report renderer", h.wattlens_report_renderers()),
     )
 

@@ -7,7 +7,6 @@ the result is Wh per 1,000 queries. Energy comes from this machine's sensors thr
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import statistics
@@ -17,43 +16,20 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
+from wattlens.score.tasks import BUILTIN, Reference
+from wattlens.score.tasks import task as task_of
 
 if TYPE_CHECKING:
     from wattlens.meter import Meter
 
-TASKS: dict[str, str] = {  # our task name -> leaderboard file
-    "text-generation": "text_generation",
-    "summarization": "summarization",
-    "extractive-qa": "question_answering",
-    "text-classification": "text_classification",
-    "sentence-similarity": "sentence_similarity",
-    "image-classification": "image_classification",
-    "object-detection": "object_detection",
-    "asr": "asr",
-    "image-generation": "image_generation",
-    "image-captioning": "image_captioning",
-}
-RUNNABLE = ("text-generation", "summarization", "extractive-qa", "text-classification", "sentence-similarity")
+TASKS = tuple(BUILTIN)  # the built-in task names; plugins may register more (wattlens_score_tasks)
+RUNNABLE = tuple(name for name, (_, runnable) in BUILTIN.items() if runnable)
 NEW_TOKENS = 10
 
 
-@dataclass(frozen=True)
-class Reference:
-    model: str
-    wh_per_1000: float  # the leaderboard's GPU kWh per 1,000 queries x 1,000
-    stars: int
-    size_class: str
-
-
-def reference(task: str) -> list[Reference]:
-    """The published AI Energy Score (Feb 2025) rows of a task."""
-    if task not in TASKS:
-        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    text = resources.files("wattlens.score").joinpath("data", f"leaderboard_2025_02_{TASKS[task]}.csv").read_text()
-    return [
-        Reference(r["model"], float(r["total_gpu_energy"]) * 1000.0, int(r["energy_score"]), r.get("class") or "")
-        for r in csv.DictReader(text.splitlines())
-    ]
+def reference(name: str) -> list[Reference]:
+    """The published rows a task is rated against (the AI Energy Score, Feb 2025, for the built-ins)."""
+    return list(task_of(name).reference())
 
 
 def size_class(params_b: float) -> str:
@@ -246,14 +222,11 @@ def score(
     """Measure Wh per 1,000 queries with a Meter (default: this machine's sensors): warm-up, then
     `repetitions` passes over the samples."""
 
-    if task not in TASKS:
-        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if task not in RUNNABLE:
-        raise InputError(f"{task} is registered but has no runner yet; runnable: {', '.join(RUNNABLE)}")
+    t = task_of(task)
     if repetitions < 1 or n_samples < 1:
         raise InputError("samples and repetitions must be at least 1")
-    items = dataset_samples(task, dataset, columns, n_samples) if dataset else samples(task, n_samples)
-    run, n_params = load_runner(task, model, random_weights)
+    run, n_params = t.runner(model, random_weights)  # first: a task without a runner says so before anything loads
+    items = dataset_samples(task, dataset, columns, n_samples) if dataset else t.samples(n_samples)
     for x in items[: min(5, len(items))]:  # warm-up
         run(x)
     if meter is None:
