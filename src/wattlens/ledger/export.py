@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from wattlens.errors import InputError
+from wattlens.ledger.summary import hosting_of
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -52,10 +53,7 @@ def flatten(rec: dict[str, Any]) -> dict[str, Any]:
             row[f"{name}_{b}"] = iv.get(b) if iv else None
     grid = fp.get("grid") or {}
     row["zone"], row["method"] = grid.get("zone"), fp.get("method")
-    hosting = rec.get("hosting")
-    row["hosting"] = (
-        hosting if hosting in ("own", "purchased") else ("own" if fp.get("method") in ("measured", "mixed") else "purchased")
-    )
+    row["hosting"] = hosting_of(rec)
     row["intensity_g_per_kwh"] = grid.get("intensity_g_per_kwh")
     return row
 

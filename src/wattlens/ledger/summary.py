@@ -28,6 +28,18 @@ def _dig(d: Any, path: tuple[str, ...]) -> Any:
     return d
 
 
+def hosting_of(rec: dict[str, Any]) -> str:
+    """own (hardware you run: Scope 2) or purchased (an AI service: Scope 3).
+
+    Records carry it since schema_version 1; older ones are judged by their method (measured = own).
+    """
+    h = rec.get("hosting")
+    if h in ("own", "purchased"):
+        return str(h)
+    m = (rec.get("footprint") or {}).get("method")
+    return "own" if m in ("measured", "mixed") else "purchased"
+
+
 def key_of(rec: dict[str, Any], by: str) -> str:
     fp = rec.get("footprint") or {}
     if by == "model":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wattlens.errors import InputError
-from wattlens.ledger.summary import QUANTITIES, add, empty, key_of
+from wattlens.ledger.summary import QUANTITIES, add, empty, hosting_of, key_of
 
 SOURCES = ("coal", "gas", "oil", "nuclear", "hydro", "wind", "solar", "bioenergy", "other")
 DEFAULT_BY = ("model", "team", "zone", "day")
@@ -34,14 +34,6 @@ def period_bounds(period: str | None, since: str | None, until: str | None) -> t
             raise InputError(f"--period takes YYYY or YYYY-MM, got {period!r}") from e
     label = f"{since or 'start'} to {until or 'now'}" if since or until else "all records"
     return since, until, label
-
-
-def hosting_of(rec: dict[str, Any]) -> str:
-    h = rec.get("hosting")
-    if h in ("own", "purchased"):
-        return str(h)
-    m = (rec.get("footprint") or {}).get("method")
-    return "own" if m in ("measured", "mixed") else "purchased"
 
 
 @dataclass
