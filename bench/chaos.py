@@ -34,27 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import table, write
+from common import free_port, table, wait, write
 
 HERE = Path(__file__).resolve().parent
 MSG = [{"role": "user", "content": "How much energy does this use?"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(url: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 class Gateway:

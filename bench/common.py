@@ -34,3 +34,27 @@ def write(name: str, title: str, body: str, command: str) -> Path:
     path.write_text(f"# {title}\n\nMachine: {machine()}\n\nCommand: `{command}`\n\n{body}\n")
     print(path.read_text())
     return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(url: str, timeout: float = 60.0) -> None:
+    """Until a server answers at url (any status)."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")

@@ -24,30 +24,11 @@ import time
 from pathlib import Path
 
 import httpx
-from common import table, write
+from common import free_port, table, wait, write
 
 HERE = Path(__file__).resolve().parent
 AUTH = "sk-bench-" + "5f0c" * 16  # LiteLLM refuses to start without a strong master key
 BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"How much energy does this use?"}]%s}'
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(url: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def c1(url: str, stream: bool, n: int) -> tuple[float, float, float]:
