@@ -217,7 +217,7 @@ def slow_clients_scenario(up: str, tmp: Path, n: int) -> list[str]:
 
 
 def summary_scenario(up: str, tmp: Path, n: int) -> list[str]:
-    from wattlens.demo import write_demo
+    from wattlens.report.demo import write_demo
 
     db = tmp / "big.db"
     write_demo(str(db), ["gpt-4o-mini", "claude-haiku-4-5"], ["FR", "US-VA"], limit=50_000)

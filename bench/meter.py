@@ -46,7 +46,7 @@ def main() -> None:
     rows = []
 
     t0 = time.perf_counter()
-    from wattlens.meter import Meter
+    from wattlens.measure.meter import Meter
 
     m = Meter(zone="FR")
     w = m.window("first").open()
@@ -61,7 +61,7 @@ def main() -> None:
     warm_us = statistics.median(times)
     methods = ", ".join(f"{s.device}={s.method}" for s in m.sensors)
     ours_idle = idle_cpu_ms(Meter(zone="FR").start, lambda: None, args.idle_s)
-    ours_import = fresh_ms("from wattlens.meter import Meter")
+    ours_import = fresh_ms("from wattlens.measure.meter import Meter")
     rows.append(["wattlens `Meter` window", f"{ours_import:.1f}", f"{first_ms:.1f}", f"{warm_us:.1f}", f"{ours_idle:.2f}"])
 
     try:

@@ -25,11 +25,11 @@ def main() -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from wattlens.demo import write_demo
     from wattlens.ledger import open_ledger
     from wattlens.ledger.export import export
     from wattlens.report import build
     from wattlens.report.columnar import build_from_parquet
+    from wattlens.report.demo import write_demo
 
     tmp = Path(tempfile.mkdtemp())
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wattlens.sensors.base import Sensor
+from wattlens.measure.sensors.base import Sensor
 from wattlens.units import Interval
 
 

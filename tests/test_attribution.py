@@ -6,7 +6,7 @@ import pytest
 from fakes import ScriptedSensor
 
 from wattlens.errors import InputError
-from wattlens.meter import Meter, Window, split
+from wattlens.measure.meter import Meter, Window, split
 
 
 def replay(watts: float, events: list[tuple[float, str, str]]) -> tuple[Meter, dict[str, float], float]:

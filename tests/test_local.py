@@ -17,7 +17,7 @@ import upstream as up
 from wattlens.context import Context, Place
 from wattlens.gateway import embedded_config
 from wattlens.gateway.app import create_app
-from wattlens.local import LocalModels
+from wattlens.gateway.local import LocalModels
 
 
 @pytest.fixture(scope="module")

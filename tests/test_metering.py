@@ -12,13 +12,13 @@ import upstream as up
 
 import wattlens
 from wattlens.context import Context, Place
-from wattlens.demo import records as demo_records
 from wattlens.footprint import Tokens
 from wattlens.gateway.app import create_app
 from wattlens.gateway.config import GatewayConfig, Upstream
 from wattlens.ledger import LedgerWriter, open_ledger
 from wattlens.metering import SCHEMA_VERSION, Call, CallbackObserver, LedgerRecord, settle
 from wattlens.receipt import LLMRequest, estimate_footprint
+from wattlens.report.demo import records as demo_records
 
 MSG = [{"role": "user", "content": "x"}]
 

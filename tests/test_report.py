@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from wattlens.demo import records, write_demo
 from wattlens.factors import builtin
 from wattlens.ledger import open_ledger
-from wattlens.plan import Scenario, per_query, project
 from wattlens.report import build, period_bounds
+from wattlens.report.demo import records, write_demo
+from wattlens.report.plan import Scenario, per_query, project
 from wattlens.report.render import write
 
 
@@ -149,8 +149,8 @@ def test_plan_cli_with_scenarios(tmp_path: Path) -> None:
 
 
 def test_disclose_sums_training_receipts_and_reads_the_ledger(demo_ledger: Path, tmp_path: Path) -> None:
-    from wattlens.disclose import document, inference, markdown, training
     from wattlens.receipt import LLMRequest, Place, estimate_footprint
+    from wattlens.report.disclose import document, inference, markdown, training
 
     fp = estimate_footprint(LLMRequest(model="gpt-4o-mini", input_tokens=10, output_tokens=10), Place(zone="FR"))
     for i in range(2):

@@ -94,7 +94,7 @@ def test_other_text_tasks_architecture_only(task: str, tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="the 'local' extra is not installed")
     from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration, BertConfig, BertModel
 
-    from wattlens.local import embedding_model_path
+    from wattlens.gateway.local import embedding_model_path
     from wattlens.score import score
 
     tok = AutoTokenizer.from_pretrained(embedding_model_path())

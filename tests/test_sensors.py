@@ -10,8 +10,8 @@ import pytest
 from fakes import FakeAmdSmi, FakeGpu, FakeNVML
 
 from wattlens.factors import FactorSet
-from wattlens.sensors import amdsmi, fallback, nvml, probe_all, rapl
-from wattlens.sensors.base import NullSensor
+from wattlens.measure.sensors import amdsmi, fallback, nvml, probe_all, rapl
+from wattlens.measure.sensors.base import NullSensor
 
 
 def test_nvml_energy_counter_and_visible_devices() -> None:

@@ -46,7 +46,7 @@ def fmt(x: float) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from wattlens.local import LocalModels
+    from wattlens.gateway.local import LocalModels
 
     tmp = tmp_path_factory.mktemp("web")
     port = up.free_port()

@@ -9,7 +9,7 @@ from typing import Any
 def minilm_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from wattlens.local import embedding_model_path
+    from wattlens.gateway.local import embedding_model_path
 
     return AutoTokenizer.from_pretrained(embedding_model_path())
 

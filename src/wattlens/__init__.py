@@ -23,7 +23,7 @@ _LAZY = {
     "estimate": ("wattlens.estimate", None),
     "instrument": ("wattlens.instrument", "instrument"),
     "uninstrument": ("wattlens.instrument", "uninstrument"),
-    "Meter": ("wattlens.meter", "Meter"),
+    "Meter": ("wattlens.measure.meter", "Meter"),
 }
 
 __all__ = [
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from wattlens.errors import WattlensError
     from wattlens.footprint import Footprint
     from wattlens.instrument import instrument, uninstrument
-    from wattlens.meter import Meter
+    from wattlens.measure.meter import Meter
     from wattlens.receipt import LLMRequest, estimate_footprint
     from wattlens.units import Interval
 

@@ -20,7 +20,7 @@ from wattlens.errors import WattlensError
 from wattlens.footprint import Footprint, Tokens
 
 if TYPE_CHECKING:
-    from wattlens.meter import Measurement
+    from wattlens.measure.meter import Measurement
 
 SCHEMA_VERSION = 1
 Hosting = Literal["own", "purchased"]
@@ -151,7 +151,7 @@ class Settlement:
             if c.measurement is not None:
                 import dataclasses
 
-                from wattlens.meter import measured_footprint
+                from wattlens.measure.meter import measured_footprint
 
                 fp = measured_footprint(c.measurement, self.ctx)
                 if c.protocol == "process":  # a command, not a model: the receipt names neither model nor tokens

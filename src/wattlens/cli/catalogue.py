@@ -10,7 +10,7 @@ from rich.table import Table
 
 from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, out, settings_for
 from wattlens.cli.common import as_json as as_json_rows
-from wattlens.present import fmt
+from wattlens.cli.present import fmt
 
 EXAMPLE_MODEL, EXAMPLE_INPUT, EXAMPLE_OUTPUT, EXAMPLE_ZONE = "gpt-4o-mini", 800, 400, "FR"
 EXAMPLE = f"{EXAMPLE_MODEL}, {EXAMPLE_INPUT} input and {EXAMPLE_OUTPUT} output tokens, zone {EXAMPLE_ZONE}"
@@ -91,7 +91,7 @@ def estimate(
     if as_json:
         out.print_json(json.dumps(fp.as_dict()))
         return
-    from wattlens.present import receipt_table
+    from wattlens.cli.present import receipt_table
 
     out.print(receipt_table(fp))
 

@@ -52,8 +52,8 @@ def demo(
     """Replay one hour of production LLM traffic (Azure trace, CC BY 4.0) into a demo ledger, offline."""
     from rich.progress import Progress
 
-    from wattlens.demo import CITATION, write_demo
     from wattlens.ledger import default_path
+    from wattlens.report.demo import CITATION, write_demo
 
     context = settings_for(config, factors).context()
     models = model or ["gpt-4o-mini", "claude-haiku-4-5", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
@@ -79,7 +79,7 @@ def demo(
 
         from wattlens.gateway import embedded_config
         from wattlens.gateway import serve as run_gateway
-        from wattlens.local import LocalModels
+        from wattlens.gateway.local import LocalModels
 
         url = f"http://127.0.0.1:{port}/dashboard"
         err.print(f"dashboard: {url}  (Ctrl-C to stop)")
@@ -157,7 +157,7 @@ def disclose(
     factors: FactorsOpt = None,
 ) -> None:
     """The energy section for EU AI Act technical documentation (training, inference, Energy Score)."""
-    from wattlens import disclose as d
+    from wattlens.report import disclose as d
 
     if format not in ("md", "json"):
         raise typer.BadParameter("--format takes md or json")

@@ -17,7 +17,7 @@ from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, err, out, s
 @app.command()
 def sensors(config: ConfigOpt = None, factors: FactorsOpt = None, as_json: JsonOpt = False) -> None:
     """Show the energy sensors found on this machine, the method each uses, and why."""
-    from wattlens.sensors import probe_all
+    from wattlens.measure.sensors import probe_all
 
     det = probe_all(settings_for(config, factors).context().factors)
     if as_json:
@@ -65,9 +65,9 @@ def run(
     The receipt goes to standard error so the command's own output stays clean; the command's
     exit code is passed through.
     """
-    from wattlens.meter import Meter
-    from wattlens.present import receipt_table
-    from wattlens.run import run_command
+    from wattlens.cli.present import receipt_table
+    from wattlens.measure.meter import Meter
+    from wattlens.measure.run import run_command
 
     argv = list(ctx.args)
     context = settings_for(config, factors, zone=zone, region=region, pue=pue, facility=facility).context()

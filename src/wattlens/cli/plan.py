@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, err, out, settings_for
-from wattlens.present import fmt
+from wattlens.cli.present import fmt
 
 
 @app.command()
@@ -38,8 +38,8 @@ def plan(
     """Project usage forward: MWh per year, average and peak MW, water, carbon; scenarios side by side."""
     import csv as csvmod
 
-    from wattlens.plan import Scenario, as_rows, load_scenarios, project
-    from wattlens.plan import figure as plan_figure
+    from wattlens.report.plan import Scenario, as_rows, load_scenarios, project
+    from wattlens.report.plan import figure as plan_figure
 
     mix: dict[str, float] = {}
     for m in model or ["gpt-4o-mini=1"]:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from wattlens.cli.common import JsonOpt, app, err, out
-from wattlens.present import fmt
+from wattlens.cli.present import fmt
 
 route_app = typer.Typer(help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True)
 app.add_typer(route_app, name="route")

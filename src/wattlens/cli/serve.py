@@ -59,7 +59,7 @@ def serve(
     elif st.data.get("upstreams"):
         cfg = gateway_config(st, context)
     else:
-        from wattlens.local import LocalModels, embedding_model_path
+        from wattlens.gateway.local import LocalModels, embedding_model_path
 
         embedding_model_path()  # a clear message now if the 'local' extra is missing
         cfg = dataclasses.replace(embedded_config(port or 8787, context, host or "127.0.0.1"), ledger=st.ledger)
@@ -67,9 +67,9 @@ def serve(
     cfg = dataclasses.replace(cfg, host=host or cfg.host, port=port or cfg.port)
     assert isinstance(cfg.context, Context)
     if self_test:
+        from wattlens.cli.present import receipt_table
         from wattlens.footprint import Footprint
         from wattlens.gateway.selftest import self_test as run_self_test
-        from wattlens.present import receipt_table
 
         fp = run_self_test(cfg, local)
         out.print(receipt_table(Footprint.from_dict(fp)))

@@ -68,7 +68,7 @@ class Gateway:
     def meter(self) -> Any:
         """One Meter for every local upstream: concurrent requests share the hardware fairly."""
         if self._meter is None:
-            from wattlens.meter import Meter
+            from wattlens.measure.meter import Meter
 
             self._meter = Meter(context=self.config.context)
         return self._meter
@@ -243,7 +243,7 @@ def create_app(
     local: Any = None,
     transports: dict[str, Transport] | None = None,
 ) -> Starlette:
-    """The gateway app; `local` (a wattlens.local.LocalModels) mounts the built-in upstream at /local.
+    """The gateway app; `local` (a wattlens.gateway.local.LocalModels) mounts the built-in upstream at /local.
 
     transports: per upstream name, a Transport to use instead of aiohttp (tests: MockTransport).
     """
@@ -298,7 +298,7 @@ def create_app(
     if local is not None:
         from starlette.routing import Mount
 
-        from wattlens.local import create_local_app
+        from wattlens.gateway.local import create_local_app
 
         routes.append(Mount("/local", app=create_local_app(local)))
     from wattlens.gateway.web import web_routes

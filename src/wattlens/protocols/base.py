@@ -57,8 +57,9 @@ def fields(obj: Any) -> dict[str, Any]:
 
 
 def sse(event: str | None, data: str) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return (head + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n").encode()
+    from wattlens.protocols.sse import Event
+
+    return Event(event, data).encode()
 
 
 def dumps(obj: Any) -> str:

@@ -96,7 +96,7 @@ class Artefact:
 def embedder() -> Any:
     from sentence_transformers import SentenceTransformer
 
-    from wattlens.local import embedding_model_path
+    from wattlens.gateway.local import embedding_model_path
 
     return SentenceTransformer(embedding_model_path(), device="cpu")
 

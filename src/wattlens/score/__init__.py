@@ -20,7 +20,7 @@ from wattlens.score.tasks import BUILTIN, Reference
 from wattlens.score.tasks import task as task_of
 
 if TYPE_CHECKING:
-    from wattlens.meter import Meter
+    from wattlens.measure.meter import Meter
 
 TASKS = tuple(BUILTIN)  # the built-in task names; plugins may register more (wattlens_score_tasks)
 RUNNABLE = tuple(name for name, (_, runnable) in BUILTIN.items() if runnable)
@@ -118,7 +118,7 @@ def load_runner(task: str, model: str, random_weights: bool) -> tuple[Callable[[
     if task == "sentence-similarity":
         from sentence_transformers import SentenceTransformer
 
-        from wattlens.local import embedding_model_path
+        from wattlens.gateway.local import embedding_model_path
 
         path = embedding_model_path() if model in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2") else model
         st = SentenceTransformer(path, device="cpu")
@@ -230,7 +230,7 @@ def score(
     for x in items[: min(5, len(items))]:  # warm-up
         run(x)
     if meter is None:
-        from wattlens.meter import Meter
+        from wattlens.measure.meter import Meter
 
         meter = Meter()
     per_rep, lows, highs, tokens = [], [], [], []

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wattlens.sensors.base import NullSensor, Probe, Sensor
+from wattlens.measure.sensors.base import NullSensor, Probe, Sensor
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
@@ -29,7 +29,7 @@ class Detection:
 
 def probe_all(factors: FactorSet) -> Detection:
     """Every backend in order; the factor set gives the fallback model its CPU power table."""
-    from wattlens.sensors import amdsmi, fallback, nvml, rapl
+    from wattlens.measure.sensors import amdsmi, fallback, nvml, rapl
 
     probes = [nvml.probe(), amdsmi.probe(), rapl.probe()]
     host = any(s.kind in ("cpu", "dram", "host") for p in probes for s in p.sensors)

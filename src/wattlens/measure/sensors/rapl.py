@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from wattlens.errors import SensorError
-from wattlens.sensors.base import Probe, Sensor, relative
+from wattlens.measure.sensors.base import Probe, Sensor, relative
 from wattlens.units import Interval
 
 POWERCAP = Path("/sys/class/powercap")

@@ -6,7 +6,7 @@ from types import ModuleType
 from typing import Any
 
 from wattlens.errors import SensorError
-from wattlens.sensors.base import Probe, Sensor, relative
+from wattlens.measure.sensors.base import Probe, Sensor, relative
 from wattlens.units import Interval
 
 ACCURACY = (0.95, 1.05)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wattlens.sensors.base import Probe, Sensor
+from wattlens.measure.sensors.base import Probe, Sensor
 from wattlens.units import Interval
 
 if TYPE_CHECKING:

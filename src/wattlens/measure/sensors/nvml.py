@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from wattlens.errors import SensorError
-from wattlens.sensors.base import Probe, Sensor, relative
+from wattlens.measure.sensors.base import Probe, Sensor, relative
 from wattlens.units import Interval
 
 # NVIDIA documents board power readings as accurate to +/-5 % (nvidia-smi, power.draw).

@@ -82,7 +82,7 @@ class Year:
 @functools.lru_cache(maxsize=1)
 def peak_to_mean() -> float:
     """Peak minute over mean minute of tokens processed in the shipped Azure trace (one hour)."""
-    from wattlens.demo import trace
+    from wattlens.report.demo import trace
 
     per_minute: Counter[str] = Counter()
     for r in trace():

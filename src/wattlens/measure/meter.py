@@ -25,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 from wattlens.context import Context, Place
 from wattlens.errors import InputError
 from wattlens.footprint import Footprint, Method
-from wattlens.sensors.base import Sensor
+from wattlens.measure.sensors.base import Sensor
 from wattlens.units import J_PER_WH, Interval
 
 P = ParamSpec("P")
@@ -140,7 +140,7 @@ class Meter:
     @property
     def sensors(self) -> tuple[Sensor, ...]:
         if self._sensors is None:
-            from wattlens.sensors import detect
+            from wattlens.measure.sensors import detect
 
             self._sensors = detect(self.context.factors).sensors  # probed once per process
         return self._sensors

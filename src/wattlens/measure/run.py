@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from wattlens.errors import InputError
-from wattlens.meter import Measurement, Meter
-from wattlens.sensors.fallback import PROC_STAT, busy_cpu_s
+from wattlens.measure.meter import Measurement, Meter
+from wattlens.measure.sensors.fallback import PROC_STAT, busy_cpu_s
 
 POLL_S = 30.0  # read the counters this often so RAPL wrap-around is never missed
 
