@@ -96,6 +96,7 @@ app.add_typer(keys_app, name="keys")
 def keys_new(
     team: Annotated[str | None, typer.Option(help="Team the key bills to.")] = None,
     user: Annotated[str | None, typer.Option(help="User of the key.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="May read /metrics, the dashboard and exports.")] = False,
 ) -> None:
     """Create a gateway key: prints the key once, and the [[keys]] entry (hash only) for the keys file."""
     from wattlens.gateway.auth import new_key
@@ -106,4 +107,5 @@ def keys_new(
     entry = f'[[keys]]\nid = "{digest[:8]}"\nsha256 = "{digest}"'
     entry += f'\nteam = "{team}"' if team else ""
     entry += f'\nuser = "{user}"' if user else ""
+    entry += "\nadmin = true" if admin else ""
     err.print("add to the keys file:\n" + entry, markup=False, highlight=False, soft_wrap=True)
