@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from wattlens.context import Context, Place
+from wattlens.context import Context
 from wattlens.errors import InputError
-from wattlens.metering import Call, LedgerObserver, ModelParams, Observer, Serving, Settlement, settle
+from wattlens.metering import Call, Observer, Serving, Settlement, settle
 from wattlens.protocols import StreamTracker, WireProtocol, protocols
 from wattlens.protocols.base import InvalidUsage
 from wattlens.protocols.base import field as field_of
@@ -245,32 +245,29 @@ def instrument(
     Where it runs: zone/region/facility, over `context` when given, else over the configuration
     (WATTLENS_* environment, then $WATTLENS_CONFIG or ./wattlens.toml, or the `config` file).
     ledger: a path or postgresql:// URL, or a LedgerWriter (records are written in batches
-    off the calling thread). model_params: {"my-model": {"active_params_b": 8}} for models
+    off the calling thread); when omitted, the configuration's ledger if it names one.
+    model_params: {"my-model": {"active_params_b": 8}} for models
     outside the catalogue (an OpenAI client pointed at vLLM or Ollama).
     """
     proto = _protocol_of(client)
     if getattr(client, _MARK, None):
         raise InputError("this client is already instrumented; call wattlens.uninstrument(client) first")
-    from wattlens import otel
-    from wattlens.ledger import LedgerWriter, open_ledger
+    from wattlens.integrations import metering
 
-    if context is None:
-        from wattlens.config import load_settings
-
-        context = load_settings(config).context()
-    ctx = context.at(Place(zone=zone, region=region, facility=facility))
-    writer = ledger if isinstance(ledger, LedgerWriter) or ledger is None else LedgerWriter(open_ledger(ledger))
-    params = {
-        m: ModelParams(float(p["active_params_b"]), p.get("total_params_b"), p.get("precision"))  # type: ignore[arg-type]
-        for m, p in (model_params or {}).items()
-    }
-    observers: list[Observer] = []
-    if writer is not None:
-        observers.append(LedgerObserver(writer))
-    if otel.enabled():
-        observers.append(otel.SpanObserver(protocols()))
+    m = metering(
+        "sdk",
+        zone=zone,
+        region=region,
+        facility=facility,
+        hardware=hardware,
+        ledger=ledger,
+        tags=tags,
+        model_params=model_params,
+        context=context,
+        config=config,
+    )
     upstream = str(getattr(client, "base_url", "")).rstrip("/")
-    settings = Settings(proto, ctx, Serving(hardware=hardware, model_params=params), upstream, observers, dict(tags or {}))
+    settings = Settings(proto, m.context, m.serving, upstream, m.observers, m.tags)
     is_async = type(client).__name__.startswith("Async")
     wrapped = []
     for path, method, endpoint in proto.sdk_targets:

@@ -20,11 +20,11 @@ from wattlens.footprint import Tokens
 from wattlens.gateway.config import Upstream
 from wattlens.gateway.errors import ApiError, upstream_failure
 from wattlens.gateway.receipts import headers as receipt_headers
-from wattlens.protocols.sse import Event, SSEError, comment, events
 from wattlens.gateway.transport import StreamReply, Upstreamed, UpstreamTooLarge
 from wattlens.metering import Call, Settlement
 from wattlens.protocols import StreamTracker, WireProtocol
 from wattlens.protocols.base import InvalidUsage
+from wattlens.protocols.sse import Event, SSEError, comment, events
 
 if TYPE_CHECKING:
     from wattlens.gateway.app import Gateway

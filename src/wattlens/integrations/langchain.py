@@ -1,0 +1,288 @@
+"""LangChain: a callback handler that settles every chat-model and LLM run through wattlens.metering.
+
+    from langchain_openai import ChatOpenAI
+    from wattlens.integrations.langchain import WattlensCallbackHandler
+
+    meter = WattlensCallbackHandler(zone="FR", ledger="ledger.db")
+    llm = ChatOpenAI(model="gpt-4o-mini", stream_usage=True, callbacks=[meter])
+    msg = llm.invoke("What powers the grid?")
+    msg.response_metadata["wattlens"]          # the receipt, on the returned AIMessage
+    meter.receipts[-1]                         # the same, kept by the handler (streams too)
+
+Where the receipt goes, when `attach=True` (the default): the run's `LLMResult.llm_output["wattlens"]`
+(what handlers and tracers listed after this one, LangSmith's included, get in on_llm_end) and
+every generation's `message.response_metadata["wattlens"]` (`generation_info` for text LLMs), so
+the AIMessage that `invoke` returns carries it. A stream's chunks are yielded before LangChain
+ends the run, so a streamed call's receipt is in `meter.receipts` / `meter.receipt(run_id or chunk)`.
+
+Tokens: the provider's usage in OpenAI's shape (`llm_output["token_usage"]`) through the openai
+protocol's parser, else the message's provider-neutral `usage_metadata`. A stream has usage only
+when the model is asked for it (ChatOpenAI(stream_usage=True)); without it the call's outcome is
+"no_usage" and its output tokens are estimated from the text (about four characters a token).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import ChatGeneration, GenerationChunk, LLMResult
+from langchain_core.outputs.chat_generation import ChatGenerationChunk
+
+from wattlens.context import Context
+from wattlens.footprint import Tokens
+from wattlens.integrations import (
+    KEEP,
+    Metering,
+    Recent,
+    metering,
+    openai_usage_tokens,
+    protocol_name,
+    usage_metadata_tokens,
+)
+from wattlens.metering import Call, Observer, Settlement, now_iso
+
+CHARS_PER_TOKEN = 4  # a stream without usage: output tokens estimated from its text
+BASE_URL_KEYS = ("openai_api_base", "base_url", "anthropic_api_url", "api_base", "azure_endpoint", "endpoint")
+
+
+@dataclass(slots=True)
+class _Run:
+    """A started run: what on_*_start knew, waiting for its end."""
+
+    started: float
+    ts: str
+    protocol: str
+    endpoint: str
+    model: str
+    upstream: str
+
+
+class WattlensCallbackHandler(BaseCallbackHandler):
+    """Meters LangChain chat models and LLMs; takes instrument()'s keyword arguments plus observers.
+
+    attach: put each receipt on the run's output, computing it in the callback (0.1-0.2 ms a call, see
+    bench/results/integrations.md); with False it is computed when first read (`receipts`) or in
+    the ledger's thread.
+    """
+
+    run_inline = True  # async runs too: the receipt must be on the message before ainvoke returns it
+
+    def __init__(
+        self,
+        *,
+        zone: str | None = None,
+        region: str | None = None,
+        facility: str | None = None,
+        hardware: str | None = None,
+        ledger: Any = None,
+        tags: dict[str, str] | None = None,
+        model_params: dict[str, dict[str, float]] | None = None,
+        context: Context | None = None,
+        config: str | None = None,
+        observers: tuple[Observer, ...] = (),
+        attach: bool = True,
+        keep: int = KEEP,
+    ) -> None:
+        self.metering: Metering = metering(
+            "langchain",
+            zone=zone,
+            region=region,
+            facility=facility,
+            hardware=hardware,
+            ledger=ledger,
+            tags=tags,
+            model_params=model_params,
+            context=context,
+            config=config,
+            observers=observers,
+        )
+        self.attach = attach
+        self.recent = Recent(keep)
+        self._runs: dict[UUID, _Run] = {}
+
+    # Only model runs are metered: LangChain then skips this handler for every other event.
+    @property
+    def ignore_chain(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
+    # -- runs ---------------------------------------------------------------------------------
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start(serialized, run_id, metadata, kwargs.get("invocation_params"), chat=True)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start(serialized, run_id, metadata, kwargs.get("invocation_params"), chat=False)
+
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        call = self._call(run, run_id)
+        gens = [g for batch in response.generations for g in batch]
+        first = gens[0] if gens else None
+        call.stream = isinstance(first, ChatGenerationChunk | GenerationChunk)
+        out = response.llm_output or {}
+        msg = getattr(first, "message", None)
+        meta = getattr(msg, "response_metadata", None) or {}
+        raw = out.get("token_usage") or meta.get("token_usage")
+        um = getattr(msg, "usage_metadata", None)
+        if raw:  # the provider's own usage in OpenAI's shape (the run's, shared by its n generations)
+            call.tokens = openai_usage_tokens(raw)
+        elif um:
+            call.tokens = usage_metadata_tokens(um)
+        else:
+            call.outcome = "no_usage"
+            chars = sum(len(g.text) for g in gens)
+            call.tokens = Tokens(output=-(-chars // CHARS_PER_TOKEN))
+        call.served_model = out.get("model_name") or meta.get("model_name") or meta.get("model") or call.model
+        s = self._settle(call, run_id)
+        if s is not None and self.attach and (receipt := s.receipt) is not None:
+            if response.llm_output is None:
+                response.llm_output = {}
+            response.llm_output["wattlens"] = receipt
+            for g in gens:
+                if isinstance(g, ChatGeneration):
+                    g.message.response_metadata["wattlens"] = receipt
+                else:
+                    g.generation_info = {**(g.generation_info or {}), "wattlens": receipt}
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        call = self._call(run, run_id)
+        if isinstance(error, GeneratorExit | KeyboardInterrupt) or type(error).__name__ == "CancelledError":
+            call.status, call.outcome = 499, "client_disconnected"
+        else:
+            status = getattr(error, "status_code", None)
+            call.status, call.outcome = (status if isinstance(status, int) else 502), "upstream_error"
+        partial = kwargs.get("response")
+        gens = [g for batch in getattr(partial, "generations", None) or [] for g in batch]
+        um = getattr(getattr(gens[0], "message", None), "usage_metadata", None) if gens else None
+        if um:  # a stream cut off after its usage arrived
+            call.tokens = usage_metadata_tokens(um)
+        self._settle(call, run_id)
+
+    # -- the receipt --------------------------------------------------------------------------
+    def settlement(self, run: UUID | str | Any) -> Settlement | None:
+        """The settlement of a run: its run_id, or a message it returned (streamed chunks' ids name the run)."""
+        key = run_key(run)
+        return self.recent.get(key) if key else None
+
+    def receipt(self, run: UUID | str | Any) -> dict[str, Any] | None:
+        """The receipt of a run: its run_id, or a message or chunk it returned."""
+        s = self.settlement(run)
+        return s.receipt if s is not None else None
+
+    @property
+    def receipts(self) -> list[dict[str, Any] | None]:
+        """The receipts of the last runs, oldest first (computed here when attach=False)."""
+        return [s.receipt for s in self.recent.settlements()]
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until the ledger has written every record queued so far."""
+        self.metering.flush(timeout_s)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _start(
+        self, serialized: dict[str, Any] | None, run_id: UUID, metadata: dict[str, Any] | None, params: Any, chat: bool
+    ) -> None:
+        meta = metadata or {}
+        inv = params if isinstance(params, dict) else {}
+        kw = (serialized or {}).get("kwargs") or {}
+        provider = meta.get("ls_provider")
+        proto = protocol_name(provider)
+        model = inv.get("model") or inv.get("model_name") or meta.get("ls_model_name") or kw.get("model_name") or ""
+        base = next((kw[k] for k in BASE_URL_KEYS if isinstance(kw.get(k), str)), None)
+        endpoint = "/messages" if proto == "anthropic" else "/chat/completions" if chat else "/completions"
+        self._runs[run_id] = _Run(
+            time.perf_counter(), now_iso(), proto, endpoint, str(model), str(base or provider or "langchain")
+        )
+
+    def _call(self, run: _Run, run_id: UUID) -> Call:
+        return self.metering.call(
+            run.protocol,
+            run.endpoint,
+            run.model,
+            upstream=run.upstream,
+            started=run.started,
+            ts=run.ts,
+            request_id=run_id.hex,
+        )
+
+    def _settle(self, call: Call, run_id: UUID) -> Settlement | None:
+        s = self.metering.settle(call, eager=self.attach)
+        self.recent.add(run_id.hex, s)
+        return s
+
+
+def run_key(run: UUID | str | Any) -> str | None:
+    """A run's key: from its UUID, its hex, or a message id LangChain made from it ("lc_run--<uuid>")."""
+    if isinstance(run, UUID):
+        return run.hex
+    if not isinstance(run, str):
+        run = getattr(run, "id", None)
+        if not isinstance(run, str):
+            return None
+    try:
+        return UUID(run.removeprefix("lc_run--")).hex
+    except ValueError:
+        return None
+
+
+__all__ = ["WattlensCallbackHandler", "run_key"]

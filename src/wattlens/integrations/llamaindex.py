@@ -1,0 +1,279 @@
+"""LlamaIndex: an instrumentation event handler that settles every LLM chat and completion.
+
+    from llama_index.llms.openai import OpenAI
+    from wattlens.integrations.llamaindex import instrument
+
+    meter = instrument(zone="FR", ledger="ledger.db")   # on LlamaIndex's root dispatcher
+    llm = OpenAI(model="gpt-4o-mini", additional_kwargs={"stream_options": {"include_usage": True}})
+    r = llm.chat([ChatMessage(role="user", content="What powers the grid?")])
+    r.additional_kwargs["wattlens"]            # the receipt, on the returned ChatResponse
+    meter.receipts[-1]                         # the same, kept by the handler
+
+Where the receipt goes, when `attach=True` (the default): the `additional_kwargs["wattlens"]` of
+the ChatResponse / CompletionResponse that `LLMChatEndEvent` / `LLMCompletionEndEvent` carry,
+which is the object `chat`/`complete` return; for a stream, the last response it yielded (read
+it after the loop). Handlers registered after this one see it on the event too.
+
+Tokens: the usage on the response's `raw` provider object, read by that provider's protocol
+(a stream's chunks are followed by the protocol's stream tracker, as in `instrument()`), else
+LlamaIndex's own `prompt_tokens`/`completion_tokens` in `additional_kwargs`. OpenAI streams carry
+usage only when asked (`additional_kwargs={"stream_options": {"include_usage": True}}`, which
+LlamaIndex drops again for calls that do not stream); without it the outcome is "no_usage" and
+the tokens are the chunks seen.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events.exception import ExceptionEvent
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatInProgressEvent,
+    LLMChatStartEvent,
+    LLMCompletionEndEvent,
+    LLMCompletionInProgressEvent,
+    LLMCompletionStartEvent,
+)
+from llama_index_instrumentation import get_dispatcher  # where llama_index.core.instrumentation takes it from
+from llama_index_instrumentation.events.span import SpanDropEvent
+from pydantic import PrivateAttr
+
+from wattlens.context import Context
+from wattlens.footprint import Tokens
+from wattlens.integrations import KEEP, Metering, Recent, metering, openai_usage_tokens, protocol_name
+from wattlens.metering import Call, Observer, Settlement, now_iso
+from wattlens.protocols import StreamTracker, WireProtocol, protocol, protocols
+from wattlens.protocols.base import field
+
+# LlamaIndex LLM class names (`class_name()`) -> wire protocol; others by their name's prefix, else openai
+PROVIDERS = {"openai_llm": "openai", "azure_openai_llm": "openai", "openailike": "openai", "anthropic_llm": "anthropic"}
+
+
+@dataclass(slots=True)
+class _Run:
+    """A started LLM call (one span), followed until its end event."""
+
+    started: float
+    ts: str
+    proto: WireProtocol
+    endpoint: str
+    model: str
+    upstream: str
+    tracker: StreamTracker | None = None
+    ttft_s: float | None = None
+
+
+class _Meter:
+    """The handler's state and work, in a plain object: pydantic's private attributes cost µs per access."""
+
+    def __init__(self, m: Metering, attach: bool, keep: int) -> None:
+        self.metering, self.attach, self.recent = m, attach, Recent(keep)
+        self.runs: dict[str, _Run] = {}
+
+    def handle(self, event: Any) -> None:
+        t = type(event)
+        if t is LLMChatInProgressEvent or t is LLMCompletionInProgressEvent:  # the most frequent: first
+            self.progress(event)
+        elif t is LLMChatStartEvent or t is LLMCompletionStartEvent:
+            self.start(event, chat=t is LLMChatStartEvent)
+        elif t is LLMChatEndEvent or t is LLMCompletionEndEvent:
+            self.end(event)
+        elif t is ExceptionEvent or t is SpanDropEvent:
+            self.failed(event)
+
+    def start(self, event: Any, chat: bool) -> None:
+        md = event.model_dict if isinstance(event.model_dict, dict) else {}
+        proto = _protocol(str(md.get("class_name") or ""))
+        endpoint = "/messages" if proto.name == "anthropic" else "/chat/completions" if chat else "/completions"
+        model = md.get("model_name") or md.get("model") or ""
+        upstream = md.get("api_base") or md.get("base_url") or proto.name
+        self.runs[str(event.span_id)] = _Run(time.perf_counter(), now_iso(), proto, endpoint, str(model), str(upstream))
+
+    def progress(self, event: Any) -> None:
+        run = self.runs.get(str(event.span_id))
+        if run is None:
+            return
+        if run.tracker is None:
+            run.tracker = run.proto.tracker(run.endpoint)
+            run.ttft_s = time.perf_counter() - run.started
+        raw = event.response.raw
+        if raw is not None:
+            run.tracker.see(None, raw)
+        else:
+            run.tracker.content += 1
+
+    def end(self, event: Any) -> None:
+        key = str(event.span_id)
+        run = self.runs.pop(key, None)
+        if run is None:
+            return
+        response = event.response
+        raw = getattr(response, "raw", None)
+        call = self.call(run, key)
+        if run.tracker is not None:  # a stream: what its tracker saw
+            call.stream = True
+            tr = run.tracker
+            if tr.tokens is not None:
+                call.tokens = tr.tokens
+            else:
+                call.outcome, call.tokens = "no_usage", tr.cut_off()
+            call.served_model = tr.served_model or call.model
+        else:
+            usage = run.proto.usage_of(raw) if raw is not None else None
+            if usage is not None:
+                call.tokens = run.proto.tokens(usage)
+            else:  # LlamaIndex's own counts, named as OpenAI names them
+                extra = getattr(response, "additional_kwargs", None) or {}
+                call.tokens = openai_usage_tokens(extra) if "prompt_tokens" in extra else Tokens()
+            call.served_model = field(raw, "model") or call.model
+        if raw is not None and field(raw, "object") == "text_completion":
+            call.endpoint = "/completions"
+        s = self.settle(call, key)
+        if self.attach and response is not None and (receipt := s.receipt) is not None:
+            response.additional_kwargs["wattlens"] = receipt
+
+    def failed(self, event: Any) -> None:
+        key = str(event.span_id)
+        run = self.runs.pop(key, None)
+        if run is None:
+            return
+        call = self.call(run, key)
+        exc = getattr(event, "exception", None)
+        status = getattr(exc, "status_code", None)
+        call.status, call.outcome = (status if isinstance(status, int) else 502), "upstream_error"
+        if run.tracker is not None:
+            call.stream, call.tokens = True, run.tracker.tokens or run.tracker.cut_off()
+        self.settle(call, key)
+
+    def call(self, run: _Run, key: str) -> Call:
+        return self.metering.call(
+            run.proto.name,
+            run.endpoint,
+            run.model,
+            upstream=run.upstream,
+            started=run.started,
+            ts=run.ts,
+            ttft_s=run.ttft_s,
+            request_id=request_id(key),
+        )
+
+    def settle(self, call: Call, key: str) -> Settlement:
+        s = self.metering.settle(call, eager=self.attach)
+        self.recent.add(key, s)
+        return s
+
+
+def request_id(span_id: str) -> str:
+    """The ledger id of the call made in a span: the span id's UUID ("OpenAI.chat-<uuid>"), else a new one."""
+    try:
+        return uuid.UUID(span_id[-36:]).hex
+    except ValueError:
+        return uuid.uuid4().hex
+
+
+_PROTOCOLS: dict[str, WireProtocol] = {}  # LLM class name -> its protocol, worked out once per class
+
+
+def _protocol(class_name: str) -> WireProtocol:
+    found = _PROTOCOLS.get(class_name)
+    if found is None:
+        name = class_name.lower()
+        p = PROVIDERS.get(name) or next((p for p in protocols() if name.startswith(p)), None) or protocol_name(None)
+        found = _PROTOCOLS[class_name] = protocol(p)
+    return found
+
+
+class WattlensEventHandler(BaseEventHandler):
+    """Meters LlamaIndex LLM calls; takes instrument()'s keyword arguments plus observers.
+
+    attach: put each receipt on the response, computing it in the handler (0.1-0.2 ms a call, see
+    bench/results/integrations.md); with False it is computed when first read (`receipts`) or in
+    the ledger's thread.
+    """
+
+    _meter: _Meter = PrivateAttr()
+
+    def __init__(
+        self,
+        *,
+        zone: str | None = None,
+        region: str | None = None,
+        facility: str | None = None,
+        hardware: str | None = None,
+        ledger: Any = None,
+        tags: dict[str, str] | None = None,
+        model_params: dict[str, dict[str, float]] | None = None,
+        context: Context | None = None,
+        config: str | None = None,
+        observers: tuple[Observer, ...] = (),
+        attach: bool = True,
+        keep: int = KEEP,
+    ) -> None:
+        super().__init__()
+        m = metering(
+            "llamaindex",
+            zone=zone,
+            region=region,
+            facility=facility,
+            hardware=hardware,
+            ledger=ledger,
+            tags=tags,
+            model_params=model_params,
+            context=context,
+            config=config,
+            observers=observers,
+        )
+        self._meter = _Meter(m, attach, keep)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "WattlensEventHandler"
+
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        # Called for every event, every streamed chunk included: the private dict directly, not
+        # pydantic's attribute look-up (2 µs a time).
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        private["_meter"].handle(event)
+
+    @property
+    def metering(self) -> Metering:
+        return self._meter.metering
+
+    def settlement(self, span_id: str) -> Settlement | None:
+        """The settlement of the call made in this span (the events' span_id)."""
+        return self._meter.recent.get(span_id)
+
+    @property
+    def settlements(self) -> list[Settlement]:
+        """The settlements of the last calls, oldest first."""
+        return self._meter.recent.settlements()
+
+    @property
+    def receipts(self) -> list[dict[str, Any] | None]:
+        """The receipts of the last calls, oldest first (computed here when attach=False)."""
+        return [s.receipt for s in self._meter.recent.settlements()]
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until the ledger has written every record queued so far."""
+        self._meter.metering.flush(timeout_s)
+
+
+def instrument(dispatcher: Any = None, **kwargs: Any) -> WattlensEventHandler:
+    """A WattlensEventHandler (instrument()'s keyword arguments) added to a dispatcher, the root one by default."""
+    handler = WattlensEventHandler(**kwargs)
+    (dispatcher or get_dispatcher()).add_event_handler(handler)
+    return handler
+
+
+def uninstrument(handler: WattlensEventHandler, dispatcher: Any = None) -> None:
+    """Take the handler off the dispatcher again."""
+    d = dispatcher or get_dispatcher()
+    d.event_handlers = [h for h in d.event_handlers if h is not handler]
+
+
+__all__ = ["PROVIDERS", "WattlensEventHandler", "instrument", "uninstrument"]
