@@ -291,3 +291,19 @@ def test_a_request_cut_by_shutdown_is_recorded(tmp: Path) -> None:
     recs = list(led.records())
     led.close()
     assert [(r["outcome"], r["status"], r["model_requested"]) for r in recs] == [("shutdown", 503, "gpt-4o-mini")]
+
+
+def test_client_chosen_model_names_cannot_blow_up_metrics(tmp: Path) -> None:
+    from wattlens.context import Context as Ctx
+    from wattlens.gateway.metrics import MAX_LABEL_VALUES, Metrics
+    from wattlens.metering import Call, settle
+
+    m = Metrics()
+    for i in range(MAX_LABEL_VALUES + 300):
+        call = Call("gateway", "openai", "/chat/completions", f"model-{i}", upstream=None, status=404)
+        m.observe(settle(call, Ctx()))
+    text = m.render()[0].decode()
+    models = {
+        line.split('model="')[1].split('"')[0] for line in text.splitlines() if line.startswith("wattlens_requests_total{")
+    }
+    assert len(models) == MAX_LABEL_VALUES + 1 and "other" in models
