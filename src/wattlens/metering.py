@@ -9,8 +9,8 @@ OpenTelemetry) watch settled calls; none of them is written into the gateway.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -64,8 +64,9 @@ class Call:
     stream: bool = False
     tokens: Tokens = field(default_factory=Tokens)
     started: float = field(default_factory=time.perf_counter)
-    ts: str = field(default_factory=now_iso)
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: str | None = None  # ISO time the call started; None: from wall_s, formatted off the request path
+    wall_s: float = field(default_factory=time.time)
+    request_id: str = field(default_factory=lambda: secrets.token_hex(16))
     latency_s: float | None = None  # None: measured from `started` when settled
     timed: bool = True  # False for replays: no latency is recorded
     ttft_s: float | None = None
@@ -222,7 +223,7 @@ class Settlement:
         c, fp = self.call, self.footprint
         return LedgerRecord(
             id=c.request_id,
-            ts=c.ts,
+            ts=c.ts or dt.datetime.fromtimestamp(c.wall_s, dt.UTC).isoformat(timespec="microseconds"),
             source=c.source,
             endpoint=c.endpoint,
             protocol=c.protocol,

@@ -54,6 +54,7 @@ class Keys:
 
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+GUARDED = frozenset((b"host", b"origin", b"sec-fetch-site"))
 BIND_ALL = ("0.0.0.0", "::", "")
 
 
@@ -86,7 +87,7 @@ class GuardHosts:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            headers = dict(scope["headers"])
+            headers = {k: v for k, v in scope["headers"] if k in GUARDED}
             why = self._refusal(headers)
             if why is not None:
                 from starlette.responses import JSONResponse

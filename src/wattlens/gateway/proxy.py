@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from wattlens.gateway.app import Gateway
 
 FAILURES = (TimeoutError, aiohttp.ClientError, ConnectionError)
+SLOW_S = 1.0
 CHARS_PER_TOKEN = 4  # a rough count of an answer whose usage cannot be believed (English text, BPE)
 
 
@@ -98,8 +99,10 @@ class Proxy:
             call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
             call.warnings.append("usage-invalid")
             body = _finite(body)  # NaN and infinity have no JSON form for the client either
-        if await request.is_disconnected():
-            call.outcome = "client_disconnected"  # it left while the upstream worked
+        # A client that left while a slow upstream worked is recorded as such; the check costs tens of
+        # microseconds, so only answers that took long enough for a client to give up pay for it.
+        if time.perf_counter() - call.started > SLOW_S and await request.is_disconnected():
+            call.outcome = "client_disconnected"
         s = self.gw.finish(call, u)
         proto.attach(body, s.receipt)  # type: ignore[arg-type]
         return JSONResponse(body, status_code=r.status, headers=receipt_headers(s.footprint, s.error))

@@ -151,21 +151,18 @@ class LedgerWriter:
             }
 
     def _write(self, batch: list[Any], final: bool = False) -> None:
-        records = [self._materialise(r) for r in batch]
-        storable = []
-        for rec in records:
-            try:
-                canonical(rec)
-                storable.append(rec)
-            except (ValueError, TypeError) as e:
-                self._dead_letter(rec, e)
+        storable = [self._materialise(r) for r in batch]
         if time.monotonic() < self._retry_at and not final:
             self._spill(storable)  # backing off: keep the order by queueing behind the journal
             return
         try:
             self._replay()
             if storable:
-                self.ledger.append(storable)
+                try:
+                    self.ledger.append(storable)
+                except (ValueError, TypeError):  # a record with no canonical form: set it aside, write the rest
+                    storable = self._storable(storable)
+                    self.ledger.append(storable)
             self.written += len(storable)
             if self.degraded:
                 self.degraded, self._backoff_s = False, 0.0
@@ -176,7 +173,22 @@ class LedgerWriter:
             self._retry_at = time.monotonic() + self._backoff_s
             self._spill(storable)
 
+    def _storable(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records that have a canonical form; the others go to the dead letters.
+
+        Checked only after a batch failed, so a healthy batch is encoded once, not twice.
+        """
+        ok = []
+        for rec in records:
+            try:
+                canonical(rec)
+                ok.append(rec)
+            except (ValueError, TypeError) as e:
+                self._dead_letter(rec, e)
+        return ok
+
     def _spill(self, records: list[dict[str, Any]]) -> None:
+        records = self._storable(records)  # the journal holds only what the ledger can take later
         if not records:
             return
         if self.spill_path is None:

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS wattlens_records (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS wattlens_records_ts ON wattlens_records (ts);
-CREATE INDEX IF NOT EXISTS wattlens_records_id ON wattlens_records ((body::jsonb ->> 'id'));
+ALTER TABLE wattlens_records ADD COLUMN IF NOT EXISTS id TEXT;
+CREATE INDEX IF NOT EXISTS wattlens_records_id ON wattlens_records (id);
 """
 
 
@@ -69,12 +70,7 @@ class PostgresLedger:
                     row = db.execute("SELECT seq, hash FROM wattlens_records ORDER BY seq DESC LIMIT 1").fetchone()
                     seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
                     ids = [str(b["id"]) for b in bodies if b.get("id") is not None]
-                    known = {
-                        str(r[0])
-                        for r in db.execute(
-                            "SELECT body::jsonb ->> 'id' FROM wattlens_records WHERE body::jsonb ->> 'id' = ANY(%s)", (ids,)
-                        )
-                    }
+                    known = {str(r[0]) for r in db.execute("SELECT id FROM wattlens_records WHERE id = ANY(%s)", (ids,))}
                     fresh = []
                     for b in bodies:
                         i = b.get("id")
@@ -83,11 +79,11 @@ class PostgresLedger:
                             if i is not None:
                                 known.add(str(i))
                     rows, _, _ = link_batch(fresh, seq, head)
+                    fresh_ids = [None if b.get("id") is None else str(b["id"]) for b in fresh]
                     with db.cursor() as cur:
-                        cur.executemany(
-                            "INSERT INTO wattlens_records (seq, ts, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
-                            rows,
-                        )
+                        cols = "seq, ts, body, prev_hash, hash, id"
+                        insert = f"INSERT INTO wattlens_records ({cols}) VALUES (%s, %s, %s, %s, %s, %s)"
+                        cur.executemany(insert, [(*r, i) for r, i in zip(rows, fresh_ids, strict=True)])
             except self._psycopg.OperationalError as e:
                 raise WattlensError(f"the PostgreSQL ledger at {self.host} is unavailable: {type(e).__name__}") from e
             return len(rows)

@@ -21,7 +21,12 @@ CREATE TABLE IF NOT EXISTS records (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
-CREATE INDEX IF NOT EXISTS records_id ON records (json_extract(body, '$.id'));
+"""
+# Record ids in their own column (added to older ledgers): a plain index, cheap to keep, where an
+# index over json_extract(body) cost a JSON parse per insert.
+ID_COLUMN = """
+ALTER TABLE records ADD COLUMN id TEXT;
+CREATE INDEX IF NOT EXISTS records_id ON records (id);
 """
 
 
@@ -34,6 +39,9 @@ class SQLiteLedger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(records)")}
+            if "id" not in columns:
+                self._db.executescript(ID_COLUMN)
         except (OSError, sqlite3.Error) as e:
             raise WattlensError(f"cannot open ledger {self.path}: {e}") from e
         self._lock = threading.Lock()
@@ -53,7 +61,11 @@ class SQLiteLedger:
                 seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
                 fresh = self._fresh(bodies)
                 rows, _, _ = link_batch(fresh, seq, head)
-                self._db.executemany("INSERT INTO records (seq, ts, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)", rows)
+                ids = [None if b.get("id") is None else str(b["id"]) for b in fresh]
+                self._db.executemany(
+                    "INSERT INTO records (seq, ts, body, prev_hash, hash, id) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(*r, i) for r, i in zip(rows, ids, strict=True)],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -67,7 +79,7 @@ class SQLiteLedger:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            q = f"SELECT json_extract(body, '$.id') FROM records WHERE json_extract(body, '$.id') IN ({marks})"
+            q = f"SELECT id FROM records WHERE id IN ({marks})"
             known.update(str(r[0]) for r in self._db.execute(q, chunk))
         out = []
         for b in bodies:
