@@ -42,7 +42,7 @@ def run(site: Path, code: str, cwd: Path | None = None, **env: str) -> subproces
 def test_the_plugin_is_found_through_its_entry_point(site: Path) -> None:
     r = run(site, "from wattlens.plugins import registry; r = registry(); print(sorted(r.grid_feeds), sorted(r.protocols))")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['annual', 'flat-100'] ['anthropic', 'echo', 'openai']"
+    assert r.stdout.strip() == "['annual', 'csv', 'flat-100'] ['anthropic', 'echo', 'openai']"
 
 
 def test_the_configured_grid_feed_prices_the_receipt(site: Path, tmp_path: Path) -> None:
@@ -57,7 +57,12 @@ def test_the_configured_grid_feed_prices_the_receipt(site: Path, tmp_path: Path)
     )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["grid"] == {"zone": "PL", "year": 2026, "intensity_g_per_kwh": 100.0, "mix": {"wind": 1.0}}
+    assert {k: d["grid"][k] for k in ("zone", "year", "intensity_g_per_kwh", "mix")} == {
+        "zone": "PL",
+        "year": 2026,
+        "intensity_g_per_kwh": 100.0,
+        "mix": {"wind": 1.0},
+    }
     # carbon = facility Wh x 100 g/kWh / 1000, bound by bound
     for b in ("low", "mid", "high"):
         assert d["carbon_g"]["location"][b] == pytest.approx(d["facility_wh"][b] * 0.1, rel=1e-5)

@@ -16,6 +16,8 @@ WARNINGS: dict[str, str] = {
     "hardware-assumed": "The serving hardware is not published: the catalogue's assumed hardware was used.",
     "boundary-excludes-facility": "The boundary excludes the facility: no PUE overhead was added.",
     "model-not-in-catalogue": "The model is not in the catalogue: the parameters given on the command line were used.",
+    "grid-feed-no-data": "The configured grid feed has no value for this zone and time: the annual tables were used.",
+    "grid-mix-annual": "The grid feed gives an intensity but no generation mix for this interval: the zone's annual mix is shown.",
     "usage-invalid": "The upstream reported a token usage that cannot be true (negative, not a number, or over 10^8): tokens were counted from the answer instead.",
     "hardware-uncalibrated": "The accelerator is not in the calibration data: it is modelled from its datasheet and the interval widened by 30%.",
 }

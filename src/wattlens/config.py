@@ -149,6 +149,14 @@ def _section(data: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
     return s
 
 
+def _relative(feed: str | None, base: Path) -> str | None:
+    """A file named in the config file's [grid] feed is relative to that file, as [factors] files are."""
+    if feed is None or not feed.startswith("csv:"):
+        return feed
+    path = Path(feed[4:]).expanduser()
+    return feed if path.is_absolute() else f"csv:{base / path}"
+
+
 def _env_num(env: Mapping[str, str], name: str) -> float | None:
     v = env.get(name)
     if not v:
@@ -210,7 +218,10 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         place=from_flags.over(from_env.over(from_file)),
         boundary=boundary,
         factor_files=tuple(paths),
-        grid_feed=flags.get("grid_feed") or env.get("WATTLENS_GRID_FEED") or _str(g, "feed", where) or "annual",
+        grid_feed=flags.get("grid_feed")
+        or env.get("WATTLENS_GRID_FEED")
+        or _relative(_str(g, "feed", where), base)
+        or "annual",
         ledger=flags.get("ledger")
         or env.get("WATTLENS_LEDGER")
         or _str(led, "location", where)

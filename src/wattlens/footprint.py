@@ -12,20 +12,52 @@ Method = Literal["measured", "estimated", "mixed"]
 
 @dataclass(frozen=True, slots=True)
 class Grid:
-    """The grid behind the energy: zone, data year, intensity and generation mix (shares sum to 1)."""
+    """The grid behind the energy: zone, data year, intensity and generation mix (shares sum to 1).
+
+    resolution (annual, hourly, ...), basis (life-cycle or direct combustion) and source say what
+    the intensity is; `at` is the start of the interval used when the feed is time-resolved.
+    """
 
     zone: str
     year: int
     intensity_g_per_kwh: float
     mix: dict[str, float]
+    resolution: str = "annual"
+    basis: str = "life-cycle"
+    source: str = ""
+    at: str | None = None
+    marginal_g_per_kwh: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "zone": self.zone,
             "year": self.year,
             "intensity_g_per_kwh": round(self.intensity_g_per_kwh, 3),
-            "mix": {k: round(v, 5) for k, v in self.mix.items()},
+            "resolution": self.resolution,
+            "basis": self.basis,
+            "source": self.source,
         }
+        if self.at is not None:
+            d["at"] = self.at
+        if self.marginal_g_per_kwh is not None:
+            d["marginal_g_per_kwh"] = round(self.marginal_g_per_kwh, 3)
+        d["mix"] = {k: round(v, 5) for k, v in self.mix.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, g: dict[str, Any]) -> Grid:
+        marginal = g.get("marginal_g_per_kwh")
+        return cls(
+            g["zone"],
+            int(g["year"]),
+            float(g["intensity_g_per_kwh"]),
+            dict(g["mix"]),
+            str(g.get("resolution", "annual")),
+            str(g.get("basis", "life-cycle")),
+            str(g.get("source", "")),
+            g.get("at"),
+            float(marginal) if marginal is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +98,7 @@ class Footprint:
     model: str | None = None
     tokens: Tokens | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    carbon_marginal_g: Interval | None = None  # where the grid feed gives a marginal intensity
 
     @property
     def water_ml(self) -> Interval:
@@ -85,6 +118,8 @@ class Footprint:
             "method": self.method,
             "boundary": list(self.boundary),
         }
+        if self.carbon_marginal_g is not None:
+            d["carbon_g"]["marginal"] = self.carbon_marginal_g.as_dict()
         if self.model is not None:
             d["model"] = self.model
         if self.tokens is not None:
@@ -95,8 +130,8 @@ class Footprint:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Footprint:
-        g = d["grid"]
         tokens = d.get("tokens")
+        marginal = d["carbon_g"].get("marginal")
         return cls(
             energy_wh=Interval.from_dict(d["energy_wh"]),
             facility_wh=Interval.from_dict(d["facility_wh"]),
@@ -105,11 +140,12 @@ class Footprint:
             embodied_g=Interval.from_dict(d["carbon_g"]["embodied"]),
             water_onsite_ml=Interval.from_dict(d["water_ml"]["onsite"]),
             water_offsite_ml=Interval.from_dict(d["water_ml"]["offsite"]),
-            grid=Grid(g["zone"], int(g["year"]), float(g["intensity_g_per_kwh"]), dict(g["mix"])),
+            grid=Grid.from_dict(d["grid"]),
             method=d["method"],
             boundary=tuple(d["boundary"]),
             factors_version=d["factors_version"],
             model=d.get("model"),
             tokens=Tokens(**tokens) if tokens else None,
             warnings=tuple(d.get("warnings", ())),
+            carbon_marginal_g=Interval.from_dict(marginal) if marginal else None,
         )

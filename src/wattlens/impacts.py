@@ -3,6 +3,7 @@
 Formulas (docs/methodology.md gives each with its sources):
   facility_wh = energy_wh x PUE                      (when "facility" is in the boundary)
   carbon_location_g = facility_wh x intensity_g_per_kwh / 1000
+  carbon_marginal_g = facility_wh x marginal_g_per_kwh / 1000 (where the grid feed gives one)
   carbon_market_g = facility_wh x market_g_per_kwh / 1000 (contract), or
                     carbon_location_g x (1 - renewable_share), else = location
   embodied_g = sum(embodied_kg x 1000 x count x occupied_s / (lifetime_years x s_per_year))
@@ -173,6 +174,8 @@ def footprint(
         parts.append("facility")
     if embodied:
         parts.append("embodied")
+    g = site.grid
+    marginal = carbon_g(fac_wh, g.marginal_g_per_kwh) if g.marginal_g_per_kwh is not None else None
     return Footprint(
         energy_wh=energy_wh,
         facility_wh=fac_wh,
@@ -181,11 +184,14 @@ def footprint(
         embodied_g=embodied_g(embodied),
         water_onsite_ml=water_onsite_ml(energy_wh, site.wue_l_per_kwh),
         water_offsite_ml=water_offsite_ml(fac_wh, site.zone.water_offsite_l_per_kwh),
-        grid=Grid(site.grid.zone, site.grid.year, site.grid.intensity_g_per_kwh, dict(site.grid.mix)),
+        grid=Grid(
+            g.zone, g.year, g.intensity_g_per_kwh, dict(g.mix), g.resolution, g.basis, g.source, g.at, g.marginal_g_per_kwh
+        ),
         method=method,
         boundary=tuple(parts),
         factors_version=factors_version,
         model=model,
         tokens=tokens,
         warnings=tuple(dict.fromkeys(codes)),
+        carbon_marginal_g=marginal,
     )

@@ -112,7 +112,9 @@ class LedgerRecord:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-def estimated_footprint(model: str, tokens: Tokens, ctx: Context, serving: Serving) -> Footprint:
+def estimated_footprint(
+    model: str, tokens: Tokens, ctx: Context, serving: Serving, at: dt.datetime | None = None
+) -> Footprint:
     from wattlens.receipt import LLMRequest, estimate_footprint
 
     params = serving.model_params.get(model)
@@ -129,7 +131,7 @@ def estimated_footprint(model: str, tokens: Tokens, ctx: Context, serving: Servi
         gpus=serving.gpus,
         batch_size=serving.batch_size,
     )
-    return estimate_footprint(req, ctx)
+    return estimate_footprint(req, ctx, at=at)
 
 
 class Settlement:
@@ -154,11 +156,11 @@ class Settlement:
 
                 from wattlens.measure.meter import measured_footprint
 
-                fp = measured_footprint(c.measurement, self.ctx)
+                fp = measured_footprint(c.measurement, self.ctx, self.at)
                 if c.protocol == "process":  # a command, not a model: the receipt names neither model nor tokens
                     return fp, None
                 return dataclasses.replace(fp, model=model, tokens=c.tokens), None
-            return estimated_footprint(model, c.tokens, self.ctx, self.serving), None
+            return estimated_footprint(model, c.tokens, self.ctx, self.serving, self.at), None
         except WattlensError as e:
             return None, f"{e} (describe it under [upstreams.model_params] in the gateway config)"
 
@@ -210,6 +212,14 @@ class Settlement:
                 saved["low"], saved["high"] = min(saved["low"], saved["mid"]), max(saved["high"], saved["mid"])
         out["energy_saved_wh"] = saved
         return out
+
+    @property
+    def at(self) -> dt.datetime | None:
+        """When the call ran, for a time-resolved grid feed (the annual tables do not ask)."""
+        if self.ctx.grid.name == "annual":
+            return None
+        c = self.call
+        return dt.datetime.fromisoformat(c.ts) if c.ts else dt.datetime.fromtimestamp(c.wall_s, dt.UTC)
 
     @property
     def latency_s(self) -> float:

@@ -73,8 +73,9 @@ class Builtins:
     @hookimpl
     def wattlens_grid_feeds(self) -> list[GridFeed]:
         from wattlens.grid import AnnualFeed
+        from wattlens.grid.csvfeed import CsvFeed
 
-        return [AnnualFeed()]
+        return [AnnualFeed(), CsvFeed()]
 
     @hookimpl
     def wattlens_rating_scales(self) -> list[Any]:
@@ -139,11 +140,19 @@ def registry() -> Registry:
     )
 
 
-def grid_feed(name: str) -> GridFeed:
+def grid_feed(spec: str) -> GridFeed:
+    """A registered feed by name, or NAME:ARGUMENT for a feed that takes one (csv:FILE)."""
     feeds = registry().grid_feeds
+    name, _, arg = spec.partition(":")
     if name not in feeds:
         raise ConfigError(f"unknown grid feed {name!r}; installed: {', '.join(sorted(feeds))}")
-    return feeds[name]
+    feed = feeds[name]
+    if arg:
+        configure = getattr(feed, "configured", None)
+        if configure is None:
+            raise ConfigError(f"the grid feed {name!r} takes no argument (got {spec!r})")
+        return configure(arg)  # type: ignore[no-any-return]
+    return feed
 
 
 __all__ = ["GROUP", "Registry", "grid_feed", "hookimpl", "hookspec", "manager", "registry"]

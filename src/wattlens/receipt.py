@@ -8,6 +8,7 @@ gets the same receipt everywhere.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,8 +51,9 @@ def estimate_footprint(
     boundary: str | None = None,
     factors: FactorSet | None = None,
     embodied: bool = True,
+    at: dt.datetime | None = None,
 ) -> Footprint:
-    """The receipt of one estimated LLM request.
+    """The receipt of one estimated LLM request (at time `at`, for a time-resolved grid feed).
 
     where: a Place (with the built-in tables, or `factors`) or a whole Context from the edge.
     boundary: "accelerator", "server" or "datacenter" (server + idle capacity + facility PUE);
@@ -104,6 +106,7 @@ def estimate_footprint(
         ctx,
         default_zone=(spec.zone or None) if spec else None,
         default_facility=spec.facility if spec else None,
+        at=at,
     )
     it_wh = scale_to_boundary(est.accelerator_wh, boundary)
     shares: Sequence[EmbodiedShare] = ()

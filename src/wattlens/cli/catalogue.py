@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, out, settings_for
+from wattlens.cli.common import ConfigOpt, FactorsOpt, GridOpt, JsonOpt, app, out, settings_for
 from wattlens.cli.common import as_json as as_json_rows
 from wattlens.cli.present import fmt
 
@@ -44,6 +45,10 @@ def estimate(
     market_factor: Annotated[float | None, typer.Option(help="Contractual emission factor, gCO2e/kWh.")] = None,
     renewable_share: Annotated[float | None, typer.Option(help="Declared renewable share 0..1 (market-based).")] = None,
     boundary: Annotated[str | None, typer.Option(help="accelerator, server or datacenter (default).")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="When the request ran (ISO 8601, e.g. 2026-01-15T03:00:00Z), for --grid csv:FILE.")
+    ] = None,
+    grid: GridOpt = None,
     example: Annotated[bool, typer.Option("--example", help=f"Run the built-in example: {EXAMPLE}.")] = False,
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
@@ -62,6 +67,7 @@ def estimate(
         "market_g_per_kwh": market_factor,
         "renewable_share": renewable_share,
         "boundary": boundary,
+        "grid_feed": grid,
     }
     st = settings_for(config, factors, **flags)
     if example:
@@ -87,6 +93,7 @@ def estimate(
             batch_size=batch,
         ),
         st.context(),
+        at=_when(at),
     )
     if as_json:
         out.print_json(json.dumps(fp.as_dict()))
@@ -94,6 +101,16 @@ def estimate(
     from wattlens.cli.present import receipt_table
 
     out.print(receipt_table(fp))
+
+
+def _when(at: str | None) -> dt.datetime | None:
+    if at is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise typer.BadParameter(f"--at takes an ISO 8601 time such as 2026-01-15T03:00:00Z, got {at!r}") from e
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 @app.command()

@@ -25,6 +25,10 @@ FactorsOpt = Annotated[
     typer.Option("--factors", help="CSV file extending or overriding a reference table (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+GridOpt = Annotated[
+    str | None,
+    typer.Option("--grid", help="Grid feed: annual (default), csv:FILE (a time series), or a plugin's feed."),
+]
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", help="Config file (default $WATTLENS_CONFIG or ./wattlens.toml).")
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import sys
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, err, out, settings_for
+from wattlens.cli.common import ConfigOpt, FactorsOpt, GridOpt, JsonOpt, app, err, out, settings_for
 
 
 @app.command()
@@ -56,6 +57,7 @@ def run(
     pue: Annotated[float | None, typer.Option(help="PUE of the room (1.0 for a desk or office).")] = None,
     facility: Annotated[str | None, typer.Option(help="Facility row for PUE/WUE.")] = None,
     ledger: Annotated[str | None, typer.Option(help="Also record the receipt in this ledger (path or URL).")] = None,
+    grid: GridOpt = None,
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
     as_json: JsonOpt = False,
@@ -66,14 +68,16 @@ def run(
     exit code is passed through.
     """
     from wattlens.cli.present import receipt_table
-    from wattlens.measure.meter import Meter
+    from wattlens.measure.meter import Meter, measured_footprint
     from wattlens.measure.run import run_command
 
     argv = list(ctx.args)
-    context = settings_for(config, factors, zone=zone, region=region, pue=pue, facility=facility).context()
+    st = settings_for(config, factors, zone=zone, region=region, pue=pue, facility=facility, grid_feed=grid)
+    context = st.context()
     meter = Meter(context=context)
+    started = dt.datetime.now(dt.UTC)
     res = run_command(argv, meter)
-    fp = meter.footprint(res.measurement)
+    fp = measured_footprint(res.measurement, context, started if grid or st.grid_feed != "annual" else None)
     if ledger:
         from wattlens.ledger import open_ledger
         from wattlens.metering import Call, settle
@@ -90,6 +94,7 @@ def run(
             tags={"command": " ".join(argv)[:500]},
             hosting="own",
             measurement=res.measurement,
+            wall_s=started.timestamp(),
         )
         led = open_ledger(ledger)
         try:

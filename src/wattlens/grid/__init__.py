@@ -1,9 +1,10 @@
-"""Grid feeds: the carbon intensity and generation mix of a zone, for a receipt.
+"""Grid feeds: the carbon intensity and generation mix of a zone at a time, for a receipt.
 
 A feed answers `reading(zone, region, at)`. The built-in `annual` feed reads the factor
 tables (yearly averages, with a cloud region's own published intensity where there is one);
-plugins add others through the `wattlens_grid_feeds` hook (wattlens.plugins), and the
-configuration picks one by name (`[grid] feed = "..."`).
+`csv:FILE` reads a user's time series (wattlens.grid.csvfeed, docs/grid.md). Plugins add others
+through the `wattlens_grid_feeds` hook (wattlens.plugins), and the configuration picks one by
+name (`[grid] feed = "..."`, `--grid`, WATTLENS_GRID_FEED).
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ from wattlens.factors.records import CloudRegion, Zone
 
 @dataclass(frozen=True, slots=True)
 class GridReading:
-    """What powered the work: intensity (gCO2e/kWh) and source shares (summing to 1)."""
+    """What powered the work: intensity (gCO2e/kWh) and source shares (summing to 1).
+
+    resolution: "annual", "hourly", "5-minute"...; basis: "life-cycle" or "direct combustion";
+    at: the start of the interval used (ISO 8601), None for a yearly average;
+    marginal_g_per_kwh: the marginal intensity where the feed gives one.
+    """
 
     zone: str
     year: int
     intensity_g_per_kwh: float
     mix: dict[str, float]
     warnings: tuple[str, ...] = ()
+    resolution: str = "annual"
+    basis: str = "life-cycle"
+    source: str = ""
+    at: str | None = None
+    marginal_g_per_kwh: float | None = None
 
 
 class GridFeed(Protocol):
@@ -34,6 +45,11 @@ class GridFeed(Protocol):
         ...
 
 
+def _first(text: str) -> str:
+    """The citation part of a factor row's source (before the notes on water and mix)."""
+    return text.split(";")[0].strip()
+
+
 class AnnualFeed:
     """Yearly averages from the factor tables; a cloud region's own figure wins over its zone's."""
 
@@ -42,13 +58,15 @@ class AnnualFeed:
     def reading(self, zone: Zone, region: CloudRegion | None, at: dt.datetime | None) -> GridReading:
         warnings: list[str] = []
         intensity = zone.intensity_g_per_kwh
+        basis = "direct combustion" if zone.intensity_basis.startswith("direct") else "life-cycle"
+        source = _first(zone.source)
         if region is not None and region.intensity_g_per_kwh is not None:
-            intensity = region.intensity_g_per_kwh
-        elif "direct combustion" in zone.intensity_basis:
+            intensity, basis, source = region.intensity_g_per_kwh, "life-cycle", _first(region.source)
+        elif basis == "direct combustion":
             warnings.append("intensity-direct-combustion")
         if zone.mix_basis.startswith("parent"):
             warnings.append("mix-from-parent-zone")
-        return GridReading(zone.zone, zone.year, intensity, zone.mix, tuple(warnings))
+        return GridReading(zone.zone, zone.year, intensity, zone.mix, tuple(warnings), "annual", basis, source)
 
 
 __all__ = ["AnnualFeed", "GridFeed", "GridReading"]

@@ -14,6 +14,7 @@ window is open is idle. No thread runs unless a sensor needs power sampling.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import threading
 import time
@@ -71,15 +72,15 @@ class Measurement:
         return self.total_j / J_PER_WH
 
 
-def measured_footprint(m: Measurement, ctx: Context) -> Footprint:
-    """The receipt of a measurement's attributed energy at the context's place."""
+def measured_footprint(m: Measurement, ctx: Context, at: dt.datetime | None = None) -> Footprint:
+    """The receipt of a measurement's attributed energy at the context's place (and time, for a time-resolved grid)."""
     from wattlens.impacts import footprint, resolve_site
 
     kinds = set(m.kinds.values())
     parts = [p for p, ks in (("accelerator", {"accelerator"}), ("host", {"cpu", "dram", "host"})) if kinds & ks]
     if m.name == "meter":
         parts.append("idle")
-    site = resolve_site(ctx)
+    site = resolve_site(ctx, at=at)
     return footprint(m.energy_wh, site, method=m.method, boundary=[*parts, "facility"], factors_version=ctx.factors.version)
 
 
