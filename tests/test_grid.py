@@ -108,3 +108,17 @@ def test_the_cli_takes_grid_and_at(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["grid"]["intensity_g_per_kwh"] == 25.0
     bad = subprocess.run([*base, "--grid", "csv:/nonexistent.csv"], capture_output=True, text=True)
     assert bad.returncode == 2 and "cannot read the grid file" in bad.stderr
+
+
+def test_a_report_re_prices_past_records_at_their_own_hours(feed_ctx: Context) -> None:
+    from wattlens.report import build
+    from wattlens.report.demo import records as demo_records
+
+    recs = list(demo_records(["gpt-4o-mini"], ["FR"], start=at("2026-01-15T02:30:00Z"), limit=40))
+    as_recorded = build(recs, ["model"])
+    repriced = build(recs, ["model"], reprice_with=feed_ctx)
+    by_hand = sum(float(r["footprint"]["facility_wh"]["mid"]) * 20.0 / 1000 for r in recs)  # all in the 02:00 hour
+    assert repriced.total["carbon_location_g"]["mid"] == pytest.approx(by_hand, rel=1e-9)
+    assert repriced.total["energy_wh"] == as_recorded.total["energy_wh"]  # energy is what was recorded
+    assert "hourly" in repriced.grid_basis and as_recorded.grid_basis == "as recorded"
+    assert repriced.hours[2]["energy_wh"] == pytest.approx(as_recorded.total["energy_wh"]["mid"])

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
 from wattlens.ledger.summary import QUANTITIES, add, empty, hosting_of, key_of
+
+if TYPE_CHECKING:
+    from wattlens.context import Context
 
 SOURCES = ("coal", "gas", "oil", "nuclear", "hydro", "wind", "solar", "bioenergy", "other")
 DEFAULT_BY = ("model", "team", "zone", "day")
@@ -48,6 +52,8 @@ class Report:
     zones: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     factors_versions: list[str] = field(default_factory=list)
+    hours: dict[int, dict[str, float]] = field(default_factory=dict)  # hour of day (UTC) -> energy and carbon
+    grid_basis: str = "as recorded"  # or how the records were re-priced with a grid feed
 
     def intensity(self, quantity: str = "energy_wh") -> dict[str, dict[str, float] | None]:
         t = self.total
@@ -65,7 +71,42 @@ class Report:
         }
 
 
-def build(records: Iterable[dict[str, Any]], by: Sequence[str] = DEFAULT_BY, period: str = "all records") -> Report:
+def reprice(rec: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], str]:
+    """The record with location-based carbon recomputed from the context's grid feed at the record's time.
+
+    carbon_location = facility_wh x intensity(zone, ts) / 1000, bound by bound; market-based carbon
+    follows it where it equalled location-based (no contract). Returns the record and the grid's resolution.
+    """
+    import copy
+
+    fp = rec.get("footprint")
+    if not fp or not rec.get("ts"):
+        return rec, "none"
+    zone = ctx.factors.zones.find(str((fp.get("grid") or {}).get("zone", "")))
+    if zone is None:
+        return rec, "none"
+    at = dt.datetime.fromisoformat(str(rec["ts"]))
+    g = ctx.grid.reading(zone, None, at if at.tzinfo else at.replace(tzinfo=dt.UTC))
+    out = copy.deepcopy(rec)
+    f2 = out["footprint"]
+    loc = {b: float(f2["facility_wh"][b]) * g.intensity_g_per_kwh / 1000.0 for b in ("low", "mid", "high")}
+    if f2["carbon_g"]["market"] == f2["carbon_g"]["location"]:
+        f2["carbon_g"]["market"] = dict(loc)
+    f2["carbon_g"]["location"] = loc
+    f2["grid"] = {**f2["grid"], "intensity_g_per_kwh": g.intensity_g_per_kwh, "mix": dict(g.mix), "resolution": g.resolution}
+    return out, g.resolution
+
+
+def build(
+    records: Iterable[dict[str, Any]],
+    by: Sequence[str] = DEFAULT_BY,
+    period: str = "all records",
+    reprice_with: Context | None = None,
+) -> Report:
+    """Totals, breakdowns, the grid mix and an hour-of-day profile of ledger records.
+
+    reprice_with: a context whose grid feed (e.g. csv:FILE) re-prices each record's carbon at its own time.
+    """
     total = empty()
     groups: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in by}
     hosting: dict[str, dict[str, Any]] = {"own": empty(), "purchased": empty()}
@@ -74,7 +115,12 @@ def build(records: Iterable[dict[str, Any]], by: Sequence[str] = DEFAULT_BY, per
     zones: set[str] = set()
     models: set[str] = set()
     versions: set[str] = set()
+    hours: dict[int, dict[str, float]] = {h: {"energy_wh": 0.0, "carbon_location_g": 0.0} for h in range(24)}
+    resolutions: Counter[str] = Counter()
     for r in records:
+        if reprice_with is not None:
+            r, resolution = reprice(r, reprice_with)
+            resolutions[resolution] += 1
         add(total, r)
         add(hosting[hosting_of(r)], r)
         for b in by:
@@ -93,8 +139,17 @@ def build(records: Iterable[dict[str, Any]], by: Sequence[str] = DEFAULT_BY, per
                 mix_wh[s] += wh * float(share)
         zones.add(str(grid.get("zone")))
         models.add(str(fp.get("model") or r.get("model_served")))
+        ts = str(r.get("ts", ""))
+        if len(ts) >= 13 and ts[11:13].isdigit():
+            h = hours[int(ts[11:13])]
+            h["energy_wh"] += wh
+            h["carbon_location_g"] += float(fp["carbon_g"]["location"]["mid"])
     total_mix = sum(mix_wh.values())
     mix = {s: (v / total_mix if total_mix > 0 else 0.0) for s, v in mix_wh.items()}
+    basis = "as recorded"
+    if reprice_with is not None:
+        feed = reprice_with.grid.name
+        basis = f"re-priced with the {feed} grid feed: " + ", ".join(f"{n:,} at {k}" for k, n in resolutions.most_common())
     return Report(
         period=period,
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -106,7 +161,9 @@ def build(records: Iterable[dict[str, Any]], by: Sequence[str] = DEFAULT_BY, per
         zones=sorted(zones),
         models=sorted(models),
         factors_versions=sorted(versions),
+        hours=hours,
+        grid_basis=basis,
     )
 
 
-__all__ = ["DEFAULT_BY", "QUANTITIES", "Report", "build", "hosting_of", "period_bounds"]
+__all__ = ["DEFAULT_BY", "QUANTITIES", "Report", "build", "hosting_of", "period_bounds", "reprice"]
