@@ -73,7 +73,7 @@ def serve(
 
         fp = run_self_test(cfg, local)
         out.print(receipt_table(Footprint.from_dict(fp)))
-        out.print("[green]self-test passed[/]: the gateway served a request and attached its receipt")
+        out.print("[green]self-test passed[/]: the gateway served its built-in models and attached their receipts")
         return
     from wattlens.gateway import check_port
 

@@ -11,6 +11,21 @@ from wattlens.errors import WattlensError
 from wattlens.gateway.config import GatewayConfig
 
 
+def _chat_model(local: Any) -> str | None:
+    """The chat model the built-in upstream serves, if it has one installed."""
+    if local is None:
+        return None
+    from wattlens.gateway.local import CHAT_MODEL, chat_model_path
+
+    if local.chat_model:
+        return str(local.chat_model)
+    try:
+        chat_model_path()
+    except WattlensError:
+        return None
+    return CHAT_MODEL
+
+
 def self_test(config: GatewayConfig, local: Any = None, timeout_s: float = 120.0) -> dict[str, Any]:
     import dataclasses
 
@@ -55,6 +70,19 @@ def self_test(config: GatewayConfig, local: Any = None, timeout_s: float = 120.0
         fp = (body.get("usage") or {}).get("footprint")
         if not fp:
             raise WattlensError("the response carried no receipt")
+        chat = _chat_model(local)
+        if chat is None:
+            return dict(fp)
+        # The built-in chat model is installed: the main job is chatting, so the self-test chats too.
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            timeout=timeout_s,
+            json={"model": chat, "messages": [{"role": "user", "content": "What is the capital of France?"}]},
+        )
+        body = r.json()
+        fp = (body.get("usage") or {}).get("footprint") if r.status_code == 200 else None
+        if not fp or not body["choices"][0]["message"]["content"]:
+            raise WattlensError(f"self-test chat request failed ({r.status_code}): {str(body)[:300]}")
         return dict(fp)
     finally:
         server.should_exit = True
