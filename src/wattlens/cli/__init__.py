@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from wattlens.cli import catalogue, ledger, measure, plan, route, serve  # noqa: F401 - each registers its commands
+from wattlens.cli import catalogue, ledger, log, measure, plan, route, serve  # noqa: F401 - each registers its commands
 from wattlens.cli.common import app, err
 from wattlens.errors import WattlensError
 

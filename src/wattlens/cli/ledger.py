@@ -16,22 +16,57 @@ from wattlens.context import Context
 @app.command()
 def verify(
     ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL (default: the data dir).")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="An earlier signed checkpoint: prove the log still extends it.")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="The log's verifier key (NAME+ID+BASE64, or a file): checks the signature.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Check the ledger's hash chain: any changed, removed, inserted or reordered record is named."""
+    """Check the ledger's hash chain and Merkle log: any changed, removed, inserted, reordered or replayed record is named.
+
+    With --checkpoint, also prove (RFC 9162 consistency proof) that the log extends that earlier
+    checkpoint: truncation, rollback, forks and rewrites show.
+    """
+    import os
+
     from wattlens.ledger import open_ledger
     from wattlens.ledger import verify as verify_rows
+    from wattlens.ledger.note import NoteError, Verifier, read_checkpoint
+    from wattlens.ledger.tree import check_extends, check_tree
 
+    old = None
+    if checkpoint:
+        try:
+            verifier = None
+            if key:
+                verifier = Verifier.parse(Path(key).read_text(encoding="utf-8") if os.path.isfile(key) else key)
+            old = read_checkpoint(Path(checkpoint).read_text(encoding="utf-8"), verifier)
+        except NoteError as e:
+            err.print(f"[bold red]the checkpoint does not verify[/]: {e}")
+            raise typer.Exit(1) from e
+        if not key:
+            err.print("[yellow]the checkpoint's signature is not checked: give --key to check it[/]")
     led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
-    rows = list(led.rows())
-    problems = verify_rows(rows)
-    led.close()
-    if not problems:
-        out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact")
+    try:
+        rows = list(led.rows())
+        problems = verify_rows(rows)
+        tree_problems, leaves = check_tree(list(led.entries()), led.stored_state())
+    finally:
+        led.close()
+    problems += tree_problems
+    extends, why = check_extends(leaves, old) if old else (True, "")
+    if not problems and extends:
+        out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact, Merkle log intact")
+        if old:
+            out.print(f"[green]consistent with the checkpoint[/]: {why}", highlight=False)
         return
     for p in problems[:50]:
         err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")
-    err.print(f"[bold red]ledger does not verify[/]: {len(problems)} problem(s) in {len(rows)} records")
+    if not extends:
+        err.print(f"[bold red]not consistent with the checkpoint[/] ({old.origin if old else ''}): {why}", highlight=False)
+    err.print(f"[bold red]ledger does not verify[/]: {len(problems) + (not extends)} problem(s) in {len(rows)} records")
     raise typer.Exit(1)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from wattlens.errors import WattlensError
 from wattlens.ledger.chain import Problem, Row, canonical, scrub, verify
+from wattlens.ledger.tree import Entry, TreeState
 
 FLUSH_S = 0.2  # a crash loses at most this much (well under a second)
 BATCH = 512
@@ -29,6 +30,12 @@ class Ledger(Protocol):
     def records(self, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
+    # The Merkle log beside the chain (wattlens.ledger.tree)
+    def entries(self) -> Iterator[Entry]: ...
+    def tree_state(self) -> TreeState: ...
+    def stored_state(self) -> TreeState | None: ...
+    def leaves(self) -> list[bytes]: ...
+    def locate(self, record_id: str) -> tuple[int, str] | None: ...
 
 
 def default_path() -> Path:
@@ -236,4 +243,4 @@ class LedgerWriter:
         self.ledger.close()
 
 
-__all__ = ["Ledger", "LedgerWriter", "Problem", "default_path", "open_ledger", "verify"]
+__all__ = ["Entry", "Ledger", "LedgerWriter", "Problem", "TreeState", "default_path", "open_ledger", "verify"]

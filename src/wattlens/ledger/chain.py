@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from wattlens.ledger.merkle import canonical_text
 
 GENESIS = "0" * 64
 NEAR = 8  # how far a swapped record is looked for around its place
 
 
 def canonical(body: Mapping[str, Any]) -> str:
-    """One byte-exact JSON form of a record: sorted keys, no spaces, UTF-8.
+    """One byte-exact JSON form of a record: RFC 8785 (sorted keys, no spaces, ECMAScript numbers), UTF-8.
 
-    Raises ValueError for what no ledger can store: NaN or infinity, or text that is not
-    valid Unicode (a lone UTF-16 surrogate, which JSON allows as an escape). The writer sets
-    such a record aside instead of letting it block the ones behind it.
+    It is also the entry that the record's Merkle leaf commits to (wattlens.ledger.tree). Records
+    written before the log used json.dumps's form; either verifies, as the chain hashes the stored text.
+
+    Raises ValueError for what no ledger can store: NaN or infinity, an integer past 2**53, or text
+    that is not valid Unicode (a lone UTF-16 surrogate, which JSON allows as an escape). The writer
+    sets such a record aside instead of letting it block the ones behind it.
     """
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = canonical_text(body)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from wattlens.errors import WattlensError
+from wattlens.ledger import merkle
 from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
+from wattlens.ledger.tree import Entry, TreeState, leaf_of
 
 LOCK_KEY = 0x7761_7474  # "watt": the advisory lock that serialises appends
 SCHEMA = """
@@ -26,6 +28,13 @@ CREATE TABLE IF NOT EXISTS wattlens_records (
 CREATE INDEX IF NOT EXISTS wattlens_records_ts ON wattlens_records (ts);
 ALTER TABLE wattlens_records ADD COLUMN IF NOT EXISTS id TEXT;
 CREATE INDEX IF NOT EXISTS wattlens_records_id ON wattlens_records (id);
+ALTER TABLE wattlens_records ADD COLUMN IF NOT EXISTS leaf TEXT;
+CREATE TABLE IF NOT EXISTS wattlens_log_state (
+    k INTEGER PRIMARY KEY CHECK (k = 0),
+    size BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    range TEXT NOT NULL
+);
 """
 
 
@@ -78,15 +87,74 @@ class PostgresLedger:
                             fresh.append(b)
                             if i is not None:
                                 known.add(str(i))
-                    rows, _, _ = link_batch(fresh, seq, head)
+                    rows, last, _ = link_batch(fresh, seq, head)
                     fresh_ids = [None if b.get("id") is None else str(b["id"]) for b in fresh]
+                    leaves = [merkle.leaf_hash(r[2].encode()) for r in rows]  # the body is the RFC 8785 entry
+                    state = self._state(db, seq)
                     with db.cursor() as cur:
-                        cols = "seq, ts, body, prev_hash, hash, id"
-                        insert = f"INSERT INTO wattlens_records ({cols}) VALUES (%s, %s, %s, %s, %s, %s)"
-                        cur.executemany(insert, [(*r, i) for r, i in zip(rows, fresh_ids, strict=True)])
+                        cols = "seq, ts, body, prev_hash, hash, id, leaf"
+                        insert = f"INSERT INTO wattlens_records ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        params = [(*r, i, lf.hex()) for r, i, lf in zip(rows, fresh_ids, leaves, strict=True)]
+                        cur.executemany(insert, params)
+                    if rows:
+                        state.extend(leaves, last)
+                        self._save_state(db, state)
             except self._psycopg.OperationalError as e:
                 raise WattlensError(f"the PostgreSQL ledger at {self.host} is unavailable: {type(e).__name__}") from e
             return len(rows)
+
+    def _state(self, db: Any, head_seq: int) -> TreeState:
+        """The stored tree, brought up to the chain head when it is behind (inside the advisory lock)."""
+        row = db.execute("SELECT size, seq, range FROM wattlens_log_state WHERE k = 0").fetchone()
+        if row and int(row[1]) == head_seq:
+            return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2])))
+        state = TreeState(0, 0, [])
+        missing, leaves = [], []
+        for s, body, leaf in db.execute("SELECT seq, body, leaf FROM wattlens_records ORDER BY seq").fetchall():
+            lf = bytes.fromhex(leaf) if leaf else leaf_of(str(body))
+            if not leaf:
+                missing.append((lf.hex(), int(s)))
+            leaves.append(lf)
+        if missing:
+            with db.cursor() as cur:
+                cur.executemany("UPDATE wattlens_records SET leaf = %s WHERE seq = %s", missing)
+        state.extend(leaves, head_seq)
+        self._save_state(db, state)
+        return state
+
+    def _save_state(self, db: Any, state: TreeState) -> None:
+        db.execute(
+            "INSERT INTO wattlens_log_state (k, size, seq, range) VALUES (0, %s, %s, %s) "
+            "ON CONFLICT (k) DO UPDATE SET size = EXCLUDED.size, seq = EXCLUDED.seq, range = EXCLUDED.range",
+            (state.size, state.seq, state.encode_range()),
+        )
+
+    def tree_state(self) -> TreeState:
+        """The stored tree (its size and compact range), brought up to date if an older writer lagged."""
+        with self._lock:
+            db = self._connection()
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                row = db.execute("SELECT seq FROM wattlens_records ORDER BY seq DESC LIMIT 1").fetchone()
+                return self._state(db, int(row[0]) if row else 0)
+
+    def stored_state(self) -> TreeState | None:
+        row = self._db.execute("SELECT size, seq, range FROM wattlens_log_state WHERE k = 0").fetchone()
+        return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2]))) if row else None
+
+    def entries(self) -> Iterator[Entry]:
+        cur = self._db.execute("SELECT seq, ts, body, leaf, id FROM wattlens_records ORDER BY seq")
+        for seq, ts, body, leaf, rid in cur:
+            yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
+
+    def leaves(self) -> list[bytes]:
+        self.tree_state()
+        return [bytes.fromhex(str(r[0])) for r in self._db.execute("SELECT leaf FROM wattlens_records ORDER BY seq")]
+
+    def locate(self, record_id: str) -> tuple[int, str] | None:
+        q = "SELECT seq, body FROM wattlens_records WHERE id = %s ORDER BY seq LIMIT 1"
+        row = self._db.execute(q, (record_id,)).fetchone()
+        return (int(row[0]) - 1, str(row[1])) if row else None
 
     def rows(self) -> Iterator[Row]:
         # In sequence order: a record moved to another number fails its hash (seq is hashed in).

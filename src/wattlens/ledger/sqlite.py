@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from wattlens.errors import WattlensError
+from wattlens.ledger import merkle
 from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
+from wattlens.ledger.tree import Entry, TreeState, leaf_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -28,6 +30,16 @@ ID_COLUMN = """
 ALTER TABLE records ADD COLUMN id TEXT;
 CREATE INDEX IF NOT EXISTS records_id ON records (id);
 """
+# The Merkle log (wattlens.ledger.tree): each record's leaf hash beside it, and the tree's compact
+# range in one row. A ledger from before the log gets both at its first append or checkpoint (one pass).
+LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_state (
+    k INTEGER PRIMARY KEY CHECK (k = 0),
+    size INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    range TEXT NOT NULL
+);
+"""
 
 
 class SQLiteLedger:
@@ -42,6 +54,9 @@ class SQLiteLedger:
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(records)")}
             if "id" not in columns:
                 self._db.executescript(ID_COLUMN)
+            if "leaf" not in columns:
+                self._db.execute("ALTER TABLE records ADD COLUMN leaf TEXT")
+            self._db.executescript(LOG_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise WattlensError(f"cannot open ledger {self.path}: {e}") from e
         self._lock = threading.Lock()
@@ -60,17 +75,83 @@ class SQLiteLedger:
                 row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
                 fresh = self._fresh(bodies)
-                rows, _, _ = link_batch(fresh, seq, head)
+                rows, last, _ = link_batch(fresh, seq, head)
                 ids = [None if b.get("id") is None else str(b["id"]) for b in fresh]
+                leaves = [merkle.leaf_hash(r[2].encode()) for r in rows]  # the body is the RFC 8785 entry
+                state = self._state(seq)
                 self._db.executemany(
-                    "INSERT INTO records (seq, ts, body, prev_hash, hash, id) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(*r, i) for r, i in zip(rows, ids, strict=True)],
+                    "INSERT INTO records (seq, ts, body, prev_hash, hash, id, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(*r, i, lf.hex()) for r, i, lf in zip(rows, ids, leaves, strict=True)],
                 )
+                if rows:
+                    state.extend(leaves, last)
+                    self._save_state(state)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             return len(rows)
+
+    def _state(self, head_seq: int) -> TreeState:
+        """The stored tree, brought up to the chain head first when it is behind (inside the write lock).
+
+        Behind: a ledger from before the log, or records appended by an older wattlens. The
+        missing leaves are computed from the stored bodies, once.
+        """
+        row = self._db.execute("SELECT size, seq, range FROM log_state WHERE k = 0").fetchone()
+        if row and int(row[1]) == head_seq:
+            return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2])))
+        state = TreeState(0, 0, [])
+        missing = []
+        leaves = []
+        for s, body, leaf in self._db.execute("SELECT seq, body, leaf FROM records ORDER BY seq"):
+            lf = bytes.fromhex(leaf) if leaf else leaf_of(str(body))
+            if not leaf:
+                missing.append((lf.hex(), int(s)))
+            leaves.append(lf)
+        self._db.executemany("UPDATE records SET leaf = ? WHERE seq = ?", missing)
+        state.extend(leaves, head_seq)
+        self._save_state(state)
+        return state
+
+    def _save_state(self, state: TreeState) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO log_state (k, size, seq, range) VALUES (0, ?, ?, ?)",
+            (state.size, state.seq, state.encode_range()),
+        )
+
+    def tree_state(self) -> TreeState:
+        """The stored tree (its size and compact range), brought up to date if an older writer lagged."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT seq FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+                state = self._state(int(row[0]) if row else 0)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return state
+
+    def stored_state(self) -> TreeState | None:
+        """The tree as stored, untouched (for verify)."""
+        row = self._db.execute("SELECT size, seq, range FROM log_state WHERE k = 0").fetchone()
+        return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2]))) if row else None
+
+    def entries(self) -> Iterator[Entry]:
+        cur = self._db.execute("SELECT seq, ts, body, leaf, id FROM records ORDER BY seq")
+        for seq, ts, body, leaf, rid in cur:
+            yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
+
+    def leaves(self) -> list[bytes]:
+        """The stored leaf hashes in order (the tree is brought up to date first)."""
+        self.tree_state()
+        return [bytes.fromhex(str(r[0])) for r in self._db.execute("SELECT leaf FROM records ORDER BY seq")]
+
+    def locate(self, record_id: str) -> tuple[int, str] | None:
+        """The leaf index and body of a record, by id."""
+        row = self._db.execute("SELECT seq, body FROM records WHERE id = ? ORDER BY seq LIMIT 1", (record_id,)).fetchone()
+        return (int(row[0]) - 1, str(row[1])) if row else None
 
     def _fresh(self, bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The bodies whose id is neither in the ledger nor earlier in the batch (a replayed spill file)."""

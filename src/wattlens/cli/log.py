@@ -1,0 +1,168 @@
+"""The transparency log: signing keys, signed checkpoints, inclusion proofs, offline receipt checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from wattlens.cli.common import ConfigOpt, app, err, out, settings_for
+from wattlens.cli.serve import keys_app
+
+if TYPE_CHECKING:
+    from wattlens.ledger import Ledger
+    from wattlens.ledger.note import Signer, Verifier
+
+log_app = typer.Typer(help="The Merkle log over the ledger: signed checkpoints and proofs.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+signing_app = typer.Typer(help="Ed25519 keys that sign the log's checkpoints (C2SP signed notes).", no_args_is_help=True)
+keys_app.add_typer(signing_app, name="signing")
+
+LedgerOpt = Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL (default: the data dir).")]
+
+
+def _write(text: str, output: str | None, what: str) -> None:
+    if output is None or output == "-":
+        out.file.write(text)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    err.print(f"wrote the {what} to {output}")
+
+
+def _signer(path: str) -> Signer:
+    from wattlens.ledger.note import Signer
+
+    return Signer.parse(Path(path).read_text(encoding="utf-8"))
+
+
+def _verifier(key: str) -> Verifier:
+    """A verifier key given inline (NAME+ID+BASE64) or as a file holding one."""
+    from wattlens.ledger.note import Verifier
+
+    text = Path(key).read_text(encoding="utf-8") if os.path.isfile(key) else key
+    return Verifier.parse(text)
+
+
+@signing_app.command("new")
+def signing_new(
+    name: Annotated[str, typer.Option(help="Key name, and the log's origin line: e.g. wattlens.example/org-ledger.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="File for the private key (created mode 0600).")],
+) -> None:
+    """Make an Ed25519 signing key: writes the private key, prints the verifier key to publish."""
+    from wattlens.ledger.note import Signer
+
+    path = Path(output)
+    if path.exists():
+        raise typer.BadParameter(f"{output} exists: a signing key is never overwritten")
+    signer = Signer.generate(name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(signer.encode() + "\n")
+    err.print(f"wrote the signing key to {output}; the verifier key (publish it, give it to auditors):")
+    print(signer.verifier.encode())
+
+
+def _checkpoint(led: Ledger, key: str, origin: str | None) -> str:
+    from wattlens.ledger.note import Checkpoint, sign_checkpoint
+
+    signer = _signer(key)
+    state = led.tree_state()
+    cp = Checkpoint(origin or signer.name, state.size, state.root)
+    return sign_checkpoint(cp, signer)
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(
+    key: Annotated[str, typer.Option(help="Signing key file (wattlens keys signing new).")],
+    ledger: LedgerOpt = None,
+    origin: Annotated[str | None, typer.Option(help="Origin line (default: the key's name).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Sign a C2SP checkpoint of the log: origin, size and root hash, signed with Ed25519."""
+    from wattlens.ledger import open_ledger
+
+    led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
+    try:
+        note = _checkpoint(led, key, origin)
+    finally:
+        led.close()
+    _write(note, output, "checkpoint")
+
+
+@log_app.command("proof")
+def log_proof(
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="The record's id.")],
+    ledger: LedgerOpt = None,
+    key: Annotated[str | None, typer.Option(help="Signing key: sign a checkpoint of the log as it is now.")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Or prove inclusion in this signed checkpoint (a tree at least this long).")
+    ] = None,
+    record: Annotated[str | None, typer.Option(help="Also write the record itself (JSON) here.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A C2SP tlog-proof of one record: its index, its inclusion path and a signed checkpoint."""
+    from wattlens.ledger import merkle, open_ledger
+    from wattlens.ledger.note import Proof, read_checkpoint
+
+    if (key is None) == (checkpoint is None):
+        raise typer.BadParameter("give --key (sign a checkpoint now) or --checkpoint (an existing one)")
+    led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
+    try:
+        found = led.locate(record_id)
+        if found is None:
+            err.print(f"[red]no record {record_id} in the ledger[/]")
+            raise typer.Exit(1)
+        index, body = found
+        if key is not None:
+            note = _checkpoint(led, key, None)
+        else:
+            assert checkpoint is not None
+            note = Path(checkpoint).read_text(encoding="utf-8")
+        size = read_checkpoint(note).size
+        leaves = led.leaves()
+    finally:
+        led.close()
+    if index >= size:
+        err.print(f"[red]record {record_id} (index {index}) is not in the checkpoint's tree of {size}[/]")
+        raise typer.Exit(1)
+    path = merkle.inclusion_proof(index, leaves[:size])
+    _write(Proof(index, tuple(path), note).encode(), output, f"proof of record {record_id}")
+    if record:
+        Path(record).write_text(json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@app.command("verify-receipt")
+def verify_receipt(
+    record_file: Annotated[str, typer.Argument(metavar="RECORD.json", help="The ledger record (JSON) to check.")],
+    proof: Annotated[str, typer.Option(help="Its proof (wattlens log proof).")],
+    key: Annotated[str, typer.Option(help="The log's verifier key (NAME+ID+BASE64, or a file holding it).")],
+) -> None:
+    """Check offline, with no access to the ledger, that a record is in the log the key signed."""
+    from wattlens.ledger import merkle
+    from wattlens.ledger.note import NoteError, Proof, read_checkpoint
+
+    verifier = _verifier(key)
+    try:
+        body = json.loads(Path(record_file).read_text(encoding="utf-8"))
+        p = Proof.parse(Path(proof).read_text(encoding="utf-8"))
+        cp = read_checkpoint(p.checkpoint, verifier)
+    except (NoteError, ValueError) as e:
+        err.print(f"[bold red]receipt does not verify[/]: {e}")
+        raise typer.Exit(1) from e
+    leaf = merkle.leaf_hash(merkle.entry_bytes(body))
+    if not merkle.verify_inclusion(p.index, cp.size, leaf, p.path, cp.root):
+        err.print(
+            f"[bold red]receipt does not verify[/]: this record is not entry {p.index} of the log "
+            f"{cp.origin} at size {cp.size} (the record or the proof was changed)"
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"[green]receipt verifies[/]: entry {p.index} of {cp.origin} (size {cp.size}), checkpoint signed by "
+        f"{verifier.name}+{verifier.id.hex()}",
+        highlight=False,
+    )

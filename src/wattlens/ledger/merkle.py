@@ -1,0 +1,268 @@
+"""RFC 9162 Merkle tree arithmetic: tree heads, compact ranges, inclusion and consistency proofs.
+
+leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || left || right), the empty tree's head is
+SHA-256(""). Indices are 0-based. Pure functions over lists of leaf hashes (32 bytes each):
+the ledger keeps only the compact range (the roots of the perfect subtrees along the right edge,
+at most log2(n) of them), so an append costs O(log n) node hashes and never rehashes the tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import json.encoder
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+_SAFE_INT = 2**53
+_quote: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+
+
+class _Slow(Exception):
+    """A value the fast encoder leaves to the rfc8785 package."""
+
+
+def entry_bytes(body: object) -> bytes:
+    """The canonical form of a record that its leaf commits to: RFC 8785 JSON (UTF-8)."""
+    return canonical_text(body).encode("utf-8")
+
+
+def canonical_text(body: object) -> str:
+    """RFC 8785 JSON of a value, as text. ValueError for what has none (NaN, an integer past 2**53).
+
+    A fast encoder covers what records hold (dicts with string keys, lists, strings, safe integers,
+    floats, booleans, null) and agrees byte for byte with the `rfc8785` package (tested on random
+    values); anything else (a key past U+FFFF, whose UTF-16 order differs, an integer past 2**53,
+    a non-string key, another type) goes to the package, after a JSON round trip that makes keys
+    strings and tuples lists as `json` does.
+    """
+    parts: list[str] = []
+    try:
+        _encode(body, parts)
+    except _Slow:
+        import rfc8785  # only for the rare value the fast encoder leaves to it
+
+        plain = json.loads(json.dumps(body, ensure_ascii=False, allow_nan=False))
+        return rfc8785.dumps(plain).decode("utf-8")
+    return "".join(parts)
+
+
+def _encode(v: Any, out: list[str]) -> None:
+    t = type(v)
+    if t is str:
+        out.append(_quote(v))
+    elif t is dict:
+        out.append("{")
+        first = True
+        for k in sorted(v):
+            if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
+                raise _Slow
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_quote(k))
+            out.append(":")
+            _encode(v[k], out)
+        out.append("}")
+    elif t is list or t is tuple:
+        out.append("[")
+        for i, x in enumerate(v):
+            if i:
+                out.append(",")
+            _encode(x, out)
+        out.append("]")
+    elif t is float:
+        r = repr(v)  # between 1e-4 and 1e16 Python and ECMAScript write the same digits
+        out.append(r if "e" not in r and not r.endswith(".0") and r not in ("nan", "inf", "-inf") else es_number(v))
+    elif t is bool:
+        out.append("true" if v else "false")
+    elif t is int:
+        if -_SAFE_INT < v < _SAFE_INT:
+            out.append(str(v))
+        else:
+            raise _Slow
+    elif v is None:
+        out.append("null")
+    else:
+        raise _Slow
+
+
+def es_number(x: float) -> str:
+    """A float as ECMAScript's Number.prototype.toString writes it (RFC 8785 3.2.2.3)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError("RFC 8785 has no form for NaN or infinity")
+    if x == 0:
+        return "0"
+    if x.is_integer() and -_SAFE_INT < x < _SAFE_INT:
+        return str(int(x))
+    sign = "-" if x < 0 else ""
+    mant, _, exp = repr(abs(x)).partition("e")  # repr: the shortest digits that round-trip
+    whole, _, frac = mant.partition(".")
+    digits = (whole + frac).lstrip("0")
+    e10 = (int(exp) if exp else 0) - len(frac)
+    stripped = digits.rstrip("0")
+    e10 += len(digits) - len(stripped)
+    d, k = stripped, len(stripped)
+    n = k + e10  # the value is 0.d * 10**n
+    if k <= n <= 21:
+        return sign + d + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + d[:n] + "." + d[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + d
+    e = n - 1
+    return sign + (d if k == 1 else d[0] + "." + d[1:]) + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def root(leaves: Sequence[bytes], lo: int = 0, hi: int | None = None) -> bytes:
+    """MTH(D[lo:hi]): the head of the tree over those leaf hashes."""
+    hi = len(leaves) if hi is None else hi
+    n = hi - lo
+    if n == 0:
+        return EMPTY_ROOT
+    if n == 1:
+        return leaves[lo]
+    k = _split(n)
+    return node_hash(root(leaves, lo, lo + k), root(leaves, lo + k, hi))
+
+
+# -- compact range -------------------------------------------------------------------------------
+def compact_append(stack: list[bytes], size: int, leaf: bytes) -> int:
+    """Append one leaf hash to the compact range of a tree of `size` leaves, in place; returns size + 1.
+
+    stack holds the roots of the perfect subtrees that make up the tree, largest (leftmost) first,
+    one per set bit of size.
+    """
+    h, s = leaf, size
+    while s & 1:
+        h = node_hash(stack.pop(), h)
+        s >>= 1
+    stack.append(h)
+    return size + 1
+
+
+def compact_root(stack: Sequence[bytes]) -> bytes:
+    """The tree head from its compact range."""
+    if not stack:
+        return EMPTY_ROOT
+    r = stack[-1]
+    for h in reversed(stack[:-1]):
+        r = node_hash(h, r)
+    return r
+
+
+def compact_range(leaves: Sequence[bytes]) -> list[bytes]:
+    stack: list[bytes] = []
+    for i, leaf in enumerate(leaves):
+        compact_append(stack, i, leaf)
+    return stack
+
+
+# -- inclusion (RFC 9162 2.1.3) ------------------------------------------------------------------
+def inclusion_proof(index: int, leaves: Sequence[bytes], lo: int = 0, hi: int | None = None) -> list[bytes]:
+    """PATH(index, D[lo:hi]): the audit path of a leaf, lowest level first."""
+    hi = len(leaves) if hi is None else hi
+    n = hi - lo
+    if not 0 <= index < n:
+        raise ValueError(f"leaf {index} is not in a tree of {n}")
+    if n == 1:
+        return []
+    k = _split(n)
+    if index < k:
+        return [*inclusion_proof(index, leaves, lo, lo + k), root(leaves, lo + k, hi)]
+    return [*inclusion_proof(index - k, leaves, lo + k, hi), root(leaves, lo, lo + k)]
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes]) -> bytes | None:
+    """The tree head that the audit path implies, or None when the path cannot be one (RFC 9162 2.1.3.2)."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes], head: bytes) -> bool:
+    return root_from_inclusion(index, size, leaf, path) == head
+
+
+# -- consistency (RFC 9162 2.1.4) ----------------------------------------------------------------
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]): shows that the tree of the first old_size leaves is a prefix of this one."""
+    n = len(leaves)
+    if not 0 <= old_size <= n:
+        raise ValueError(f"a tree of {n} cannot extend one of {old_size}")
+    if old_size in (0, n):
+        return []
+    return _subproof(old_size, leaves, 0, n, True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], lo: int, hi: int, whole: bool) -> list[bytes]:
+    n = hi - lo
+    if m == n:
+        return [] if whole else [root(leaves, lo, hi)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves, lo, lo + k, whole), root(leaves, lo + k, hi)]
+    return [*_subproof(m - k, leaves, lo + k, hi, False), root(leaves, lo, lo + k)]
+
+
+def verify_consistency(old_size: int, new_size: int, old_head: bytes, new_head: bytes, proof: Sequence[bytes]) -> bool:
+    """RFC 9162 2.1.4.2: does the tree (new_size, new_head) extend (old_size, old_head)?"""
+    if not 0 <= old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_head == new_head
+    if old_size == 0:
+        return not proof and old_head == EMPTY_ROOT
+    if not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # an exact power of two: the old head is a node of the new tree
+        path.insert(0, old_head)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_head and sr == new_head and sn == 0

@@ -1,0 +1,119 @@
+"""The Merkle log beside the hash chain: leaf hashes, the stored compact range, and their checks.
+
+Record number `seq` is leaf `seq - 1`. Each record's leaf is SHA-256(0x00 || RFC 8785 JSON of its
+body), stored with it in the same transaction; the tree's compact range (at most log2(n) subtree
+roots) is stored in one row and updated per batch, so appending costs one leaf hash per record and
+O(log n) node hashes, and the tree head is always at hand for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from wattlens.ledger import merkle
+from wattlens.ledger.chain import Problem
+from wattlens.ledger.note import Checkpoint
+
+
+def leaf_of(body_text: str) -> bytes:
+    """The leaf hash of a stored record body (its canonical JSON text)."""
+    return merkle.leaf_hash(merkle.entry_bytes(json.loads(body_text)))
+
+
+@dataclass(slots=True)
+class TreeState:
+    """What is stored of the tree: its size, the record number of its last leaf and its compact range."""
+
+    size: int = 0
+    seq: int = 0
+    stack: list[bytes] | None = None
+
+    def encode_range(self) -> str:
+        return ",".join(h.hex() for h in self.stack or [])
+
+    @staticmethod
+    def decode_range(text: str) -> list[bytes]:
+        return [bytes.fromhex(h) for h in text.split(",") if h]
+
+    @property
+    def root(self) -> bytes:
+        return merkle.compact_root(self.stack or [])
+
+    def extend(self, leaves: Iterable[bytes], last_seq: int) -> None:
+        stack = self.stack if self.stack is not None else []
+        for leaf in leaves:
+            self.size = merkle.compact_append(stack, self.size, leaf)
+        self.stack, self.seq = stack, last_seq
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored record as the tree sees it."""
+
+    seq: int
+    ts: str
+    body: str
+    leaf: str | None  # hex; None for a record written before the log existed and not yet logged
+    id: str | None
+
+
+def check_tree(entries: Sequence[Entry], state: TreeState | None) -> tuple[list[Problem], list[bytes]]:
+    """Recompute every leaf from its body; name what does not match. Returns the problems and the leaves.
+
+    Names a body that no longer matches its stored leaf, a `ts` column that differs from the time
+    inside the hashed body (reports filter on that column), a record id stored twice (a replay),
+    and a stored tree head that is not the head of the records.
+    """
+    problems: list[Problem] = []
+    leaves: list[bytes] = []
+    seen: dict[str, int] = {}
+    for e in entries:
+        try:
+            body = json.loads(e.body)
+            leaf = merkle.leaf_hash(merkle.entry_bytes(body))
+        except ValueError as ex:
+            problems.append(Problem(e.seq, "changed", f"the record is not valid JSON any more: {ex}"))
+            leaves.append(merkle.leaf_hash(e.body.encode("utf-8", "replace")))
+            continue
+        leaves.append(leaf)
+        if e.leaf is None:
+            # Not yet logged is normal before the log's first use, and for records an older
+            # wattlens appended since; a leaf removed from a logged record is not.
+            if state is not None and e.seq <= state.seq:
+                problems.append(Problem(e.seq, "unlogged", "the record's leaf was removed from the Merkle log"))
+        elif e.leaf != leaf.hex():
+            problems.append(Problem(e.seq, "changed", "the record's content no longer matches its leaf hash"))
+        ts = body.get("ts") if isinstance(body, dict) else None
+        if ts is not None and str(ts) != e.ts:
+            problems.append(Problem(e.seq, "changed", f"the ts column ({e.ts}) is not the record's time ({ts})"))
+        rid = body.get("id") if isinstance(body, dict) else None
+        if rid is not None:
+            first = seen.setdefault(str(rid), e.seq)
+            if first != e.seq:
+                problems.append(Problem(e.seq, "replayed", f"record id {rid} was already stored as number {first}"))
+    if state is not None:
+        # The stored head covers the records up to state.seq (an older writer may have appended since).
+        n, k = len(leaves), state.size
+        if k > n or state.root != merkle.root(leaves[:k]) or (k and entries[k - 1].seq != state.seq):
+            last = entries[-1].seq if entries else 0
+            problems.append(
+                Problem(last, "head", f"the stored tree head (size {k}) is not the head of the first {k} of {n} records")
+            )
+    return problems, leaves
+
+
+def check_extends(leaves: Sequence[bytes], old: Checkpoint) -> tuple[bool, str]:
+    """Does the log of these leaves extend the checkpoint? Proven with an RFC 9162 consistency proof."""
+    n = len(leaves)
+    if n < old.size:
+        return False, f"the log holds {n} records but the checkpoint commits to {old.size}: records were removed"
+    new_head = merkle.root(leaves)
+    proof = merkle.consistency_proof(old.size, leaves)
+    if not merkle.verify_consistency(old.size, n, old.root, new_head, proof):
+        return False, (
+            f"the first {old.size} records are not the ones the checkpoint commits to: "
+            "the log was rewritten, rolled back or forked"
+        )
+    return True, f"the log ({n} records) extends the checkpoint ({old.size} records), {len(proof)}-hash consistency proof"

@@ -1,0 +1,454 @@
+"""The Merkle log: RFC 9162 arithmetic (against pymerkle and known vectors), C2SP notes, and every attack."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_ledger import postgres, rec  # noqa: F401 - the PostgreSQL server fixture
+
+from wattlens.cli import main
+from wattlens.ledger import merkle, open_ledger
+from wattlens.ledger.chain import link
+from wattlens.ledger.note import (
+    Checkpoint,
+    NoteError,
+    Proof,
+    Signer,
+    Verifier,
+    open_note,
+    read_checkpoint,
+    sign_checkpoint,
+    sign_note,
+)
+from wattlens.ledger.tree import check_extends, check_tree, leaf_of
+
+H = merkle.leaf_hash
+
+
+def leaves(n: int) -> list[bytes]:
+    return [H(f"entry {i}".encode()) for i in range(n)]
+
+
+# -- the arithmetic --------------------------------------------------------------------------------
+def test_small_trees_by_hand() -> None:
+    a, b, c, d, e = (H(x) for x in (b"a", b"b", b"c", b"d", b"e"))
+    n = merkle.node_hash
+    assert merkle.root([]) == hashlib.sha256(b"").digest()
+    assert merkle.root([a]) == a == hashlib.sha256(b"\x00a").digest()
+    assert merkle.root([a, b]) == hashlib.sha256(b"\x01" + a + b).digest()
+    assert merkle.root([a, b, c]) == n(n(a, b), c)
+    assert merkle.root([a, b, c, d, e]) == n(n(n(a, b), n(c, d)), e)
+    # the audit path of c in a tree of 5: d, then ab, then e (RFC 9162 2.1.3)
+    assert merkle.inclusion_proof(2, [a, b, c, d, e]) == [d, n(a, b), e]
+    assert merkle.inclusion_proof(4, [a, b, c, d, e]) == [n(n(a, b), n(c, d))]
+    # consistency of 3 in 5: c, d, ab, e (RFC 9162 2.1.4.1's example shape)
+    assert merkle.consistency_proof(3, [a, b, c, d, e]) == [c, d, n(a, b), e]
+    assert merkle.consistency_proof(4, [a, b, c, d, e]) == [e]
+
+
+def test_certificate_transparency_vectors() -> None:
+    """The roots of the RFC 6962 reference test tree (certificate-transparency merkle_tree_test)."""
+    data = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+    roots = [
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ]
+    ls = [H(bytes.fromhex(x)) for x in data]
+    assert [merkle.root(ls[: i + 1]).hex() for i in range(8)] == roots
+
+
+def test_against_pymerkle_for_many_sizes() -> None:
+    from pymerkle import InmemoryTree
+
+    tree = InmemoryTree(algorithm="sha256")
+    entries = [f"record {i}".encode() for i in range(140)]
+    ls = [H(e) for e in entries]
+    stack: list[bytes] = []
+    for size, e in enumerate(entries, start=1):
+        tree.append_entry(e)
+        merkle.compact_append(stack, size - 1, ls[size - 1])
+        want = tree.get_root(size) if hasattr(tree, "get_root") else tree.get_state(size)
+        assert merkle.root(ls[:size]) == want == merkle.compact_root(stack), size
+        if size in (1, 2, 3, 5, 8, 13, 64, 100, 140):
+            for i in range(size):
+                theirs = tree.prove_inclusion(i + 1, size).serialize()["path"]
+                mine = merkle.inclusion_proof(i, ls[:size])
+                assert [bytes.fromhex(h) for h in theirs[1:]] == mine, (i, size)  # theirs starts with the leaf
+
+
+def test_proofs_verify_and_reject_tampering() -> None:
+    ls = leaves(37)
+    for n in range(1, 38):
+        head = merkle.root(ls[:n])
+        for i in range(n):
+            path = merkle.inclusion_proof(i, ls[:n])
+            assert merkle.verify_inclusion(i, n, ls[i], path, head)
+            assert not merkle.verify_inclusion(i, n, H(b"forged"), path, head)
+            if path:
+                bad = [*path[:-1], H(b"x")]
+                assert not merkle.verify_inclusion(i, n, ls[i], bad, head)
+                assert not merkle.verify_inclusion(i, n, ls[i], path[:-1], head)
+            if n > 1:
+                assert not merkle.verify_inclusion((i + 1) % n, n, ls[i], path, head) or ls[i] == ls[(i + 1) % n]
+        for m in range(0, n + 1):
+            proof = merkle.consistency_proof(m, ls[:n])
+            old = merkle.root(ls[:m])
+            assert merkle.verify_consistency(m, n, old, head, proof), (m, n)
+            if 0 < m < n:
+                assert not merkle.verify_consistency(m, n, H(b"other"), head, proof)
+                assert not merkle.verify_consistency(m, n, old, H(b"other"), proof)
+                assert not merkle.verify_consistency(m, n, old, head, proof[:-1])
+    assert not merkle.verify_consistency(5, 4, merkle.root(ls[:5]), merkle.root(ls[:4]), [])
+
+
+def test_canonical_json_is_rfc8785() -> None:
+    """The fast encoder agrees byte for byte with the rfc8785 package, on records and random floats."""
+    import random
+    import struct
+
+    import rfc8785
+
+    rnd = random.Random(7)
+    floats: list[float] = []
+    while len(floats) < 30_000:
+        x = struct.unpack("<d", rnd.randbytes(8))[0] if len(floats) % 2 else rnd.uniform(-1, 1) * 10 ** rnd.randint(-25, 25)
+        if x == x and abs(x) != float("inf"):
+            floats.append(x)
+    for i in range(0, len(floats), 500):
+        assert merkle.entry_bytes(floats[i : i + 500]) == rfc8785.dumps(floats[i : i + 500])
+    odd = rec(1) | {
+        "tags": {"\u00e9": 'a\n\x01"\\\u2028', "\ue000": 1, "\U0001f600": 2, "z": [True, None, -0.0, 1e21, 1e-7, 100.0]},
+        "tokens": {"input": 2**53 - 1},
+    }
+    assert merkle.entry_bytes(odd) == rfc8785.dumps(odd)
+    assert merkle.entry_bytes({1: (1, 2)}) == b'{"1":[1,2]}'  # as json would store it
+    for bad in ({"a": float("nan")}, {"a": 2**53}):
+        with pytest.raises(ValueError):
+            merkle.entry_bytes(bad)
+
+
+# -- C2SP notes --------------------------------------------------------------------------------------
+GO_SIGNER = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+GO_VERIFIER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+GO_SIG = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+
+
+def test_signed_note_matches_the_go_reference_vector() -> None:
+    signer = Signer.parse(GO_SIGNER)
+    assert signer.encode() == GO_SIGNER and signer.verifier.encode() == GO_VERIFIER
+    note = sign_note(GO_TEXT, signer)
+    assert note == GO_TEXT + "\n\u2014 PeterNeumann " + GO_SIG + "\n"
+    assert open_note(note, Verifier.parse(GO_VERIFIER)) == GO_TEXT
+    with pytest.raises(NoteError):
+        open_note(note.replace("problem,", "problem;"), Verifier.parse(GO_VERIFIER))
+    other = Signer.generate("PeterNeumann").verifier
+    with pytest.raises(NoteError, match="not signed by"):
+        open_note(note, other)  # same name, another key: ignored, so no known signature
+
+
+def test_checkpoint_text_layout() -> None:
+    signer = Signer.parse(GO_SIGNER.replace("PeterNeumann", "PeterNeumann"))
+    head = merkle.root(leaves(3))
+    note = sign_checkpoint(Checkpoint("PeterNeumann", 3, head), signer)
+    b64 = base64.b64encode(head).decode()
+    m = re.fullmatch(rf"PeterNeumann\n3\n{re.escape(b64)}\n\n\u2014 PeterNeumann ([A-Za-z0-9+/=]+)\n", note)
+    assert m, note
+    sig = base64.b64decode(m.group(1))
+    assert len(sig) == 68 and sig[:4] == bytes.fromhex("c74f20a3")  # key id || Ed25519 signature
+    cp = read_checkpoint(note, Verifier.parse(GO_VERIFIER))
+    assert (cp.origin, cp.size, cp.root) == ("PeterNeumann", 3, head)
+    # the tlog-checkpoint specification's example parses (its signature is not checked here)
+    example = (
+        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n"
+        "\u2014 example.com/behind-the-sofa "
+        "Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
+    )
+    cp = read_checkpoint(example)
+    assert (cp.origin, cp.size) == ("example.com/behind-the-sofa", 20852163)
+    for bad in ("o\n012\n" + b64 + "\n", "o\n3\n" + b64 + "\n\n", "o\n3\nAAAA\n"):
+        with pytest.raises(NoteError):
+            Checkpoint.parse_text(bad)
+
+
+def test_tlog_proof_text_layout() -> None:
+    ls = leaves(5)
+    signer = Signer.generate("wattlens.example/org-ledger")
+    note = sign_checkpoint(Checkpoint("wattlens.example/org-ledger", 5, merkle.root(ls)), signer)
+    p = Proof(2, tuple(merkle.inclusion_proof(2, ls)), note)
+    text = p.encode()
+    lines = text.split("\n")
+    assert lines[0] == "c2sp.org/tlog-proof@v1" and lines[1] == "index 2" and lines[5] == ""
+    assert text.endswith(note) and Proof.parse(text) == p
+    assert Proof.parse(Proof(2, p.path, note, b"x").encode()).extra == b"x"
+
+
+# -- the ledger and the commands ---------------------------------------------------------------------
+def wl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    o, e = capsys.readouterr()
+    return code, " ".join(o.split()), " ".join(e.split())  # as one line: rich wraps at the terminal width
+
+
+@pytest.fixture()
+def setup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    db = tmp_path / "l.db"
+    led = open_ledger(db)
+    led.append([rec(i) for i in range(10)])
+    led.close()
+    key = tmp_path / "log.key"
+    code, pub, _ = wl(capsys, "keys", "signing", "new", "--name", "wattlens.example/org-ledger", "-o", str(key))
+    assert code == 0 and pub.startswith("wattlens.example/org-ledger+")
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_text().startswith("PRIVATE+KEY+wattlens.example/org-ledger+")
+    cp = tmp_path / "cp.txt"
+    assert wl(capsys, "log", "checkpoint", "--ledger", str(db), "--key", str(key), "-o", str(cp))[0] == 0
+    return {"db": db, "key": key, "pub": pub, "cp": cp, "dir": tmp_path}
+
+
+def check(capsys: pytest.CaptureFixture[str], s: dict[str, Any]) -> tuple[int, str]:
+    code, o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]), "--key", s["pub"])
+    return code, o + e
+
+
+def sql(p: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    con = sqlite3.connect(p)
+    for q, args in statements:
+        con.execute(q, args)
+    con.commit()
+    con.close()
+
+
+def forge_tail(p: Path, body: dict[str, Any], replace_last: bool = False) -> None:
+    """What someone who can write the database and knows the formats does: a record with a correct
+    chain link and leaf, and the stored tree head recomputed to match."""
+    con = sqlite3.connect(p)
+    if replace_last:
+        con.execute("DELETE FROM records WHERE seq = (SELECT MAX(seq) FROM records)")
+    seq, head = con.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    con.execute(
+        "INSERT INTO records (seq, ts, body, prev_hash, hash, id, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (seq + 1, body["ts"], text, head, link(head, seq + 1, text), body["id"], leaf_of(text).hex()),
+    )
+    ls = [bytes.fromhex(r[0]) for r in con.execute("SELECT leaf FROM records ORDER BY seq")]
+    stack = merkle.compact_range(ls)
+    con.execute("UPDATE log_state SET size = ?, seq = ?, range = ?", (len(ls), seq + 1, ",".join(h.hex() for h in stack)))
+    con.commit()
+    con.close()
+
+
+def rewrite(p: Path, bodies: list[dict[str, Any]]) -> None:
+    """The whole log rebuilt from scratch with wattlens's own code: chain and tree both intact."""
+    p.unlink()
+    led = open_ledger(p)
+    led.append(bodies)
+    led.close()
+
+
+def test_intact_log_checkpoint_proof_and_offline_receipt(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    s = setup
+    code, text = check(capsys, s)
+    assert code == 0 and "extends the checkpoint (10 records)" in text
+    led = open_ledger(s["db"])
+    led.append([rec(i) for i in range(10, 15)])
+    led.close()
+    code, text = check(capsys, s)
+    assert code == 0 and "log (15 records) extends" in text
+    proof, record = s["dir"] / "p.tlog-proof", s["dir"] / "r.json"
+    args = ["log", "proof", "r12", "--ledger", str(s["db"]), "--key", str(s["key"]), "-o", str(proof)]
+    assert wl(capsys, *args, "--record", str(record))[0] == 0
+    assert proof.read_text().startswith("c2sp.org/tlog-proof@v1\nindex 12\n")
+    code, o, _e = wl(capsys, "verify-receipt", str(record), "--proof", str(proof), "--key", s["pub"])
+    assert code == 0 and "entry 12 of wattlens.example/org-ledger (size 15)" in o
+    # a receipt whose figure was shrunk does not verify; nor does one checked with another key
+    body = json.loads(record.read_text())
+    body["footprint"]["energy_wh"]["mid"] /= 10
+    record.write_text(json.dumps(body))
+    assert wl(capsys, "verify-receipt", str(record), "--proof", str(proof), "--key", s["pub"])[0] == 1
+    other = Signer.generate("wattlens.example/org-ledger").verifier.encode()
+    rec_ok = s["dir"] / "ok.json"
+    rec_ok.write_text(json.dumps(rec(3)))
+    assert wl(capsys, "log", "proof", "r3", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]), "-o", str(proof))[0] == 0
+    assert wl(capsys, "verify-receipt", str(rec_ok), "--proof", str(proof), "--key", s["pub"])[0] == 0
+    assert wl(capsys, "verify-receipt", str(rec_ok), "--proof", str(proof), "--key", other)[0] == 1
+    # a record appended after the checkpoint is not in it
+    assert wl(capsys, "log", "proof", "r12", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]))[0] == 1
+
+
+def test_truncation_is_detected(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    sql(setup["db"], ("DELETE FROM records WHERE seq = 10", ()), ("DELETE FROM log_state", ()))
+    code, text = check(capsys, setup)
+    assert code == 1 and "records were removed" in text
+    sql(setup["db"], ("DELETE FROM records", ()))
+    code, text = check(capsys, setup)
+    assert code == 1 and "holds 0 records but the checkpoint commits to 10" in text
+
+
+def test_rollback_and_fork_are_detected(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    s = setup
+    old = s["dir"] / "old.db"
+    led = open_ledger(old)
+    led.append([rec(i) for i in range(6)])
+    led.close()
+    shutil.copy(old, s["db"])  # the file rolled back to an older copy
+    code, text = check(capsys, s)
+    assert code == 1 and "holds 6 records but the checkpoint commits to 10" in text
+    led = open_ledger(s["db"])  # the gateway carries on: a fork, longer than the checkpoint
+    led.append([rec(i) for i in range(100, 110)])
+    led.close()
+    code, text = check(capsys, s)
+    assert code == 1 and "rewritten, rolled back or forked" in text
+    assert wl(capsys, "verify", "--ledger", str(s["db"]))[0] == 0  # chain and tree alone cannot see it
+
+
+def test_whole_log_rewrite_is_detected(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    bodies = [rec(i) for i in range(10)]
+    bodies[3]["footprint"]["energy_wh"]["mid"] /= 10
+    rewrite(setup["db"], bodies)
+    assert wl(capsys, "verify", "--ledger", str(setup["db"]))[0] == 0
+    code, text = check(capsys, setup)
+    assert code == 1 and "the first 10 records are not the ones the checkpoint commits to" in text
+
+
+def test_forged_append_after_a_rewritten_checkpointed_log(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    bodies = [rec(i) for i in range(10)]
+    bodies[9]["team"] = "someone-else"
+    rewrite(setup["db"], bodies)
+    forged = rec(50) | {"id": "forged"}
+    forge_tail(setup["db"], forged)
+    assert wl(capsys, "verify", "--ledger", str(setup["db"]))[0] == 0
+    code, text = check(capsys, setup)
+    assert code == 1 and "rewritten, rolled back or forked" in text
+
+
+def test_edited_last_record_with_recomputed_hashes_is_detected(
+    setup: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = rec(9)
+    body["footprint"]["energy_wh"]["mid"] /= 10
+    forge_tail(setup["db"], body, replace_last=True)  # chain hash, leaf and tree head all recomputed
+    assert wl(capsys, "verify", "--ledger", str(setup["db"]))[0] == 0
+    code, text = check(capsys, setup)
+    assert code == 1 and "not the ones the checkpoint commits to" in text
+
+
+def test_edits_without_recomputing_are_named(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    db = setup["db"]
+    sql(db, ("UPDATE records SET ts = '2027-01-01T00:00:00+00:00' WHERE seq = 4", ()))
+    code, _o, e = wl(capsys, "verify", "--ledger", str(db))
+    assert code == 1 and "record 4: changed" in e and "is not the record's time" in e
+    sql(db, ("UPDATE records SET leaf = ? WHERE seq = 2", ("00" * 32,)))
+    code, _o, e = wl(capsys, "verify", "--ledger", str(db))
+    assert "record 2: changed" in e and "leaf hash" in e
+
+
+def test_replayed_record_is_named(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    forge_tail(setup["db"], rec(4))  # the same record again, correctly chained and logged
+    code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]))
+    assert code == 1 and "record 11: replayed" in e and "already stored as number 5" in e
+    assert check(capsys, setup)[0] == 1
+
+
+def test_checkpoint_signature_and_key_are_checked(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    s = setup
+    text = s["cp"].read_text()
+    s["cp"].write_text(text.replace("\n10\n", "\n9\n", 1))  # a checkpoint edited to excuse a truncation
+    code, out = check(capsys, s)
+    assert code == 1 and "does not verify" in out
+    s["cp"].write_text(text)
+    code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]))
+    assert code == 0 and "not checked" in e
+
+
+def test_a_ledger_from_before_the_log_is_logged_on_first_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE records (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, body TEXT NOT NULL,"
+        " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+    )
+    from wattlens.ledger.chain import link_batch
+
+    rows, _, _ = link_batch([rec(i) for i in range(7)], 0, "0" * 64)
+    con.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+    assert wl(capsys, "verify", "--ledger", str(db))[0] == 0  # not yet logged: still verifies
+    led = open_ledger(db)
+    assert led.tree_state().size == 7
+    led.append([rec(7)])
+    problems, ls = check_tree(list(led.entries()), led.stored_state())
+    assert problems == [] and len(ls) == 8 and led.tree_state().root == merkle.root(ls)
+    led.close()
+    assert wl(capsys, "verify", "--ledger", str(db))[0] == 0
+
+
+def test_records_without_an_rfc8785_form_are_set_aside(tmp_path: Path) -> None:
+    from wattlens.ledger import LedgerWriter
+
+    w = LedgerWriter(open_ledger(tmp_path / "l.db"), flush_s=0.01)
+    w.submit(rec(1))
+    w.submit(rec(2) | {"tokens": {"input": 2**60}})  # past JSON's safe integers
+    w.submit(rec(3))
+    w.close()
+    led = open_ledger(tmp_path / "l.db")
+    assert [r["id"] for r in led.records()] == ["r1", "r3"] and w.dead == 1
+    led.close()
+
+
+def test_commands_run_as_a_program(setup: dict[str, Any]) -> None:
+    cmd = [sys.executable, "-m", "wattlens.cli", "verify", "--ledger", str(setup["db"]), "--checkpoint", str(setup["cp"])]
+    r = subprocess.run([*cmd, "--key", setup["pub"]], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "consistent with the checkpoint" in r.stdout
+
+
+def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # noqa: F811
+    import psycopg
+
+    with psycopg.connect(postgres, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS wattlens_records, wattlens_log_state")
+    a, b = open_ledger(postgres), open_ledger(postgres)  # two replicas, one log
+    for i in range(0, 20, 4):
+        a.append([rec(i), rec(i + 1)])
+        b.append([rec(i + 2), rec(i + 3), rec(i)])  # a replayed id is skipped
+    problems, ls = check_tree(list(a.entries()), a.stored_state())
+    assert problems == [] and len(ls) == 20 and a.tree_state().root == merkle.root(ls)
+    cp = Checkpoint("o", len(ls), merkle.root(ls))
+    assert check_extends(ls, cp)[0]
+    b.append([rec(99)])
+    assert check_extends(check_tree(list(a.entries()), a.stored_state())[1], cp)[0]
+    with psycopg.connect(postgres, autocommit=True) as con:
+        con.execute("DELETE FROM wattlens_records WHERE seq >= 20")
+    ok, why = check_extends(check_tree(list(a.entries()), None)[1], cp)
+    assert not ok and "records were removed" in why
+    with psycopg.connect(postgres, autocommit=True) as con:
+        con.execute("DELETE FROM wattlens_records")
+        con.execute("DELETE FROM wattlens_log_state")
+    bodies = [rec(i) for i in range(21)]
+    bodies[0]["team"] = "x"
+    a.append(bodies)  # rewritten whole: chain and tree intact, the checkpoint is not
+    problems, ls = check_tree(list(a.entries()), a.stored_state())
+    assert problems == [] and not check_extends(ls, cp)[0]
+    a.close()
+    b.close()
