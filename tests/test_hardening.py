@@ -165,3 +165,19 @@ def test_readers_refuse_a_missing_ledger_and_serve_a_taken_port(tmp_path: Path) 
         port = s.getsockname()[1]
         r = wl("serve", "--upstream", "http://127.0.0.1:9/v1", "--port", str(port), "--ledger", "none")
     assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "gateway on" not in r.stderr
+
+
+def test_a_full_disk_keeps_records_in_memory_until_the_database_is_back(tmp_path: Path) -> None:
+    flaky = Flaky(SQLiteLedger(tmp_path / "l.db"))
+    flaky.spill_path = tmp_path  # a directory: opening it for appending fails, as on a full disk
+    w = LedgerWriter(flaky, flush_s=0.01)  # type: ignore[arg-type]
+    for i in range(50):
+        w.submit(body(i))
+    time.sleep(0.5)
+    assert w.degraded and w.stats()["held_in_memory"] == 50 and w.lost == 0
+    flaky.up = True
+    deadline = time.time() + 40
+    while w.degraded and time.time() < deadline:
+        time.sleep(0.05)
+    w.close()
+    assert ids(tmp_path / "l.db") == [f"r{i}" for i in range(50)] and w.lost == 0

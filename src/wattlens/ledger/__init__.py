@@ -77,7 +77,9 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="wattlens-ledger", daemon=True)
         self._closed = False
         self.errors: collections.deque[str] = collections.deque(maxlen=20)
-        self.written = self.dead = self.spilled = 0
+        self.written = self.dead = self.spilled = self.lost = 0
+        self._held: list[dict[str, Any]] = []  # when neither the database nor the journal can be written
+        self._max_held = max_queue
         self.degraded = False  # the last write failed; back to False when one succeeds
         self._busy = False
         self._spill_lock = threading.Lock()
@@ -100,6 +102,8 @@ class LedgerWriter:
             "queued": self._q.qsize(),
             "spilled": self.spilled,
             "dead_letters": self.dead,
+            "held_in_memory": len(self._held),
+            "lost": self.lost,
             "degraded": self.degraded,
             "errors": list(self.errors)[-3:],
         }
@@ -164,6 +168,9 @@ class LedgerWriter:
             return
         try:
             self._replay()
+            if self._held:  # records neither the database nor the journal could take earlier, in order
+                held, self._held = self._held, []
+                storable = held + storable
             if storable:
                 try:
                     self.ledger.append(storable)
@@ -198,18 +205,24 @@ class LedgerWriter:
         records = self._storable(records)  # the journal holds only what the ledger can take later
         if not records:
             return
-        if self.spill_path is None:
-            raise WattlensError("the ledger cannot be written and has no spill journal")
-        with self._spill_lock:
-            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.spill_path, "a", encoding="utf-8") as f:
-                for rec in records:
-                    f.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
-        self.spilled += len(records)
+        try:
+            if self.spill_path is None:
+                raise OSError("the ledger has no spill journal")
+            with self._spill_lock:
+                self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.spill_path, "a", encoding="utf-8") as f:
+                    for rec in records:
+                        f.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
+            self.spilled += len(records)
+        except OSError as e:  # the disk is full too: hold them in memory (bounded) and retry with the database
+            self.errors.append(f"spill journal unwritable: {e}")
+            room = max(self._max_held - len(self._held), 0)
+            self._held.extend(records[:room])
+            self.lost += len(records) - min(room, len(records))
 
     def _replay(self) -> None:
         """Append what the journal holds, in order, then empty it (ids already written are skipped)."""
-        if self.spill_path is None or not self.spill_path.exists():
+        if self.spill_path is None or not self.spill_path.is_file():
             return
         with self._spill_lock:
             lines = self.spill_path.read_text(encoding="utf-8").splitlines()
@@ -224,9 +237,13 @@ class LedgerWriter:
         self.errors.append(f"record {rec.get('id')} set aside: {why}")
         if self.dead_path is None:
             return
-        self.dead_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.dead_path, "a", encoding="utf-8") as f:  # escaped so that any record can be kept
-            f.write(json.dumps({"why": str(why), "record": scrub(rec)}, default=repr, separators=(",", ":")) + "\n")
+        try:
+            self.dead_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.dead_path, "a", encoding="utf-8") as f:  # escaped so that any record can be kept
+                line = json.dumps({"why": str(why), "record": scrub(rec)}, default=repr, separators=(",", ":"))
+                f.write(line + "\n")
+        except OSError as e:
+            self.errors.append(f"dead-letter file unwritable: {e}")
 
     def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until everything queued so far is written (for readers that must see it)."""
@@ -240,6 +257,13 @@ class LedgerWriter:
         self._closed = True
         self._q.put(None)
         self._thread.join()
+        if self._held:  # neither the database nor the disk took them: say so rather than lose them silently
+            import sys
+
+            self.lost += len(self._held)
+            print(
+                f"wattlens: {len(self._held)} ledger records could not be written (database and disk full)", file=sys.stderr
+            )
         self.ledger.close()
 
 
