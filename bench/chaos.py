@@ -12,6 +12,7 @@ unrelated request made while the scenario ran.
 - sigkill: the same with SIGKILL (records lost are bounded by one flush interval, 0.2 s of traffic)
 - fuzz: Hypothesis-made JSON bodies on every endpoint (no 5xx from client input)
 - database locked: another connection holds SQLite's write lock for 8 s under load (spill and replay)
+- disk full: a file-size limit on the gateway process (prlimit) under load, then lifted
 - slow clients: 300 sockets that send half a request and wait
 - summary: the dashboard summary of a 50,000-record ledger while requests flow
 """
@@ -199,6 +200,33 @@ def locked_scenario(up: str, tmp: Path, n: int) -> list[str]:
     return row("database locked 8 s", len(answered), len(answered & recorded), len(answered - recorded), five, stall)
 
 
+def disk_full_scenario(up: str, tmp: Path, n: int) -> list[str]:
+    """A file-size limit on the gateway process stands in for a full disk, then is lifted (prlimit)."""
+    gw = Gateway(up, tmp / "full.db")
+    asyncio.run(load(gw.url, 50))  # the ledger has a few pages
+    size = sum(p.stat().st_size for p in tmp.glob("full.db*"))
+    limit = ["prlimit", f"--pid={gw.proc.pid}"]
+    subprocess.run([*limit, f"--fsize={size + 4096}:unlimited"], check=True)
+    prober = Prober(gw.url)
+    answered, five = asyncio.run(load(gw.url, n))
+    time.sleep(2.0)
+    subprocess.run([*limit, "--fsize=unlimited:unlimited"], check=True)  # space is back
+    deadline = time.time() + 60
+    while time.time() < deadline and len(recorded_users(gw) & answered) < len(answered):
+        time.sleep(0.5)
+    stall = prober.stop()
+    gw.stop()
+    recorded = recorded_users(gw)
+    return row(
+        "disk full (file-size limit), then freed",
+        len(answered),
+        len(answered & recorded),
+        len(answered - recorded),
+        five,
+        stall,
+    )
+
+
 def slow_clients_scenario(up: str, tmp: Path, n: int) -> list[str]:
     gw = Gateway(up, tmp / "slow.db")
     socks = []
@@ -253,6 +281,7 @@ def main() -> None:
             kill_scenario(url, tmp, args.requests, signal.SIGKILL),
             fuzz_scenario(url, tmp, args.fuzz),
             locked_scenario(url, tmp, args.requests),
+            disk_full_scenario(url, tmp, args.requests),
             slow_clients_scenario(url, tmp, args.requests // 3),
             summary_scenario(url, tmp, args.requests),
         ]

@@ -181,3 +181,13 @@ def test_a_full_disk_keeps_records_in_memory_until_the_database_is_back(tmp_path
         time.sleep(0.05)
     w.close()
     assert ids(tmp_path / "l.db") == [f"r{i}" for i in range(50)] and w.lost == 0
+
+
+def test_a_journal_line_cut_by_a_crash_is_set_aside_and_the_rest_replayed(tmp_path: Path) -> None:
+    led = SQLiteLedger(tmp_path / "l.db")
+    good = "".join(json.dumps(body(i)) + "\n" for i in range(3))
+    led.spill_path.write_text(good + json.dumps(body(3))[:25])  # the process died in the middle of a line
+    w = LedgerWriter(led, flush_s=0.01)
+    w.submit(body(4))
+    w.close()
+    assert ids(tmp_path / "l.db") == ["r0", "r1", "r2", "r4"] and w.dead == 1 and not w.degraded

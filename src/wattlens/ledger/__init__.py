@@ -208,11 +208,18 @@ class LedgerWriter:
         try:
             if self.spill_path is None:
                 raise OSError("the ledger has no spill journal")
+            data = "".join(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n" for rec in records).encode()
             with self._spill_lock:
                 self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.spill_path, "a", encoding="utf-8") as f:
-                    for rec in records:
-                        f.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
+                with open(self.spill_path, "ab", buffering=0) as f:  # unbuffered: we see every partial write
+                    start = f.tell()
+                    try:
+                        done = 0
+                        while done < len(data):
+                            done += f.write(data[done:]) or 0
+                    except OSError:
+                        f.truncate(start)  # no half-written line: the journal stays readable
+                        raise
             self.spilled += len(records)
         except OSError as e:  # the disk is full too: hold them in memory (bounded) and retry with the database
             self.errors.append(f"spill journal unwritable: {e}")
@@ -225,8 +232,14 @@ class LedgerWriter:
         if self.spill_path is None or not self.spill_path.is_file():
             return
         with self._spill_lock:
-            lines = self.spill_path.read_text(encoding="utf-8").splitlines()
-            records = [json.loads(line) for line in lines if line.strip()]
+            records = []
+            for line in self.spill_path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except ValueError as e:  # a line cut by a crash: kept aside, never blocking the others
+                    self._dead_letter({"id": None, "journal_line": line[:10_000]}, e)
             for i in range(0, len(records), BATCH):
                 self.ledger.append(records[i : i + BATCH])
             self.spill_path.unlink()

@@ -88,7 +88,8 @@ class SQLiteLedger:
                     self._save_state(state)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite ends the transaction itself on some errors (disk full)
+                    self._db.execute("ROLLBACK")
                 raise
             return len(rows)
 
@@ -129,7 +130,8 @@ class SQLiteLedger:
                 state = self._state(int(row[0]) if row else 0)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite ends the transaction itself on some errors (disk full)
+                    self._db.execute("ROLLBACK")
                 raise
             return state
 
