@@ -307,3 +307,9 @@ def test_client_chosen_model_names_cannot_blow_up_metrics(tmp: Path) -> None:
         line.split('model="')[1].split('"')[0] for line in text.splitlines() if line.startswith("wattlens_requests_total{")
     }
     assert len(models) == MAX_LABEL_VALUES + 1 and "other" in models
+
+
+def test_every_answer_names_its_ledger_record(tmp: Path) -> None:
+    gw = Gw(tmp, (200, json.dumps({"model": "gpt-4o-mini", "choices": [], "usage": USAGE}).encode()))
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG})
+    assert r.headers["x-wattlens-record"] == gw.records()[0]["id"]

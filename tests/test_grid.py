@@ -122,3 +122,16 @@ def test_a_report_re_prices_past_records_at_their_own_hours(feed_ctx: Context) -
     assert repriced.total["energy_wh"] == as_recorded.total["energy_wh"]  # energy is what was recorded
     assert "hourly" in repriced.grid_basis and as_recorded.grid_basis == "as recorded"
     assert repriced.hours[2]["energy_wh"] == pytest.approx(as_recorded.total["energy_wh"]["mid"])
+
+
+def test_report_grid_re_prices_from_the_command_line(tmp_path: Path) -> None:
+    f = tmp_path / "grid.csv"
+    f.write_text(CSV)
+    led = tmp_path / "demo.db"
+    wl = [sys.executable, "-m", "wattlens.cli"]
+    subprocess.run([*wl, "demo", "--ledger", str(led), "--limit", "30", "--zone", "FR"], check=True, capture_output=True)
+    base = [*wl, "report", "--ledger", str(led), "--format", "json"]
+    plain = json.loads(subprocess.run(base, check=True, capture_output=True, text=True).stdout)
+    priced = json.loads(subprocess.run([*base, "--grid", f"csv:{f}"], check=True, capture_output=True, text=True).stdout)
+    assert plain["grid_basis"] == "as recorded" and "csv" in priced["grid_basis"]
+    assert priced["total"]["energy_wh"] == plain["total"]["energy_wh"]

@@ -133,6 +133,7 @@ def _report(
     parquet: str | None = None,
     *,
     context: Context,
+    reprice: bool = False,
 ) -> None:
     from wattlens.ledger import open_ledger
     from wattlens.report import build, period_bounds
@@ -147,7 +148,7 @@ def _report(
     else:
         led = open_ledger(ledger, create=False)
         try:
-            r = build(led.records(lo, hi), keys, label)
+            r = build(led.records(lo, hi), keys, label, reprice_with=context if reprice else None)
         finally:
             led.close()
     text = write(r, fmt, output, context.factors)
@@ -169,12 +170,18 @@ def report(
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
     ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
     parquet: Annotated[str | None, typer.Option(help="A Parquet export instead (DuckDB: millions of records).")] = None,
+    grid: Annotated[
+        str | None,
+        typer.Option("--grid", help="Re-price each record's carbon at its own time with this feed, e.g. csv:FILE."),
+    ] = None,
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
 ) -> None:
     """Footprint report from the ledger: totals with intervals, intensities, breakdowns, sources, methodology."""
-    st = settings_for(config, factors, ledger=ledger)
-    _report(st.ledger, period, since, until, by, format, output, parquet, context=st.context())
+    st = settings_for(config, factors, ledger=ledger, grid_feed=grid)
+    ctx = st.context()
+    reprice = grid is not None and ctx.grid.name != "annual"
+    _report(st.ledger, period, since, until, by, format, output, parquet, context=ctx, reprice=reprice)
 
 
 @app.command()

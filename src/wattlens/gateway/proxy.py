@@ -105,7 +105,9 @@ class Proxy:
             call.outcome = "client_disconnected"
         s = self.gw.finish(call, u)
         proto.attach(body, s.receipt)  # type: ignore[arg-type]
-        return JSONResponse(body, status_code=r.status, headers=receipt_headers(s.footprint, s.error))
+        headers = receipt_headers(s.footprint, s.error)
+        headers["x-wattlens-record"] = call.request_id  # the ledger record's id: `wattlens log proof ID`
+        return JSONResponse(body, status_code=r.status, headers=headers)
 
     async def stream(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
         data, wants_usage = proto.prepare(call.endpoint, data)
@@ -116,7 +118,8 @@ class Proxy:
             return self.upstream_error(call, u, proto, Upstreamed(r.status, raw))
         call.status = r.status
         gen = self.relay(call, u, proto, r, wants_usage)
-        return StreamingResponse(gen, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        headers = {"cache-control": "no-cache", "x-wattlens-record": call.request_id}
+        return StreamingResponse(gen, media_type="text/event-stream", headers=headers)
 
     async def relay(
         self, call: Call, u: Upstream, proto: WireProtocol, r: StreamReply, wants_usage: bool
