@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from wattlens.cli.common import FactorsOpt, app, err, out, settings_for
+from wattlens.cli.common import FactorsOpt, GridOpt, app, err, out, settings_for
 
 
 @app.command()
@@ -36,6 +36,7 @@ def serve(
         typer.Option("--self-test", help="Start, send one embeddings request through the gateway, print its receipt, stop."),
     ] = False,
     factors: FactorsOpt = None,
+    grid: GridOpt = None,
 ) -> None:
     """Run the metering gateway: OpenAI- and Anthropic-compatible, a receipt on every response.
 
@@ -50,7 +51,7 @@ def serve(
     from wattlens.gateway.config import GatewayConfig, Upstream, gateway_config
     from wattlens.metering import Serving
 
-    st = settings_for(config, factors, zone=zone, region=region, ledger=ledger)
+    st = settings_for(config, factors, zone=zone, region=region, ledger=ledger, grid_feed=grid)
     context = st.context()
     local = None
     if upstream:
