@@ -26,9 +26,18 @@ class FlatFeed:
 
 
 class EchoTracker(StreamTracker):
+    """The toy protocol has no streams of its own: every event is content."""
+
     def see(self, event: str | None, data: Any) -> Any:
         self.content += 1
         return "content"
+
+    def read_tokens(self, usage: Any) -> Tokens:
+        return Tokens(input=count(usage, "tokens_in"), output=count(usage, "tokens_out"))
+
+    def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:
+        data["footprint"] = receipt
+        return True
 
 
 class Echo(WireProtocol):

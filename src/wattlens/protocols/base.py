@@ -9,6 +9,7 @@ its clients expect. The gateway relays and `instrument()` both go through it.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -66,7 +67,7 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-class StreamTracker:
+class StreamTracker(ABC):
     """Follows one stream: content events seen, the final usage, the served model."""
 
     __slots__ = ("content", "finished", "invalid_usage", "served_model", "tokens")
@@ -82,12 +83,12 @@ class StreamTracker:
         """A cheap look at an event's raw JSON: True when it must be parsed and seen; otherwise it is counted here."""
         return True
 
+    @abstractmethod
     def see(self, event: str | None, data: Any) -> Seen:
         """Look at one event (a JSON dict or an SDK object); "usage" marks the one event that carries the receipt.
 
         A usage reported on content events too (vLLM's continuous usage stats) only updates `tokens`.
         """
-        raise NotImplementedError
 
     def usage(self, tokens: Any) -> None:
         """Keep a reported usage, or note that it cannot be true."""
@@ -96,12 +97,13 @@ class StreamTracker:
         except InvalidUsage:
             self.invalid_usage = True
 
+    @abstractmethod
     def read_tokens(self, usage: Any) -> Tokens:
-        raise NotImplementedError
+        """The protocol's token counts from a usage object."""
 
+    @abstractmethod
     def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:
         """Put the receipt into the usage event; False when the client did not ask for usage (send it aside)."""
-        raise NotImplementedError
 
     def hides(self, data: Any) -> bool:
         """True for a usage-only event that wattlens asked for and the caller did not."""
@@ -112,7 +114,7 @@ class StreamTracker:
         return Tokens(output=self.content)
 
 
-class WireProtocol:
+class WireProtocol(ABC):
     """One wire protocol. Subclass it, name it, and register it on the `wattlens_protocols` hook."""
 
     name: ClassVar[str]  # also the upstream `kind` in the gateway config
@@ -121,34 +123,37 @@ class WireProtocol:
     sdk_targets: ClassVar[tuple[tuple[tuple[str, ...], str, str], ...]] = ()
     sdk_modules: ClassVar[tuple[str, ...]] = ()  # module prefixes of the SDK's client classes
 
+    @abstractmethod
     def tokens(self, usage: Any) -> Tokens:
-        raise NotImplementedError
+        """Token counts from a usage (a JSON dict or an SDK object); InvalidUsage when they cannot be true."""
 
     def usage_of(self, body: Any) -> Any:
         """The usage part of a whole (non-streamed) response."""
         return field(body, "usage")
 
+    @abstractmethod
     def attach(self, body: dict[str, Any], receipt: dict[str, Any]) -> None:
         """Put the receipt into a whole response where this protocol's clients read usage."""
-        raise NotImplementedError
 
     def prepare(self, endpoint: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """The request as sent upstream (asking for usage on streams) and whether the client asked itself."""
         return data, True
 
+    @abstractmethod
     def tracker(self, endpoint: str) -> StreamTracker:
-        raise NotImplementedError
+        """A fresh tracker for one stream of this endpoint."""
 
     def operation(self, endpoint: str) -> str:
         """The OpenTelemetry gen_ai.operation.name of an endpoint."""
         return "chat"
 
+    @abstractmethod
     def error_body(self, message: str, kind: str, code: str | None) -> dict[str, Any]:
-        raise NotImplementedError
+        """An error answer in the shape this protocol's clients parse."""
 
     def stream_error(self, message: str, code: str) -> bytes:
-        """An error event in the protocol's own shape, for a stream that cannot go on."""
-        raise NotImplementedError
+        """An error event in the protocol's own shape, for a stream that cannot go on: by default its error body."""
+        return sse(None, dumps(self.error_body(message, "api_error", code)))
 
     def upstream_headers(self, key: str | None, incoming: Mapping[str, str]) -> dict[str, str]:
         """Headers for the upstream call: content type, the upstream's own key, pass-through headers."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from wattlens.footprint import Tokens
-from wattlens.protocols.base import Seen, StreamTracker, WireProtocol, count, dumps, field, sse
+from wattlens.protocols.base import Seen, StreamTracker, WireProtocol, count, field
 
 USAGE_ENDPOINTS = ("/chat/completions", "/completions")  # the endpoints whose streams need include_usage
 
@@ -126,6 +126,3 @@ class OpenAI(WireProtocol):
 
     def error_body(self, message: str, kind: str, code: str | None) -> dict[str, Any]:
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-    def stream_error(self, message: str, code: str) -> bytes:
-        return sse(None, dumps({"error": {"message": message, "type": "api_error", "code": code}}))
