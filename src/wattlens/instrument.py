@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from wattlens.context import Context
 from wattlens.errors import InputError
-from wattlens.metering import Call, Observer, Serving, Settlement, settle
+from wattlens.integrations import Metering, metering
+from wattlens.metering import Call, Settlement
 from wattlens.protocols import StreamTracker, WireProtocol, protocols
 from wattlens.protocols.base import InvalidUsage
 from wattlens.protocols.base import field as field_of
@@ -29,34 +30,19 @@ from wattlens.protocols.base import field as field_of
 _MARK = "_wattlens_instrumented"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """What every metered call of one client shares."""
+    """What every metered call of one client shares: the adapters' shared settings, its protocol and its URL."""
 
     proto: WireProtocol
-    context: Context
-    serving: Serving
+    metering: Metering
     upstream: str
-    observers: list[Observer] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
 
     def call(self, endpoint: str, model: str, started: float, stream: bool) -> Call:
-        t = self.tags
-        return Call(
-            "sdk",
-            self.proto.name,
-            endpoint,
-            model,
-            upstream=self.upstream,
-            stream=stream,
-            started=started,
-            team=t.get("team"),
-            user=t.get("user"),
-            tags=dict(t),
-        )
+        return self.metering.call(self.proto.name, endpoint, model, upstream=self.upstream, stream=stream, started=started)
 
     def settle(self, call: Call) -> Settlement:
-        return settle(call, self.context, self.serving, self.observers)
+        return self.metering.settle(call, eager=False)
 
 
 _SUBCLASSES: dict[type, type] = {}
@@ -252,8 +238,6 @@ def instrument(
     proto = _protocol_of(client)
     if getattr(client, _MARK, None):
         raise InputError("this client is already instrumented; call wattlens.uninstrument(client) first")
-    from wattlens.integrations import metering
-
     m = metering(
         "sdk",
         zone=zone,
@@ -266,8 +250,7 @@ def instrument(
         context=context,
         config=config,
     )
-    upstream = str(getattr(client, "base_url", "")).rstrip("/")
-    settings = Settings(proto, m.context, m.serving, upstream, m.observers, m.tags)
+    settings = Settings(proto, m, str(getattr(client, "base_url", "")).rstrip("/"))
     is_async = type(client).__name__.startswith("Async")
     wrapped = []
     for path, method, endpoint in proto.sdk_targets:

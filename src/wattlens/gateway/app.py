@@ -83,14 +83,11 @@ class Gateway:
         if window is not None:
             call.measurement = window.close()
         ctx = self.contexts[u.name] if u is not None else self.config.context
-        serving = u.serving if u is not None else None
         replaced = None
         if call.routing and call.routing.get("instead_of"):
             big = self.config.upstream_for(call.routing["instead_of"])
             replaced = (self.contexts[big.name], big.serving) if big else None
-        if serving is None:
-            return settle(call, ctx, observers=self.observers, eager=True)
-        return settle(call, ctx, serving, self.observers, replaced, eager=True)
+        return settle(call, ctx, u.serving if u else None, self.observers, replaced, eager=True)
 
     # -- request parsing ------------------------------------------------------------------------
     async def body(self, request: Request) -> dict[str, Any]:
