@@ -17,6 +17,7 @@ import pytest
 from test_ledger import postgres, rec  # noqa: F401 - the PostgreSQL server fixture
 
 from wattlens.cli import main
+from wattlens.errors import WattlensError
 from wattlens.ledger import merkle, open_ledger
 from wattlens.ledger.chain import link
 from wattlens.ledger.note import (
@@ -427,7 +428,7 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     import psycopg
 
     with psycopg.connect(postgres, autocommit=True) as con:
-        con.execute("DROP TABLE IF EXISTS wattlens_records, wattlens_log_state")
+        con.execute("DROP TABLE IF EXISTS wattlens_records, wattlens_log_state, wattlens_log_nodes")
     a, b = open_ledger(postgres), open_ledger(postgres)  # two replicas, one log
     for i in range(0, 20, 4):
         a.append([rec(i), rec(i + 1)])
@@ -452,3 +453,83 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     assert problems == [] and not check_extends(ls, cp)[0]
     a.close()
     b.close()
+
+
+# -- stored nodes: proofs in O(log n) reads ------------------------------------------------------------
+def test_proofs_from_stored_nodes_equal_the_leaf_proofs_and_pymerkle() -> None:
+    from pymerkle import InmemoryTree
+
+    for n in (1, 2, 3, 7, 8, 9, 31, 64, 100):
+        ls = leaves(n)
+        nodes: list[merkle.Node] = []
+        stack: list[bytes] = []
+        for i, lf in enumerate(ls):
+            merkle.compact_append(stack, i, lf, nodes)
+        stored = {(0, i): lf for i, lf in enumerate(ls)} | {(lv, i): h for lv, i, h in nodes}
+        assert len(nodes) == n - bin(n).count("1")  # a tree of n leaves has n - popcount(n) complete interior nodes
+        for lv, i, h in nodes:  # each is the head of its 2**lv leaves
+            assert h == merkle.root(ls[i << lv : (i + 1) << lv])
+        reads: list[tuple[int, int]] = []
+
+        def node(lv: int, i: int, stored: dict[tuple[int, int], bytes] = stored, reads: list[Any] = reads) -> bytes:
+            reads.append((lv, i))
+            return stored[(lv, i)]
+
+        assert merkle.range_root(0, n, node) == merkle.root(ls)
+        for i in range(n):
+            reads.clear()
+            assert merkle.inclusion_path(i, n, node) == merkle.inclusion_proof(i, ls)
+            assert len(reads) <= 2 * n.bit_length()  # O(log n), never every leaf
+        for m in range(n + 1):
+            reads.clear()
+            assert merkle.consistency_path(m, n, node) == merkle.consistency_proof(m, ls)
+            assert len(reads) <= 2 * n.bit_length() + 1
+    tree = InmemoryTree(algorithm="sha256")
+    entries = [f"record {i}".encode() for i in range(45)]
+    for e in entries:
+        tree.append_entry(e)
+    ls = [H(e) for e in entries]
+    nodes = []
+    stack = []
+    for i, lf in enumerate(ls):
+        merkle.compact_append(stack, i, lf, nodes)
+    stored = {(0, i): lf for i, lf in enumerate(ls)} | {(lv, i): h for lv, i, h in nodes}
+    for i in range(45):
+        theirs = tree.prove_inclusion(i + 1, 45).serialize()["path"]
+        assert [bytes.fromhex(h) for h in theirs[1:]] == merkle.inclusion_path(i, 45, lambda lv, j: stored[(lv, j)])
+
+
+def test_ledger_stores_nodes_in_the_append_and_proves_from_them(tmp_path: Path) -> None:
+    led = open_ledger(tmp_path / "l.db")
+    for start in range(0, 23, 5):  # batches of 5 that cut across subtrees
+        led.append([rec(i) for i in range(start, min(start + 5, 23))])
+    ls = led.leaves()
+    assert len(ls) == 23 and led.tree_state().root == merkle.root(ls)
+    for i in range(23):
+        assert merkle.inclusion_path(i, 23, led.node) == merkle.inclusion_proof(i, ls)
+    for m in range(24):
+        assert merkle.consistency_path(m, 23, led.node) == merkle.consistency_proof(m, ls)
+    count = sqlite3.connect(tmp_path / "l.db").execute("SELECT COUNT(*) FROM log_nodes").fetchone()[0]
+    assert count == 23 - bin(23).count("1")
+    with pytest.raises(WattlensError, match="log migrate"):
+        led.node(1, 50)
+    led.close()
+
+
+def test_log_migrate_rebuilds_an_older_ledgers_nodes(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    s = setup
+    # a ledger written before nodes were stored: no node rows, no `nodes` column in log_state
+    sql(s["db"], ("DROP TABLE log_nodes", ()), ("ALTER TABLE log_state DROP COLUMN nodes", ()))
+    code, o, _ = wl(capsys, "log", "migrate", "--ledger", str(s["db"]))
+    assert code == 0 and "10 records, tree size 10" in o and "was a log of 10" in o
+    led = open_ledger(s["db"])
+    ls = led.leaves()
+    assert [merkle.inclusion_path(i, 10, led.node) for i in range(10)] == [merkle.inclusion_proof(i, ls) for i in range(10)]
+    led.close()
+    # and a proof works at once on an older ledger, without the command (migrated at first use)
+    sql(s["db"], ("DELETE FROM log_nodes", ()), ("UPDATE log_state SET nodes = 0", ()))
+    proof, record = s["dir"] / "p", s["dir"] / "r.json"
+    args = ["log", "proof", "r4", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]), "-o", str(proof)]
+    assert wl(capsys, *args, "--record", str(record))[0] == 0
+    assert wl(capsys, "verify-receipt", str(record), "--proof", str(proof), "--key", s["pub"])[0] == 0
+    assert wl(capsys, "log", "migrate", "--ledger", str(s["dir"] / "none.db"))[0] != 0

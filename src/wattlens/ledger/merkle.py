@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+Node = tuple[int, int, bytes]  # (level, index, hash) of a perfect subtree: leaves [index * 2**level, (index + 1) * 2**level)
+NodeSource = Callable[[int, int], bytes]  # (level, index) -> that subtree's hash; level 0 is the leaf itself
 _SAFE_INT = 2**53
 _quote: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 
@@ -141,16 +143,20 @@ def root(leaves: Sequence[bytes], lo: int = 0, hi: int | None = None) -> bytes:
 
 
 # -- compact range -------------------------------------------------------------------------------
-def compact_append(stack: list[bytes], size: int, leaf: bytes) -> int:
+def compact_append(stack: list[bytes], size: int, leaf: bytes, nodes: list[Node] | None = None) -> int:
     """Append one leaf hash to the compact range of a tree of `size` leaves, in place; returns size + 1.
 
     stack holds the roots of the perfect subtrees that make up the tree, largest (leftmost) first,
-    one per set bit of size.
+    one per set bit of size. `nodes`, when given, receives every interior node this append
+    completes, as (level, index, hash): the node over leaves [index * 2**level, (index + 1) * 2**level).
     """
-    h, s = leaf, size
+    h, s, level = leaf, size, 0
     while s & 1:
         h = node_hash(stack.pop(), h)
         s >>= 1
+        level += 1
+        if nodes is not None:
+            nodes.append((level, size >> level, h))
     stack.append(h)
     return size + 1
 
@@ -266,3 +272,81 @@ def verify_consistency(old_size: int, new_size: int, old_head: bytes, new_head: 
         fn >>= 1
         sn >>= 1
     return fr == old_head and sr == new_head and sn == 0
+
+
+# -- proofs from stored nodes (O(log n) reads) ---------------------------------------------------
+# The ledger stores every perfect subtree's hash (its leaves at level 0, interior nodes above), so a
+# proof reads the O(log n) nodes it needs instead of every leaf. Each subtree that RFC 9162's
+# recursion asks for, MTH(D[lo:hi]), starts at a multiple of its largest power of two, so it is the
+# fold of at most log2(n) stored perfect subtrees; those on the right edge are shared between the
+# levels of one proof, and a cache makes each a single read.
+def range_root(lo: int, hi: int, node: NodeSource) -> bytes:
+    """MTH(D[lo:hi]) from stored perfect subtrees; lo must be aligned as RFC 9162's recursion keeps it."""
+    n = hi - lo
+    if n <= 0:
+        return EMPTY_ROOT
+    parts, pos = [], lo
+    for level in range(n.bit_length() - 1, -1, -1):
+        if n >> level & 1:
+            if pos % (1 << level):
+                raise ValueError(f"the range [{lo}, {hi}) is not made of aligned subtrees")
+            parts.append(node(level, pos >> level))
+            pos += 1 << level
+    r = parts[-1]
+    for h in reversed(parts[:-1]):
+        r = node_hash(h, r)
+    return r
+
+
+def cached(node: NodeSource) -> NodeSource:
+    """The node source with each (level, index) read once."""
+    seen: dict[tuple[int, int], bytes] = {}
+
+    def get(level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in seen:
+            seen[key] = node(level, index)
+        return seen[key]
+
+    return get
+
+
+def inclusion_path(index: int, size: int, node: NodeSource) -> list[bytes]:
+    """PATH(index, D[size]) as inclusion_proof gives it, reading O(log n) stored nodes."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of {size}")
+    node = cached(node)
+    path, lo, hi = [], 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            path.append(range_root(lo + k, hi, node))
+            hi = lo + k
+        else:
+            path.append(range_root(lo, lo + k, node))
+            lo += k
+    return path[::-1]
+
+
+def consistency_path(old_size: int, size: int, node: NodeSource) -> list[bytes]:
+    """PROOF(old_size, D[size]) as consistency_proof gives it, reading O(log n) stored nodes."""
+    if not 0 <= old_size <= size:
+        raise ValueError(f"a tree of {size} cannot extend one of {old_size}")
+    if old_size in (0, size):
+        return []
+    node = cached(node)
+    out, lo, hi, m, whole = [], 0, size, old_size, True
+    while True:
+        n = hi - lo
+        if m == n:
+            if not whole:
+                out.append(range_root(lo, hi, node))
+            break
+        k = _split(n)
+        if m <= k:
+            out.append(range_root(lo + k, hi, node))
+            hi = lo + k
+        else:
+            out.append(range_root(lo, lo + k, node))
+            m, lo, whole = m - k, lo + k, False
+    return out[::-1]

@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS wattlens_log_state (
     seq BIGINT NOT NULL,
     range TEXT NOT NULL
 );
+ALTER TABLE wattlens_log_state ADD COLUMN IF NOT EXISTS nodes BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS wattlens_log_nodes (
+    level SMALLINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
 """
 
 
@@ -97,7 +104,7 @@ class PostgresLedger:
                         params = [(*r, i, lf.hex()) for r, i, lf in zip(rows, fresh_ids, leaves, strict=True)]
                         cur.executemany(insert, params)
                     if rows:
-                        state.extend(leaves, last)
+                        self._save_nodes(db, state.extend(leaves, last))
                         self._save_state(db, state)
             except self._psycopg.OperationalError as e:
                 raise WattlensError(f"the PostgreSQL ledger at {self.host} is unavailable: {type(e).__name__}") from e
@@ -105,8 +112,8 @@ class PostgresLedger:
 
     def _state(self, db: Any, head_seq: int) -> TreeState:
         """The stored tree, brought up to the chain head when it is behind (inside the advisory lock)."""
-        row = db.execute("SELECT size, seq, range FROM wattlens_log_state WHERE k = 0").fetchone()
-        if row and int(row[1]) == head_seq:
+        row = db.execute("SELECT size, seq, range, nodes FROM wattlens_log_state WHERE k = 0").fetchone()
+        if row and int(row[1]) == head_seq and int(row[3]) == int(row[0]):
             return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2])))
         state = TreeState(0, 0, [])
         missing, leaves = [], []
@@ -118,15 +125,41 @@ class PostgresLedger:
         if missing:
             with db.cursor() as cur:
                 cur.executemany("UPDATE wattlens_records SET leaf = %s WHERE seq = %s", missing)
-        state.extend(leaves, head_seq)
+        db.execute("DELETE FROM wattlens_log_nodes")  # rebuilt whole: a lagging or older tree's nodes are not trusted
+        self._save_nodes(db, state.extend(leaves, head_seq))
         self._save_state(db, state)
         return state
 
+    def _save_nodes(self, db: Any, nodes: list[merkle.Node]) -> None:
+        if nodes:
+            with db.cursor() as cur:
+                q = (
+                    "INSERT INTO wattlens_log_nodes (level, idx, hash) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash"
+                )
+                cur.executemany(q, nodes)
+
+    def node(self, level: int, index: int) -> bytes:
+        """The stored hash of a perfect subtree: a leaf at level 0, an interior node above (for proofs)."""
+        with self._lock:
+            db = self._connection()
+            if level == 0:
+                row = db.execute("SELECT leaf FROM wattlens_records WHERE seq = %s", (index + 1,)).fetchone()
+                found = bytes.fromhex(str(row[0])) if row and row[0] else None
+            else:
+                q = "SELECT hash FROM wattlens_log_nodes WHERE level = %s AND idx = %s"
+                row = db.execute(q, (level, index)).fetchone()
+                found = bytes(row[0]) if row else None
+        if found is None:
+            raise WattlensError(f"the log has no node {level}/{index}: run wattlens log migrate")
+        return found
+
     def _save_state(self, db: Any, state: TreeState) -> None:
         db.execute(
-            "INSERT INTO wattlens_log_state (k, size, seq, range) VALUES (0, %s, %s, %s) "
-            "ON CONFLICT (k) DO UPDATE SET size = EXCLUDED.size, seq = EXCLUDED.seq, range = EXCLUDED.range",
-            (state.size, state.seq, state.encode_range()),
+            "INSERT INTO wattlens_log_state (k, size, seq, range, nodes) VALUES (0, %s, %s, %s, %s) "
+            "ON CONFLICT (k) DO UPDATE SET size = EXCLUDED.size, seq = EXCLUDED.seq, range = EXCLUDED.range, "
+            "nodes = EXCLUDED.nodes",
+            (state.size, state.seq, state.encode_range(), state.size),
         )
 
     def tree_state(self) -> TreeState:

@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS log_state (
     seq INTEGER NOT NULL,
     range TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS log_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
 """
 
 
@@ -57,6 +63,9 @@ class SQLiteLedger:
             if "leaf" not in columns:
                 self._db.execute("ALTER TABLE records ADD COLUMN leaf TEXT")
             self._db.executescript(LOG_SCHEMA)
+            if "nodes" not in {r[1] for r in self._db.execute("PRAGMA table_info(log_state)")}:
+                # the tree size up to which interior nodes are stored; behind (0) => rebuilt at first use
+                self._db.execute("ALTER TABLE log_state ADD COLUMN nodes INTEGER NOT NULL DEFAULT 0")
         except (OSError, sqlite3.Error) as e:
             raise WattlensError(f"cannot open ledger {self.path}: {e}") from e
         self._lock = threading.Lock()
@@ -84,7 +93,7 @@ class SQLiteLedger:
                     [(*r, i, lf.hex()) for r, i, lf in zip(rows, ids, leaves, strict=True)],
                 )
                 if rows:
-                    state.extend(leaves, last)
+                    self._save_nodes(state.extend(leaves, last))
                     self._save_state(state)
                 self._db.execute("COMMIT")
             except BaseException:
@@ -99,8 +108,8 @@ class SQLiteLedger:
         Behind: a ledger from before the log, or records appended by an older wattlens. The
         missing leaves are computed from the stored bodies, once.
         """
-        row = self._db.execute("SELECT size, seq, range FROM log_state WHERE k = 0").fetchone()
-        if row and int(row[1]) == head_seq:
+        row = self._db.execute("SELECT size, seq, range, nodes FROM log_state WHERE k = 0").fetchone()
+        if row and int(row[1]) == head_seq and int(row[3]) == int(row[0]):
             return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2])))
         state = TreeState(0, 0, [])
         missing = []
@@ -111,14 +120,32 @@ class SQLiteLedger:
                 missing.append((lf.hex(), int(s)))
             leaves.append(lf)
         self._db.executemany("UPDATE records SET leaf = ? WHERE seq = ?", missing)
-        state.extend(leaves, head_seq)
+        self._db.execute("DELETE FROM log_nodes")  # rebuilt whole: a lagging or older tree's nodes are not trusted
+        self._save_nodes(state.extend(leaves, head_seq))
         self._save_state(state)
         return state
 
+    def _save_nodes(self, nodes: list[merkle.Node]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+
+    def node(self, level: int, index: int) -> bytes:
+        """The stored hash of a perfect subtree: a leaf at level 0, an interior node above (for proofs)."""
+        with self._lock:
+            if level == 0:
+                row = self._db.execute("SELECT leaf FROM records WHERE seq = ?", (index + 1,)).fetchone()
+                found = bytes.fromhex(str(row[0])) if row and row[0] else None
+            else:
+                q = "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?"
+                row = self._db.execute(q, (level, index)).fetchone()
+                found = bytes(row[0]) if row else None
+        if found is None:
+            raise WattlensError(f"the log has no node {level}/{index}: run wattlens log migrate --ledger {self.path}")
+        return found
+
     def _save_state(self, state: TreeState) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO log_state (k, size, seq, range) VALUES (0, ?, ?, ?)",
-            (state.size, state.seq, state.encode_range()),
+            "INSERT OR REPLACE INTO log_state (k, size, seq, range, nodes) VALUES (0, ?, ?, ?, ?)",
+            (state.size, state.seq, state.encode_range(), state.size),
         )
 
     def tree_state(self) -> TreeState:

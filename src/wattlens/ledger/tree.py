@@ -3,7 +3,9 @@
 Record number `seq` is leaf `seq - 1`. Each record's leaf is SHA-256(0x00 || RFC 8785 JSON of its
 body), stored with it in the same transaction; the tree's compact range (at most log2(n) subtree
 roots) is stored in one row and updated per batch, so appending costs one leaf hash per record and
-O(log n) node hashes, and the tree head is always at hand for a checkpoint.
+O(log n) node hashes, and the tree head is always at hand for a checkpoint. Every interior node
+(the hash of each perfect subtree) is stored too, written with the leaves that complete it, so an
+inclusion or consistency proof reads O(log n) stored hashes (merkle.inclusion_path), never every leaf.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ class TreeState:
     def root(self) -> bytes:
         return merkle.compact_root(self.stack or [])
 
-    def extend(self, leaves: Iterable[bytes], last_seq: int) -> None:
+    def extend(self, leaves: Iterable[bytes], last_seq: int) -> list[merkle.Node]:
+        """Append leaves; returns the interior nodes they complete, to store beside them (about one per leaf)."""
         stack = self.stack if self.stack is not None else []
+        nodes: list[merkle.Node] = []
         for leaf in leaves:
-            self.size = merkle.compact_append(stack, self.size, leaf)
+            self.size = merkle.compact_append(stack, self.size, leaf, nodes)
         self.stack, self.seq = stack, last_seq
+        return nodes
 
 
 @dataclass(frozen=True, slots=True)
