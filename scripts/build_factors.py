@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,9 +279,47 @@ def build_regions(shared: Path, zones: dict[str, dict[str, object]]) -> list[dic
     return rows
 
 
+# Quantisation tags in a model id, checked in order, and the precision each one means. q5/q6 GGUF
+# quants sit between the estimator's 4- and 8-bit classes; they are counted as 8-bit (more bytes, not fewer).
+QUANT_TAGS: tuple[tuple[str, str], ...] = (
+    (r"mxfp4", "mxfp4"),
+    (r"nvfp4|(?<![a-z0-9])fp4(?![a-z0-9])", "fp4"),
+    (r"fp8|(?<![a-z0-9])sfp(?![a-z0-9])", "fp8"),
+    (r"int8|8bit|w8a8|(?<![a-z0-9])q8_0(?![a-z0-9])|(?<![a-z0-9])i?q[5-6](_[0-9a-z]+)*(?![a-z0-9])", "int8"),
+    (r"int4|4bit|nf4|awq|gptq|w4a16|(?<![a-z0-9])i?q[1-4](_[0-9a-z]+)*(?![a-z0-9])", "int4"),
+    (r"(?<![a-z0-9])quant(?![a-z0-9])", ""),  # quantised, width not in the name: a model card must say
+)
+# Repackagings of the same weights (file format or runtime), longest first; the precision is the base
+# model's unless the packaging quantises. Source of each quantising packaging in the note.
+FORMAT_VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("-quant-pytorch", "int8", "int8 quantised checkpoint for github.com/google/gemma_pytorch (its README)"),
+    ("-sfp-cpp", "fp8", "8-bit switched floating point (SFP) weights for github.com/google/gemma.cpp (its README)"),
+    ("-pytorch", "", ""),
+    ("-keras", "", ""),
+    ("-flax", "", ""),
+    ("-tflite", "", ""),
+    ("-cpp", "", ""),
+    ("-GGUF", "", ""),
+)
+# An API row's precision is an assumption unless the provider publishes it; the serving basis says which.
+CLOSED_PRECISION = "serving precision not published: bf16 assumed"
+CARD_PRECISION = "serving precision not published: the released weights' precision (model card) assumed"
+
+
+def name_precision(model_id: str) -> str | None:
+    """The precision a quantisation tag in the id implies; "" for a tag without a width; None for no tag."""
+    low = model_id.lower()
+    for pattern, precision in QUANT_TAGS:
+        if re.search(pattern, low):
+            return precision
+    return None
+
+
 def build_models(shared: Path) -> list[dict[str, object]]:
     serving = {r["provider"]: r for r in read_csv(INPUTS / "provider_serving.csv")}
+    cards = {r["model_id"]: r for r in read_csv(INPUTS / "model_cards.csv")}
     eco = json.loads((shared / "sources" / "ecologits-0.11.3" / "models.json").read_text())
+    by_name = {m["name"]: m for m in eco["models"]}
     aliases: dict[tuple[str, str], list[str]] = {}
     for a in eco["aliases"]:
         # EcoLogits lists the catalogue entry under "alias" and its other spelling under "name".
@@ -307,7 +346,7 @@ def build_models(shared: Path) -> list[dict[str, object]]:
         estimated = "model-arch-not-released" in warnings
         host = serving["meta" if open_weights else prov]
         src_url = (m.get("sources") or [""])[0]
-        rows[m["name"]] = {
+        row: dict[str, object] = {
             "provider": prov,
             "model_id": m["name"],
             "aliases": ";".join(aliases.get((m["provider"], m["name"]), [])),
@@ -325,6 +364,17 @@ def build_models(shared: Path) -> list[dict[str, object]]:
             "source": f"EcoLogits 0.11.3 model catalogue (values used as facts); primary: {src_url}",
             "licence": "MPL-2.0 data used as facts with attribution",
         }
+        card = cards.pop(m["name"], None)
+        if card is not None:
+            apply_card(row, card)
+        elif open_weights:
+            apply_format_variant(row, by_name)
+        if not open_weights:
+            row["serving_basis"] = f"{row['serving_basis']}; {CARD_PRECISION if card else CLOSED_PRECISION}"
+        check_precision(row)
+        rows[m["name"]] = row
+    if cards:
+        raise SystemExit(f"model_cards.csv names models EcoLogits does not list: {', '.join(sorted(cards))}")
     for r in read_csv(INPUTS / "models_extra.csv"):
         host = serving[r["provider"]]
         t, a = float(r["total_params_b"]), float(r["active_params_b"])
@@ -344,7 +394,52 @@ def build_models(shared: Path) -> list[dict[str, object]]:
             "source": r["source"],
             "licence": "facts",
         }
+        check_precision(rows[r["model_id"]])
     return sorted(rows.values(), key=lambda r: (str(r["provider"]), str(r["model_id"])))
+
+
+def apply_card(row: dict[str, object], card: dict[str, str]) -> None:
+    """Precision and real parameter counts from the model card; the card becomes the row's first source."""
+    row["precision"] = card["precision"]
+    basis = "published (model card)"
+    if card["total_params_b"]:
+        t, a = float(card["total_params_b"]), float(card["active_params_b"])
+        if (t, a) != (row["total_params_b_mid"], row["active_params_b_mid"]):
+            basis += f"; EcoLogits listed {row['total_params_b_mid']}B/{row['active_params_b_mid']}B"
+        row.update(interval_cols("total_params_b", (t, t, t)))
+        row.update(interval_cols("active_params_b", (a, a, a)))
+    row["params_basis"] = basis
+    row["source"] = f"{card['source']}; catalogue row: {row['source']}"
+
+
+def apply_format_variant(row: dict[str, object], by_name: dict[str, dict[str, object]]) -> None:
+    """A repackaging of another catalogue row's weights gets that row's counts (EcoLogits rounds some to 2B/7B)."""
+    model_id = str(row["model_id"])
+    for suffix, precision, note in FORMAT_VARIANTS:
+        if not model_id.endswith(suffix) or model_id[: -len(suffix)] not in by_name:
+            continue
+        base = model_id[: -len(suffix)]
+        total, active = params(by_name[base]["architecture"])  # type: ignore[arg-type]
+        row.update(interval_cols("total_params_b", total))
+        row.update(interval_cols("active_params_b", active))
+        row["params_basis"] = f"published (counts of the same weights in {base})"
+        row["source"] = f"huggingface.co/{model_id}: {suffix[1:]} packaging of huggingface.co/{base}; {row['source']}"
+        if precision:
+            row["precision"] = precision
+            row["source"] = f"{row['source']}; precision: {note}"
+        return
+
+
+def check_precision(row: dict[str, object]) -> None:
+    """A quantisation tag in the id must agree with the row's precision (a 4-bit row is never bf16)."""
+    tag = name_precision(str(row["model_id"]))
+    if tag is None:
+        return
+    if row["precision"] in ("bf16", "fp16") or (tag and row["precision"] != tag):
+        raise SystemExit(
+            f"{row['model_id']}: the name says {tag or 'quantised'} but the row says {row['precision']}; "
+            "add or fix its row in scripts/factor_inputs/model_cards.csv"
+        )
 
 
 def params(arch: dict[str, object]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

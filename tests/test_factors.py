@@ -162,3 +162,80 @@ def test_user_row_without_source_is_refused(tmp_path: Path) -> None:
 def test_missing_user_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FactorError, match="cannot read"):
         load([tmp_path / "nope.csv"])
+
+
+# Quantisation tags in a model id (Hugging Face suffixes, GGUF quant names, gemma.cpp's SFP, gemma_pytorch's quant).
+QUANT_TAG = re.compile(
+    r"fp8|mxfp4|nvfp4|awq|gptq|int4|int8|4bit|8bit|nf4|(?<![a-z0-9])(sfp|quant|i?q[1-8](_[0-9a-z]+)*)(?![a-z0-9])"
+)
+# Suffixes that name a repackaging or quantisation of another repository's weights.
+WEIGHTS_OF = re.compile(r"-(4bit|awq|gptq|fp8|int8|int4|quant-pytorch|sfp-cpp|pytorch|keras|flax|tflite|cpp|gguf)$")
+
+
+def test_every_catalogue_precision_is_one_the_estimator_knows(factors: FactorSet) -> None:
+    from wattlens.estimate.model import PRECISIONS
+
+    assert {m.precision for m in factors.models.list()} <= set(PRECISIONS)
+
+
+def test_quantised_rows_carry_their_precision(factors: FactorSet) -> None:
+    tagged = [m for m in factors.models.list() if QUANT_TAG.search(m.model_id.lower())]
+    assert len(tagged) >= 10  # the EcoLogits catalogue alone has -4bit, -AWQ, -FP8, -INT8, -quant and -sfp rows
+    for m in tagged:
+        low = m.model_id.lower()
+        assert m.precision not in ("bf16", "fp16"), m.model_id
+        if "fp8" in low or "sfp" in low:
+            assert m.precision == "fp8", m.model_id
+        if "int8" in low:
+            assert m.precision == "int8", m.model_id
+        if any(t in low for t in ("4bit", "awq", "gptq", "int4")):
+            assert m.precision == "int4", m.model_id
+        assert "huggingface.co" in m.source or "github.com" in m.source, m.model_id  # the card that says so
+
+
+def test_quantised_and_repackaged_rows_count_the_real_parameters(factors: FactorSet) -> None:
+    # Quantising or repackaging keeps every parameter: such a row counts what its base repository counts
+    # (a packed 4-bit tensor read as parameters halves the count; EcoLogits listed command-r-plus-4bit at 55B).
+    pairs = []
+    for m in factors.models.list():
+        base = factors.models.find(WEIGHTS_OF.sub("", m.model_id.lower()))
+        if base is not None and base is not m:
+            pairs.append((m, base))
+    assert len(pairs) >= 40
+    for m, base in pairs:
+        assert m.total_params_b.mid == pytest.approx(base.total_params_b.mid, rel=1e-3), m.model_id
+        assert m.active_params_b.mid == pytest.approx(base.active_params_b.mid, rel=1e-3), m.model_id
+    plus = factors.models.get("CohereForAI/c4ai-command-r-plus-4bit")
+    assert plus.total_params_b.mid >= 100 and plus.precision == "int4"
+    assert "model card" in plus.params_basis and "55.05" in plus.params_basis  # says what it corrected
+
+
+def test_gpt_oss_rows_follow_openai_model_card(factors: FactorSet) -> None:
+    # OpenAI's gpt-oss model card: 117B total / 5.1B active and 21B / 3.6B, MoE weights in MXFP4.
+    for model_id, total, active in (("openai/gpt-oss-120b", 117, 5.1), ("openai/gpt-oss-20b", 21, 3.6)):
+        m = factors.models.get(model_id)
+        assert (m.total_params_b.mid, m.active_params_b.mid, m.precision) == (total, active, "mxfp4")
+        assert m.total_params_b.low == m.total_params_b.high  # published, not a range
+        assert "oai_gpt-oss_model_card" in m.source
+
+
+def test_deepseek_and_mistral_large_generations(factors: FactorSet) -> None:
+    for name in ("deepseek-v3", "deepseek-r1", "deepseek-chat"):
+        m = factors.models.get(name)
+        assert (m.total_params_b.mid, m.active_params_b.mid, m.precision) == (671, 37, "fp8")
+    large2 = factors.models.get("mistral-large-2407")  # Mistral Large 2: dense, the 2024 disclosure's model
+    assert large2.model_id == "mistral-large-2407" and large2.architecture == "dense"
+    assert large2.total_params_b.mid == large2.active_params_b.mid == pytest.approx(123, abs=1)
+    latest = factors.models.get("mistral-large-latest")  # Mistral Large 3: a sparse MoE
+    large3 = factors.models.get("mistral-large-2512")
+    assert latest.architecture == large3.architecture == "moe"
+    assert (latest.total_params_b, latest.active_params_b) == (large3.total_params_b, large3.active_params_b)
+    assert latest.total_params_b.mid > 5 * large2.total_params_b.mid > 10 * latest.active_params_b.mid
+    assert "Mistral Large 3" in latest.source
+
+
+def test_closed_api_rows_say_their_precision_is_assumed(factors: FactorSet) -> None:
+    closed = [m for m in factors.models.list() if "architecture not released" in m.params_basis]
+    assert len(closed) >= 50
+    for m in closed:
+        assert "precision not published" in m.serving_basis, m.model_id
