@@ -188,3 +188,134 @@ def test_columnar_report_equals_the_python_one(demo_ledger: Path, tmp_path: Path
     assert col.total["tokens"] == py.total["tokens"] and col.total["methods"] == py.total["methods"]
     for s, v in py.mix.items():
         assert col.mix[s] == pytest.approx(v, abs=1e-6)
+
+
+# -- honest numbers, empty periods, records without a receipt, tags, the typeset PDF ---------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the wattlens command in this process: (exit code, stdout, stderr)."""
+    from wattlens.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_numbers_pick_a_unit_and_significant_digits() -> None:
+    from wattlens.report import numbers
+
+    # The dashboard's old "2.17e+3 mL (448–1.78e+4)": 2,170 mL is 2.17 L; bounds in the middle's unit.
+    assert numbers.interval(2170.0, 448.0, 17800.0, "mL") == "2.2 L (0.45–18 L)"
+    assert numbers.quantity(0.0023, "MW") == "2.3 kW"  # the plan's old "0.0023 MW"
+    assert numbers.quantity(1_234_567.0, "Wh") == "1.2 MWh"
+    assert numbers.quantity(5e9, "mL") == "5,000 m³"  # m³ is the top of the water ladder
+    assert numbers.quantity(0.31, "Wh") == "0.31 Wh"  # below 1 the base unit stays
+    assert numbers.quantity(448.0, "mL") == "448 mL"  # whole digits are not rounded away
+    assert numbers.quantity(9.96, "Wh") == "10 Wh"  # rounding up does not add a digit
+    assert numbers.quantity(2500.0, "gCO2e") == "2.5 kgCO2e"
+    assert numbers.counts({"estimated": 1, "measured": 0}) == "estimated 1 (100 %)"
+    assert numbers.share(3, 1000) == "0.30 %"
+
+
+def test_empty_period_report_and_export_say_so(
+    demo_ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wattlens.ledger.export import COLUMNS
+
+    pdf = tmp_path / "oct.pdf"
+    code, _, err = cli(
+        capsys, "report", "--ledger", str(demo_ledger), "--period", "2020-10", "--format", "pdf", "-o", str(pdf)
+    )
+    assert code == 1 and "no records in 2020-10" in err and not pdf.exists()
+    code, out, _ = cli(capsys, "report", "--ledger", str(demo_ledger), "--period", "2020-10", "--allow-empty")
+    assert code == 0 and "No records in this period" in out
+    csv_path = tmp_path / "e.csv"
+    args = ("ledger", "export", "--ledger", str(demo_ledger), "--since", "2020-01-01", "--until", "2020-02-01")
+    code, _, err = cli(capsys, *args, "--format", "csv", "-o", str(csv_path))
+    assert code == 1 and "no records" in err and not csv_path.exists()
+    code, _, _ = cli(capsys, *args, "--format", "csv", "-o", str(csv_path), "--allow-empty")
+    assert code == 0 and csv_path.read_text().splitlines() == [",".join(COLUMNS)]  # the header, nothing else
+    pq_path = tmp_path / "e.parquet"
+    code, _, _ = cli(capsys, *args, "--format", "parquet", "-o", str(pq_path), "--allow-empty")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pq_path)
+    assert code == 0 and table.num_rows == 0 and table.schema.names == list(COLUMNS)
+
+
+def _records(demo_ledger: Path, n: int) -> list[dict[str, object]]:
+    led = open_ledger(demo_ledger)
+    try:
+        return [r for _, r in zip(range(n), led.records(), strict=False)]
+    finally:
+        led.close()
+
+
+def test_report_states_records_without_a_receipt_and_why(demo_ledger: Path) -> None:
+    import copy
+
+    recs = _records(demo_ledger, 40)
+    failed = []
+    for i, outcome in enumerate(["upstream_error"] * 3 + ["client_disconnected"]):
+        r = copy.deepcopy(recs[i])
+        r.update(footprint=None, outcome=outcome, id=f"x{i}")
+        failed.append(r)
+    r = build(recs + failed, ["model"], "test")
+    assert r.total["requests"] == 44 and r.total["with_receipt"] == 40
+    assert sum(r.missing.values()) == 4 and len(r.missing) == 2
+    md = write(r, "md", None, builtin()) or ""
+    assert "**4 of 44 records (9.1 %) carry no receipt**" in md  # 4 / 44 = 9.09 %
+    assert "the upstream answered with an error" in md and ": 3 (6.8 %)" in md  # 3 / 44 = 6.82 %
+
+
+def test_report_by_free_form_tag_collapses_overflow_into_other(demo_ledger: Path, tmp_path: Path) -> None:
+    from wattlens.ledger.export import export
+    from wattlens.ledger.summary import TAG_VALUES_MAX, summarise
+    from wattlens.report.columnar import build_from_parquet
+
+    recs = _records(demo_ledger, 120)
+    for i, rec in enumerate(recs):
+        rec["tags"] = {"project": f"p{i % 30:02d}"} if i % 4 else {}  # 30 values, a quarter untagged
+    r = build(recs, ["tag:project"], "test")
+    groups = r.groups["tag:project"]
+    assert len(groups) == TAG_VALUES_MAX and "other" in groups and "-" in groups  # "-": no such tag
+    assert sum(g["requests"] for g in groups.values()) == 120
+    by_hand = sum(float(x["footprint"]["energy_wh"]["mid"]) for x in recs)  # type: ignore[index]
+    assert sum(g["energy_wh"]["mid"] for g in groups.values()) == pytest.approx(by_hand, rel=1e-12)
+    assert groups["-"]["requests"] == 30  # the largest group is never collapsed
+    assert summarise(recs, "tag:project")["groups"].keys() == groups.keys()  # the dashboard's API agrees
+    pq_path = tmp_path / "t.parquet"
+    export(recs, "parquet", str(pq_path))
+    col = build_from_parquet(pq_path, ["tag:project"], factors=builtin())
+    assert col.groups["tag:project"].keys() == groups.keys()
+    for k, g in groups.items():
+        assert col.groups["tag:project"][k]["energy_wh"]["mid"] == pytest.approx(g["energy_wh"]["mid"], rel=1e-9)
+    assert "## By tag project" in (write(r, "md", None, builtin()) or "")
+    with pytest.raises(Exception, match="tag:NAME"):
+        build(recs, ["colour"], "test")
+
+
+def test_pdf_is_typeset_from_the_html(demo_ledger: Path, tmp_path: Path) -> None:
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):
+        pytest.skip("WeasyPrint or the Pango libraries are not installed")
+    from pypdf import PdfReader
+
+    r = build(_records(demo_ledger, 300), ["model", "day"], "2023-11")
+    r.checkpoint = "Merkle log of 300 records, root test"
+    pdf_path = tmp_path / "r.pdf"
+    write(r, "pdf", str(pdf_path), builtin())
+    pages = [p.extract_text() for p in PdfReader(pdf_path).pages]
+    text = "\n".join(pages)
+    for markdown_syntax in ("|---", "**", "# ", "| quantity |"):
+        assert markdown_syntax not in text, markdown_syntax
+    assert "Contents" in pages[0] and "Totals" in text and "Appendix" in text
+    assert all("AI footprint report: 2023-11" in p for p in pages)  # the running header names the period
+    assert all("Merkle log of 300 records" in p for p in pages)  # and the ledger's checkpoint
+    assert f"of {len(pages)}" in pages[-1]  # page numbers

@@ -134,9 +134,10 @@ def _report(
     *,
     context: Context,
     reprice: bool = False,
+    allow_empty: bool = False,
 ) -> None:
     from wattlens.ledger import open_ledger
-    from wattlens.report import build, period_bounds
+    from wattlens.report import build, checkpoint_of, period_bounds
     from wattlens.report.render import write
 
     lo, hi, label = period_bounds(period, since, until)
@@ -149,8 +150,15 @@ def _report(
         led = open_ledger(ledger, create=False)
         try:
             r = build(led.records(lo, hi), keys, label, reprice_with=context if reprice else None)
+            r.checkpoint = checkpoint_of(led)
         finally:
             led.close()
+    if r.is_empty and not allow_empty:
+        err.print(
+            f"[bold red]no records in {label}[/]: nothing to report. Check --period/--since/--until and --ledger, "
+            "or give --allow-empty to write a report that says the period is empty."
+        )
+        raise typer.Exit(1)
     text = write(r, fmt, output, context.factors)
     if text is not None:
         sys.stdout.write(text)
@@ -164,9 +172,15 @@ def report(
     since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
     until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
     by: Annotated[
-        str, typer.Option(help="Breakdowns: model, team, zone, day, month, upstream, user, method.")
+        str,
+        typer.Option(
+            help="Breakdowns: model, team, zone, day, month, upstream, user, method, or tag:NAME for a free-form tag "
+            "(at most 20 values per tag; the rest are summed as 'other')."
+        ),
     ] = "model,team,zone,day",
-    format: Annotated[str, typer.Option("--format", help="md, html, pdf, csv or json.")] = "md",
+    format: Annotated[
+        str, typer.Option("--format", help="md, html, pdf, csv, json; disclosures: ghg-csv, esrs, sci.")
+    ] = "md",
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
     ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
     parquet: Annotated[str | None, typer.Option(help="A Parquet export instead (DuckDB: millions of records).")] = None,
@@ -174,14 +188,23 @@ def report(
         str | None,
         typer.Option("--grid", help="Re-price each record's carbon at its own time with this feed, e.g. csv:FILE."),
     ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Write the report even when the period has no records (it says so).")
+    ] = False,
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
 ) -> None:
-    """Footprint report from the ledger: totals with intervals, intensities, breakdowns, sources, methodology."""
+    """Footprint report from the ledger: totals with intervals, intensities, breakdowns, sources, methodology.
+
+    --format ghg-csv, esrs, sci write the period's figures in the layouts of the GHG Protocol, ESRS E1
+    and the SCI for AI (docs/disclosures.md). A period with no records is an error unless --allow-empty.
+    """
     st = settings_for(config, factors, ledger=ledger, grid_feed=grid)
     ctx = st.context()
     reprice = grid is not None and ctx.grid.name != "annual"
-    _report(st.ledger, period, since, until, by, format, output, parquet, context=ctx, reprice=reprice)
+    _report(
+        st.ledger, period, since, until, by, format, output, parquet, context=ctx, reprice=reprice, allow_empty=allow_empty
+    )
 
 
 @app.command()
@@ -228,14 +251,32 @@ def ledger_export(
     since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
     until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
     ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL.")] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Write the export (its header only) even when there are no records.")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Export ledger records as CSV, JSON lines or Parquet."""
+    """Export ledger records as CSV, JSON lines or Parquet (CSV and Parquet always carry their columns).
+
+    No records in the range is an error unless --allow-empty.
+    """
+    import itertools
+
     from wattlens.ledger import open_ledger
     from wattlens.ledger.export import export
 
     led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
-    n = export(led.records(since, until), format, output)
-    led.close()
+    try:
+        records = led.records(since, until)
+        first = next(records, None)
+        if first is None and not allow_empty:
+            err.print(
+                f"[bold red]no records[/] from {since or 'the start'} to {until or 'now'}: nothing exported. "
+                "Check --since/--until and --ledger, or give --allow-empty to write the header only."
+            )
+            raise typer.Exit(1)
+        n = export(itertools.chain([first] if first is not None else [], records), format, output)
+    finally:
+        led.close()
     if output:
         err.print(f"wrote {n} records to {output}")

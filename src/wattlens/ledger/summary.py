@@ -18,6 +18,8 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], ...]] = {
     "water_ml": (("water_ml", "onsite"), ("water_ml", "offsite")),
 }
 KEYS = ("model", "upstream", "team", "user", "day", "month", "zone", "method", "endpoint")
+TAG_PREFIX = "tag:"  # `tag:NAME` groups by the free-form tag NAME of the records
+TAG_VALUES_MAX = 20  # distinct values shown per tag; the rest collapse into "other" so reports stay small
 
 
 def _dig(d: Any, path: tuple[str, ...]) -> Any:
@@ -52,7 +54,41 @@ def key_of(rec: dict[str, Any], by: str) -> str:
         return str(_dig(fp, ("grid", "zone")) or "-")
     if by == "method":
         return str(fp.get("method") or "none")
+    if by.startswith(TAG_PREFIX):
+        tags = rec.get("tags")
+        return str((tags.get(by[len(TAG_PREFIX) :]) if isinstance(tags, dict) else None) or "-")
     return str(rec.get(by) or "-")
+
+
+def check_key(by: str) -> None:
+    """Raise InputError unless `by` is a known key or tag:NAME."""
+    if by in KEYS or (by.startswith(TAG_PREFIX) and len(by) > len(TAG_PREFIX)):
+        return
+    from wattlens.errors import InputError
+
+    raise InputError(f"cannot group by {by!r}; choose one of {', '.join(KEYS)}, or tag:NAME for a free-form tag")
+
+
+def merge(acc: dict[str, Any], other: dict[str, Any]) -> None:
+    """Add the totals `other` into `acc` (both made by empty())."""
+    for k, v in other.items():
+        if isinstance(v, dict):
+            for b, x in v.items():
+                acc[k][b] += x
+        else:
+            acc[k] += v
+
+
+def collapse(groups: dict[str, dict[str, Any]], limit: int = TAG_VALUES_MAX) -> dict[str, dict[str, Any]]:
+    """The `limit` - 1 groups with the most requests, and the rest summed into "other" (totals unchanged)."""
+    if len(groups) <= limit:
+        return groups
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1]["requests"], kv[0]))
+    kept = dict(ranked[: limit - 1])
+    other = kept.pop("other", None) or empty()
+    for _, g in ranked[limit - 1 :]:
+        merge(other, g)
+    return {**dict(sorted(kept.items())), "other": other}
 
 
 def empty() -> dict[str, Any]:
@@ -97,10 +133,8 @@ def add(acc: dict[str, Any], rec: dict[str, Any]) -> None:
 
 def summarise(records: Iterable[dict[str, Any]], by: str | None = None) -> dict[str, Any]:
     """{"total": totals, "groups": {key: totals}} for the records, grouped by `by` (see KEYS)."""
-    if by is not None and by not in KEYS:
-        from wattlens.errors import InputError
-
-        raise InputError(f"cannot group by {by!r}; choose one of {', '.join(KEYS)}")
+    if by is not None:
+        check_key(by)
     total, groups = empty(), dict[str, dict[str, Any]]()
     versions: set[str] = set()
     for r in records:
@@ -109,4 +143,7 @@ def summarise(records: Iterable[dict[str, Any]], by: str | None = None) -> dict[
             versions.add(str(r["factors_version"]))
         if by:
             add(groups.setdefault(key_of(r, by), empty()), r)
-    return {"total": total, "groups": dict(sorted(groups.items())), "by": by, "factors_versions": sorted(versions)}
+    out = dict(sorted(groups.items()))
+    if by and by.startswith(TAG_PREFIX):
+        out = collapse(out)
+    return {"total": total, "groups": out, "by": by, "factors_versions": sorted(versions)}

@@ -14,13 +14,31 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
-from wattlens.ledger.summary import QUANTITIES, add, empty, hosting_of, key_of
+from wattlens.ledger.summary import QUANTITIES, TAG_PREFIX, add, check_key, collapse, empty, hosting_of, key_of
 
 if TYPE_CHECKING:
     from wattlens.context import Context
 
 SOURCES = ("coal", "gas", "oil", "nuclear", "hydro", "wind", "solar", "bioenergy", "other")
 DEFAULT_BY = ("model", "team", "zone", "day")
+# Why a record has no receipt, by its outcome (metering.Call.outcome), in words for the report.
+OUTCOMES = {
+    "rejected": "refused by the gateway before any model ran (authentication, budget or bad input)",
+    "upstream_error": "the upstream answered with an error, so no tokens were served",
+    "client_disconnected": "the client disconnected before the upstream reported its token usage",
+    "no_usage": "the upstream did not report token usage",
+    "failed": "the measured command failed",
+}
+REASONS_MAX = 8  # distinct reasons listed; the rest are counted together
+
+
+def missing_reason(rec: dict[str, Any]) -> str:
+    """Why a record carries no receipt, in words."""
+    err = rec.get("footprint_error")
+    if err:
+        return f"the receipt could not be computed: {str(err)[:160]}"
+    outcome = str(rec.get("outcome") or "")
+    return OUTCOMES.get(outcome, f"outcome {outcome or 'not recorded'}")
 
 
 def period_bounds(period: str | None, since: str | None, until: str | None) -> tuple[str | None, str | None, str]:
@@ -54,6 +72,12 @@ class Report:
     factors_versions: list[str] = field(default_factory=list)
     hours: dict[int, dict[str, float]] = field(default_factory=dict)  # hour of day (UTC) -> energy and carbon
     grid_basis: str = "as recorded"  # or how the records were re-priced with a grid feed
+    missing: dict[str, int] = field(default_factory=dict)  # records without a receipt, by reason
+    checkpoint: str = ""  # the ledger's signed checkpoint the report was made at ("" when none)
+
+    @property
+    def is_empty(self) -> bool:
+        return int(self.total["requests"]) == 0
 
     def intensity(self, quantity: str = "energy_wh") -> dict[str, dict[str, float] | None]:
         t = self.total
@@ -97,6 +121,19 @@ def reprice(rec: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], str]:
     return out, g.resolution
 
 
+def checkpoint_of(ledger: Any) -> str:
+    """The ledger's Merkle log state the report was made at (size and RFC 9162 root), or "" when it has none.
+
+    `wattlens verify --checkpoint` proves a later ledger still extends it.
+    """
+    import base64
+
+    state = ledger.stored_state()
+    if state is None or not state.size:
+        return ""
+    return f"Merkle log of {state.size:,} records, root {base64.b64encode(state.root).decode()}"
+
+
 def build(
     records: Iterable[dict[str, Any]],
     by: Sequence[str] = DEFAULT_BY,
@@ -117,6 +154,9 @@ def build(
     versions: set[str] = set()
     hours: dict[int, dict[str, float]] = {h: {"energy_wh": 0.0, "carbon_location_g": 0.0} for h in range(24)}
     resolutions: Counter[str] = Counter()
+    missing: Counter[str] = Counter()
+    for b in by:
+        check_key(b)
     for r in records:
         if reprice_with is not None:
             r, resolution = reprice(r, reprice_with)
@@ -131,6 +171,7 @@ def build(
         if r.get("factors_version"):
             versions.add(str(r["factors_version"]))
         if not fp:
+            missing[missing_reason(r)] += 1
             continue
         wh = float(fp["energy_wh"]["mid"])
         grid = fp.get("grid") or {}
@@ -154,7 +195,10 @@ def build(
         period=period,
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         total=total,
-        groups={b: dict(sorted(g.items())) for b, g in groups.items()},
+        groups={
+            b: collapse(dict(sorted(g.items()))) if b.startswith(TAG_PREFIX) else dict(sorted(g.items()))
+            for b, g in groups.items()
+        },
         hosting=hosting,
         users=len(users),
         mix=mix,
@@ -163,7 +207,24 @@ def build(
         factors_versions=sorted(versions),
         hours=hours,
         grid_basis=basis,
+        missing=bounded(missing),
     )
 
 
-__all__ = ["DEFAULT_BY", "QUANTITIES", "Report", "build", "hosting_of", "period_bounds", "reprice"]
+def bounded(reasons: Counter[str]) -> dict[str, int]:
+    """The most frequent reasons, the rest counted as one line."""
+    top = reasons.most_common(REASONS_MAX)
+    rest = sum(reasons.values()) - sum(n for _, n in top)
+    return {**dict(top), **({"other reasons": rest} if rest else {})}
+
+
+__all__ = [
+    "DEFAULT_BY",
+    "QUANTITIES",
+    "Report",
+    "build",
+    "checkpoint_of",
+    "hosting_of",
+    "period_bounds",
+    "reprice",
+]

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
-from wattlens.ledger.summary import QUANTITIES
-from wattlens.report import SOURCES, Report
+from wattlens.ledger.summary import QUANTITIES, TAG_PREFIX, check_key, collapse
+from wattlens.report import SOURCES, Report, bounded, missing_reason
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
@@ -37,6 +37,14 @@ KEY_SQL = {
     "upstream": "coalesce(upstream, '-')",
     "endpoint": "coalesce(endpoint, '-')",
 }
+
+
+def key_sql(by: str) -> str:
+    """The SQL expression of a breakdown key; tag:NAME reads the export's `tags` JSON column."""
+    if by.startswith(TAG_PREFIX):
+        name = by[len(TAG_PREFIX) :].replace('"', "").replace("'", "''")
+        return f"coalesce(json_extract_string(tags, '$.\"{name}\"'), '-')"
+    return KEY_SQL[by]
 
 
 def _aggregates() -> str:
@@ -83,8 +91,7 @@ def build_from_parquet(
     import datetime as dt
 
     for b in by:
-        if b not in KEY_SQL:
-            raise InputError(f"cannot group by {b!r}; choose one of {', '.join(KEY_SQL)}")
+        check_key(b)
     con = duckdb.connect()
 
     def lit(v: str) -> str:  # a view cannot take parameters: quote literals the SQL way
@@ -104,9 +111,10 @@ def build_from_parquet(
 
     total = _totals(rows(f"SELECT {agg} FROM r")[0])
     groups = {
-        b: {str(g["k"]): _totals(g) for g in rows(f"SELECT {KEY_SQL[b]} AS k, {agg} FROM r GROUP BY 1 ORDER BY 1")}
+        b: {str(g["k"]): _totals(g) for g in rows(f"SELECT {key_sql(b)} AS k, {agg} FROM r GROUP BY 1 ORDER BY 1")}
         for b in by
     }
+    groups = {b: collapse(g) if b.startswith(TAG_PREFIX) else g for b, g in groups.items()}
     hosting = {h: _totals(g) for g in rows(f"SELECT hosting AS h, {agg} FROM r GROUP BY 1") for h in [str(g["h"])]}
     for h in ("own", "purchased"):
         hosting.setdefault(h, _totals({**dict.fromkeys(rows(f"SELECT {agg} FROM r WHERE FALSE")[0], 0)}))
@@ -121,6 +129,13 @@ def build_from_parquet(
             for s, share in z.mix.items():
                 mix_wh[s] += float(wh) * share
     total_mix = sum(mix_wh.values())
+    from collections import Counter
+
+    missing: Counter[str] = Counter()
+    for outcome, error, n in con.execute(
+        "SELECT outcome, footprint_error, count(*) FROM r WHERE energy_wh_mid IS NULL GROUP BY 1, 2"
+    ).fetchall():
+        missing[missing_reason({"outcome": outcome, "footprint_error": error})] += int(n)
     models = [str(m[0]) for m in con.execute(f"SELECT DISTINCT {KEY_SQL['model']} FROM r").fetchall()]
     versions = [
         str(v[0]) for v in con.execute("SELECT DISTINCT factors_version FROM r WHERE factors_version IS NOT NULL").fetchall()
@@ -136,4 +151,5 @@ def build_from_parquet(
         zones=sorted(zones),
         models=sorted(models),
         factors_versions=sorted(versions),
+        missing=bounded(missing),
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattlens.errors import InputError
-from wattlens.report import SOURCES, Report
-from wattlens.report.typeset import md_to_html, pdf
+from wattlens.report import SOURCES, Report, numbers
+from wattlens.report.typeset import CHECKPOINT, md_to_html, pdf
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
@@ -27,25 +27,39 @@ ROWS = [
 
 
 def f(x: float) -> str:
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e6 or abs(x) < 1e-4:
-        return f"{x:.3g}"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.3g}"
+    """A bare number (three significant digits) for cells whose unit is in the column head."""
+    return numbers.number(x, 3)
 
 
-def iv(d: dict[str, float] | None) -> str:
-    return "–" if d is None else f"{f(d['mid'])} ({f(d['low'])}–{f(d['high'])})"
+def iv(d: dict[str, float] | None, unit: str) -> str:
+    return numbers.iv(d, unit)
 
 
 def methods_line(t: dict[str, Any]) -> str:
-    m = t["methods"]
-    n = sum(m.values())
-    if not n:
-        return "no receipts"
-    return ", ".join(f"{k} {v} ({v / n:.0%})" for k, v in m.items())
+    return numbers.counts(t["methods"], "receipts")
+
+
+def coverage(r: Report) -> list[str]:
+    """What the figures cover: an empty period, and the records without a receipt and why."""
+    t = r.total
+    n, with_receipt = int(t["requests"]), int(t["with_receipt"])
+    if n == 0:
+        return [
+            "**No records in this period.** Every figure below is zero because the ledger holds no request "
+            f"for {r.period}, not because the requests used no energy.",
+            "",
+        ]
+    without = n - with_receipt
+    if not without:
+        return [f"All {n:,} records carry a receipt.", ""]
+    out = [
+        f"**{without:,} of {n:,} records ({numbers.share(without, n)}) carry no receipt** and are not in the "
+        "totals; the totals cover the other "
+        f"{with_receipt:,}. Why they have none:",
+        "",
+    ]
+    out += [f"- {why}: {k:,} ({numbers.share(k, n)})" for why, k in r.missing.items()]
+    return [*out, ""]
 
 
 def markdown(r: Report, fs: FactorSet, figures: dict[str, str] | None = None) -> str:
@@ -56,25 +70,28 @@ def markdown(r: Report, fs: FactorSet, figures: dict[str, str] | None = None) ->
         f"Generated {r.generated} by wattlens · factor data {', '.join(r.factors_versions) or '–'} · "
         f"{t['requests']:,} requests, {t['with_receipt']:,} with a receipt · {r.users} users",
         "",
-        "Every figure is the middle of an interval `mid (low–high)`, summed bound by bound over the ledger "
+        *([f"{CHECKPOINT}{r.checkpoint}", ""] if r.checkpoint else []),
+        *coverage(r),
+        "Every figure is the middle of an interval, mid (low–high), summed bound by bound over the ledger "
         "records; the method of each receipt is counted below.",
         "",
         "## Totals",
         "",
-        "| quantity | low | mid | high | unit |",
-        "|---|---:|---:|---:|---|",
+        "| quantity | mid | low | high |",
+        "|---|---:|---:|---:|",
     ]
     for name, key, unit in ROWS:
         q = t[key]
-        out.append(f"| {name} | {f(q['low'])} | {f(q['mid'])} | {f(q['high'])} | {unit} |")
-    out += ["", "## Intensity", "", "| | energy Wh | carbon gCO2e (location) | water mL |", "|---|---|---|---|"]
+        div, label = numbers.scale(q["mid"], unit)
+        out.append(f"| {name} | {f(q['mid'] / div)} {label} | {f(q['low'] / div)} {label} | {f(q['high'] / div)} {label} |")
+    out += ["", "## Intensity", "", "| | energy | carbon (location) | water |", "|---|---|---|---|"]
     ie, ic, iw = r.intensity("energy_wh"), r.intensity("carbon_location_g"), r.intensity("water_ml")
     for label, k in (
         ("per 1,000 queries", "per_1000_queries"),
         ("per user", "per_user"),
         ("per million tokens", "per_million_tokens"),
     ):
-        out.append(f"| {label} | {iv(ie[k])} | {iv(ic[k])} | {iv(iw[k])} |")
+        out.append(f"| {label} | {iv(ie[k], 'Wh')} | {iv(ic[k], 'gCO2e')} | {iv(iw[k], 'mL')} |")
     out += [
         "",
         "## How the figures were obtained",
@@ -83,30 +100,31 @@ def markdown(r: Report, fs: FactorSet, figures: dict[str, str] | None = None) ->
         "",
         "## Accounting view (GHG Protocol)",
         "",
-        "| line | category | energy Wh | carbon location gCO2e | carbon market gCO2e |",
+        "| line | category | energy (facility) | carbon, location-based | carbon, market-based |",
         "|---|---|---|---|---|",
     ]
     own, bought = r.hosting["own"], r.hosting["purchased"]
     out.append(
-        f"| electricity of hardware you run yourself | Scope 2 | {iv(own['facility_wh'])} | "
-        f"{iv(own['carbon_location_g'])} | {iv(own['carbon_market_g'])} |"
+        f"| electricity of hardware you run yourself | Scope 2 | {iv(own['facility_wh'], 'Wh')} | "
+        f"{iv(own['carbon_location_g'], 'gCO2e')} | {iv(own['carbon_market_g'], 'gCO2e')} |"
     )
     out.append(
-        f"| purchased AI services (their electricity) | Scope 3, category 1 | {iv(bought['facility_wh'])} | "
-        f"{iv(bought['carbon_location_g'])} | {iv(bought['carbon_market_g'])} |"
+        f"| purchased AI services (their electricity) | Scope 3, category 1 | {iv(bought['facility_wh'], 'Wh')} | "
+        f"{iv(bought['carbon_location_g'], 'gCO2e')} | {iv(bought['carbon_market_g'], 'gCO2e')} |"
     )
     out.append(
         f"| purchased AI services (their hardware's manufacturing) | Scope 3, category 1 | – | "
-        f"{iv(bought['carbon_embodied_g'])} | {iv(bought['carbon_embodied_g'])} |"
+        f"{iv(bought['carbon_embodied_g'], 'gCO2e')} | {iv(bought['carbon_embodied_g'], 'gCO2e')} |"
     )
     out.append(
-        f"| manufacturing of hardware you run | Scope 3, category 2 | – | {iv(own['carbon_embodied_g'])} | "
-        f"{iv(own['carbon_embodied_g'])} |"
+        f"| manufacturing of hardware you run | Scope 3, category 2 | – | {iv(own['carbon_embodied_g'], 'gCO2e')} | "
+        f"{iv(own['carbon_embodied_g'], 'gCO2e')} |"
     )
     out += [
         "",
         "A request counts as your own hardware when the gateway served it from a `local` upstream "
-        "(or it was measured); everything else is a purchased service.",
+        "(or it was measured); everything else is a purchased service. `--format ghg-csv`, `esrs` and `sci` "
+        "write these figures in the layouts of the standards (docs/disclosures.md).",
         "",
         "## Energy sources behind the total",
         "",
@@ -121,18 +139,19 @@ def markdown(r: Report, fs: FactorSet, figures: dict[str, str] | None = None) ->
         for title, path in figures.items():
             out += [f"![{title}]({path})", ""]
     for by, groups in r.groups.items():
+        name = f"tag {by[4:]}" if by.startswith("tag:") else by
         out += [
-            f"## By {by}",
+            f"## By {name}",
             "",
-            f"| {by} | requests | energy Wh | carbon gCO2e | water mL | Wh per 1,000 queries | measured share |",
+            f"| {name} | requests | energy (IT) | carbon (location) | water | per 1,000 queries | measured |",
             "|---|---:|---|---|---|---:|---:|",
         ]
         for k, g in groups.items():
-            per1k = f(g["energy_wh"]["mid"] / g["with_receipt"] * 1000) if g["with_receipt"] else "–"
+            per1k = numbers.quantity(g["energy_wh"]["mid"] / g["with_receipt"] * 1000, "Wh") if g["with_receipt"] else "–"
             n = sum(g["methods"].values())
             out.append(
-                f"| {k} | {g['requests']:,} | {iv(g['energy_wh'])} | {iv(g['carbon_location_g'])} | "
-                f"{iv(g['water_ml'])} | {per1k} | {(g['methods']['measured'] / n if n else 0):.0%} |"
+                f"| {k} | {g['requests']:,} | {iv(g['energy_wh'], 'Wh')} | {iv(g['carbon_location_g'], 'gCO2e')} | "
+                f"{iv(g['water_ml'], 'mL')} | {per1k} | {numbers.share(g['methods']['measured'], n)} |"
             )
         out.append("")
     out += hour_profile(r)
@@ -145,14 +164,14 @@ def hour_profile(r: Report) -> list[str]:
     if not any(h["energy_wh"] for h in r.hours.values()):
         return []
     total = sum(h["energy_wh"] for h in r.hours.values()) or 1.0
-    out = ["## Hour of day (UTC)", "", "| hour | energy Wh (mid) | share | carbon gCO2e (location, mid) | gCO2e/kWh |"]
+    out = ["## Hour of day (UTC)", "", "| hour | energy (mid) | share | carbon, location-based (mid) | gCO2e/kWh |"]
     out.append("|---:|---:|---:|---:|---:|")
     for hour, h in sorted(r.hours.items()):
         if h["energy_wh"]:
             g_per_kwh = h["carbon_location_g"] / h["energy_wh"] * 1000 if h["energy_wh"] else 0.0
             out.append(
-                f"| {hour:02d} | {f(h['energy_wh'])} | {h['energy_wh'] / total:.1%} | "
-                f"{f(h['carbon_location_g'])} | {g_per_kwh:.0f} |"
+                f"| {hour:02d} | {numbers.quantity(h['energy_wh'], 'Wh')} | {numbers.share(h['energy_wh'], total)} | "
+                f"{numbers.quantity(h['carbon_location_g'], 'gCO2e')} | {g_per_kwh:.0f} |"
             )
     return [*out, ""]
 
@@ -323,9 +342,8 @@ class PdfRenderer:
     def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
         if output is None:
             raise InputError("a PDF report needs --output FILE")
-        md, figs, base = _typeset(r, fs, output)
-        assert base is not None
-        pdf(md, figs, base, Path(output))
+        md, _, base = _typeset(r, fs, output)
+        pdf(md_to_html(md, base), Path(output))
         return None
 
 
