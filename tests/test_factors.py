@@ -239,3 +239,20 @@ def test_closed_api_rows_say_their_precision_is_assumed(factors: FactorSet) -> N
     assert len(closed) >= 50
     for m in closed:
         assert "precision not published" in m.serving_basis, m.model_id
+
+
+def test_build_refuses_a_quantised_row_without_its_card() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "build_factors.py"
+    spec = importlib.util.spec_from_file_location("build_factors", path)
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.name_precision("bartowski/Llama-3.1-8B-Instruct-Q4_K_M") == "int4"
+    assert build.name_precision("llama3.1:8b-instruct-q8_0") == "int8"
+    assert build.name_precision("Qwen/Qwen2.5-72B-Instruct") is None  # "qwen" is not a q-quant
+    build.check_precision({"model_id": "x/y-FP8", "precision": "fp8"})
+    for row in ({"model_id": "x/y-AWQ", "precision": "bf16"}, {"model_id": "x/y-FP8", "precision": "int4"}):
+        with pytest.raises(SystemExit, match=r"model_cards\.csv"):
+            build.check_precision(row)
