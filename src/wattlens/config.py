@@ -45,7 +45,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "defaults": ("zone", "region", "provider", "facility", "pue", "wue_l_per_kwh", "boundary"),
     "market": ("renewable_share", "g_per_kwh"),
     "factors": ("files",),
-    "grid": ("feed",),
+    "grid": ("feed", "cache_dir", "timeout_s", "base_url", "token_env"),
     "ledger": ("location",),
     "server": ("host", "port", "ledger", "max_body_mb", "keys_file", "allowed_hosts"),
     "upstreams": (
@@ -67,6 +67,19 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "timeout_s",
     ),
     "routes": ("name", "small", "large", "artefact", "threshold", "embed_all"),
+    "budgets": (
+        "name",
+        "scope",
+        "match",
+        "unit",
+        "period",
+        "timezone",
+        "soft",
+        "hard",
+        "on_hard",
+        "reroute_to",
+        "webhook",
+    ),
 }
 
 
@@ -78,6 +91,7 @@ class Settings:
     boundary: str = "datacenter"
     factor_files: tuple[str, ...] = ()
     grid_feed: str = "annual"
+    grid_options: dict[str, Any] = field(default_factory=dict)  # [grid] keys for live feeds (docs/grid.md)
     ledger: str | None = None
     path: str | None = None  # the config file read, if any
     data: dict[str, Any] = field(default_factory=dict, repr=False)  # the whole file, for the gateway's sections
@@ -91,7 +105,7 @@ class Settings:
             place=self.place,
             boundary=self.boundary,
             factors=get_factors([*self.factor_files, *extra_factor_files]),
-            grid=grid_feed(self.grid_feed),
+            grid=grid_feed(self.grid_feed, self.grid_options),
         )
 
 
@@ -155,6 +169,14 @@ def _relative(feed: str | None, base: Path) -> str | None:
         return feed
     path = Path(feed[4:]).expanduser()
     return feed if path.is_absolute() else f"csv:{base / path}"
+
+
+def _grid_options(g: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """[grid] keys other than feed, checked: they configure the live feeds (wattlens.grid.http.FeedOptions)."""
+    _num(g, "timeout_s", where)
+    for key in ("cache_dir", "base_url", "token_env"):
+        _str(g, key, where)
+    return {k: v for k, v in g.items() if k != "feed"}
 
 
 def _env_num(env: Mapping[str, str], name: str) -> float | None:
@@ -222,6 +244,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         or env.get("WATTLENS_GRID_FEED")
         or _relative(_str(g, "feed", where), base)
         or "annual",
+        grid_options=_grid_options(g, where),
         ledger=flags.get("ledger")
         or env.get("WATTLENS_LEDGER")
         or _str(led, "location", where)

@@ -20,6 +20,7 @@ Names must be unique: a plugin cannot silently replace a built-in.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,12 @@ class Builtins:
     def wattlens_grid_feeds(self) -> list[GridFeed]:
         from wattlens.grid import AnnualFeed
         from wattlens.grid.csvfeed import CsvFeed
+        from wattlens.grid.electricitymaps import ElectricityMapsFeed
+        from wattlens.grid.entsoe import EntsoeFeed
+        from wattlens.grid.ukci import UkCarbonIntensityFeed
+        from wattlens.grid.watttime import WattTimeFeed
 
-        return [AnnualFeed(), CsvFeed()]
+        return [AnnualFeed(), CsvFeed(), ElectricityMapsFeed(), WattTimeFeed(), UkCarbonIntensityFeed(), EntsoeFeed()]
 
     @hookimpl
     def wattlens_rating_scales(self) -> list[Any]:
@@ -140,13 +145,20 @@ def registry() -> Registry:
     )
 
 
-def grid_feed(spec: str) -> GridFeed:
-    """A registered feed by name, or NAME:ARGUMENT for a feed that takes one (csv:FILE)."""
+def grid_feed(spec: str, options: Mapping[str, Any] | None = None) -> GridFeed:
+    """A registered feed by name, or NAME:ARGUMENT for a feed that takes one (csv:FILE).
+
+    options: the [grid] section's other keys (cache_dir, timeout_s, ...) for the live feeds.
+    """
     feeds = registry().grid_feeds
     name, _, arg = spec.partition(":")
     if name not in feeds:
         raise ConfigError(f"unknown grid feed {name!r}; installed: {', '.join(sorted(feeds))}")
     feed = feeds[name]
+    if getattr(feed, "takes_options", False):  # a live provider: its cache, time limit and credentials
+        from wattlens.grid.http import FeedOptions
+
+        return feed.configured(arg, FeedOptions.from_settings(options or {}))  # type: ignore[attr-defined,no-any-return]
     if arg:
         configure = getattr(feed, "configured", None)
         if configure is None:

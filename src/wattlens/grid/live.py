@@ -1,0 +1,158 @@
+"""What every live provider feed shares: configuration, the time slot of a query, fallback to annual.
+
+A provider subclass implements `sample(code, at)` (the interval that holds `at`) and, where the
+provider has one, `forecast(code, start, end)`. Any FeedError becomes the annual reading plus the
+error's warning code: a receipt is never lost because a provider is down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar
+
+from wattlens.errors import ConfigError
+from wattlens.factors.records import ENERGY_SOURCES, CloudRegion, Zone
+from wattlens.grid import AnnualFeed, GridReading
+from wattlens.grid.http import Client, FeedError, FeedOptions, default_cache_dir
+
+HOUR = dt.timedelta(hours=1)
+# How long a value of an interval that is not over yet may be re-used (it can still be revised).
+FRESH_S = 300.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One interval of a provider's series: [start, start + step)."""
+
+    start: dt.datetime
+    step: dt.timedelta
+    intensity_g_per_kwh: float | None  # None: the provider gives no average intensity (WattTime)
+    mix: dict[str, float] | None = None
+    marginal_g_per_kwh: float | None = None
+    basis: str = "life-cycle"
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+def floor(t: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    t = t.astimezone(dt.UTC)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return epoch + ((t - epoch) // step) * step
+
+
+def max_age_s(end: dt.datetime, now: dt.datetime) -> float | None:
+    """None (for ever) once the interval is over; a short time while it can still change."""
+    return None if end <= now else FRESH_S
+
+
+def normalise(mw: dict[str, float]) -> dict[str, float] | None:
+    """Power per wattlens source (any unit) as shares of 1, or None when there is nothing."""
+    total = sum(v for v in mw.values() if v > 0)
+    if total <= 0:
+        return None
+    return {s: max(mw.get(s, 0.0), 0.0) / total for s in ENERGY_SOURCES}
+
+
+def pick(samples: list[Sample], at: dt.datetime, what: str) -> Sample:
+    for s in samples:
+        if s.start <= at < s.start + s.step:
+            return s
+    raise FeedError("grid-feed-no-data", f"{what}: no value for {iso(at)}")
+
+
+class LiveFeed:
+    """Base of the provider feeds. Unconfigured (as registered) it only names itself."""
+
+    name: str = ""
+    title: ClassVar[str] = ""  # the source named in receipts
+    default_url: ClassVar[str] = ""
+    token_vars: ClassVar[tuple[str, ...]] = ()  # environment variables holding the credentials
+    takes_options: ClassVar[bool] = True
+
+    def __init__(self, options: FeedOptions | None = None, arg: str = "") -> None:
+        self.options = options or FeedOptions(cache_dir=default_cache_dir({}))
+        self.arg = arg
+        self._annual = AnnualFeed()
+        self._client: Client | None = None
+
+    # --- configuration -------------------------------------------------------------------
+    def configured(self, arg: str, options: FeedOptions | None = None) -> LiveFeed:
+        feed = type(self)(options or self.options, arg)
+        feed.check()
+        return feed
+
+    def check(self) -> None:
+        """Refuse to start without the credentials (say which variable to set); never print them."""
+        missing = [v for v in self.credential_vars() if not self.options.env.get(v)]
+        if missing:
+            raise ConfigError(
+                f"the {self.name} grid feed needs {' and '.join(missing)} in the environment (docs/grid.md: how to get it)"
+            )
+
+    def credential_vars(self) -> tuple[str, ...]:
+        if self.options.token_env and len(self.token_vars) == 1:
+            return (self.options.token_env,)
+        return self.token_vars
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.options.env.get(v, "") for v in self.credential_vars())
+
+    def client(self) -> Client:
+        if self._client is None:
+            base = self.options.base_url or self.default_url
+            self._client = Client(self.name, base, self.options, self.secrets())
+        return self._client
+
+    # --- the provider's part ---------------------------------------------------------------
+    def code_for(self, zone: Zone) -> str:
+        """The provider's name for the zone: the feed's argument, else the wattlens zone code."""
+        return self.arg or zone.zone
+
+    def sample(self, code: str, at: dt.datetime) -> Sample:
+        raise NotImplementedError
+
+    def forecast(self, zone: Zone, start: dt.datetime, end: dt.datetime) -> list[Sample]:
+        raise FeedError("grid-feed-no-data", f"the {self.name} feed has no forecast")
+
+    # --- the GridFeed protocol --------------------------------------------------------------
+    def reading(self, zone: Zone, region: CloudRegion | None, at: dt.datetime | None) -> GridReading:
+        when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        annual = self._annual.reading(zone, region, at)
+        try:
+            s = self.sample(self.code_for(zone), when)
+        except FeedError as e:
+            return dataclasses.replace(annual, warnings=(*annual.warnings, e.code))
+        return self.to_reading(zone, annual, s)
+
+    def to_reading(self, zone: Zone, annual: GridReading, s: Sample) -> GridReading:
+        warnings: list[str] = []
+        if s.mix is None:
+            warnings.append("grid-mix-annual")
+        if s.basis == "direct combustion":
+            warnings.append("intensity-direct-combustion")
+        step_s = int(s.step.total_seconds())
+        resolution = {3600: "hourly", 1800: "30-minute", 900: "15-minute", 300: "5-minute"}.get(step_s, f"{step_s}-second")
+        return GridReading(
+            zone.zone,
+            s.start.year,
+            s.intensity_g_per_kwh if s.intensity_g_per_kwh is not None else annual.intensity_g_per_kwh,
+            s.mix if s.mix is not None else annual.mix,
+            tuple(warnings),
+            resolution,
+            s.basis,
+            f"{self.title} ({self.code_for(zone)})",
+            iso(s.start),
+            s.marginal_g_per_kwh,
+        )
+
+
+__all__ = ["FRESH_S", "HOUR", "LiveFeed", "Sample", "floor", "iso", "max_age_s", "normalise", "parse_time", "pick"]
