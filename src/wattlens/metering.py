@@ -131,7 +131,7 @@ def estimated_footprint(
         gpus=serving.gpus,
         batch_size=serving.batch_size,
     )
-    return estimate_footprint(req, ctx, at=at)
+    return estimate_footprint(req, ctx, at=at, unknown_generic=True)  # a served call always gets a receipt
 
 
 class Settlement:

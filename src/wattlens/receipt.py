@@ -52,8 +52,12 @@ def estimate_footprint(
     factors: FactorSet | None = None,
     embodied: bool = True,
     at: dt.datetime | None = None,
+    unknown_generic: bool = False,
 ) -> Footprint:
     """The receipt of one estimated LLM request (at time `at`, for a time-resolved grid feed).
+
+    unknown_generic: a model name that nothing resolves gets a generic receipt (warning
+    model-unknown-generic) instead of UnknownKeyError; metering sets it, so a 200 always has a receipt.
 
     where: a Place (with the built-in tables, or `factors`) or a whole Context from the edge.
     boundary: "accelerator", "server" or "datacenter" (server + idle capacity + facility PUE);
@@ -69,22 +73,29 @@ def estimate_footprint(
     if boundary not in BOUNDARY_PARTS:
         raise InputError(f"unknown boundary {boundary!r}; choose accelerator, server or datacenter")
     warnings: list[str] = []
-    spec = f.models.find(request.model) if request.model else None
-    if request.model and spec is None and (request.active_params_b is None):
-        f.models.get(request.model)  # raises UnknownKeyError with suggestions
-    if spec is None and request.active_params_b is None:
-        raise InputError("give a catalogue model name or --active-params")
-    if spec is None:
-        warnings.append("model-not-in-catalogue")
+    from wattlens.estimate.names import resolve
+
+    # Which model the name means: a catalogue row (also by Hugging Face id, Ollama tag, GGUF file
+    # name, dated or -latest alias), else the size and precision the name states, else a generic model.
+    res = resolve(request.model, f) if request.model else None
+    spec = res.spec if res else None
+    if res is not None and res.precision and request.precision is None:
+        request = dataclasses.replace(request, precision=res.precision)  # q4_K_M, AWQ, fp8... in the name
     active: Interval | float
     total: Interval | float
     if request.active_params_b is not None:
+        if spec is None:
+            warnings.append("model-not-in-catalogue")
         active = request.active_params_b
         total = request.total_params_b if request.total_params_b is not None else request.active_params_b
     else:
-        assert spec is not None
-        active, total = spec.active_params_b, spec.total_params_b
-        if "estimated" in spec.params_basis:
+        if res is None:
+            raise InputError("give a catalogue model name or --active-params")
+        if not res.known and not unknown_generic:
+            f.models.get(res.name)  # raises UnknownKeyError with suggestions
+        active, total = res.active_params_b, res.total_params_b
+        warnings.extend(res.warnings)
+        if spec is not None and "estimated" in spec.params_basis:
             warnings.append("params-estimated")
     hardware = request.hardware or (spec.hardware if spec else "H100-SXM")
     if request.hardware is None and spec is not None and spec.provider in ("openai", "anthropic", "google"):

@@ -19,7 +19,14 @@ EXAMPLE = f"{EXAMPLE_MODEL}, {EXAMPLE_INPUT} input and {EXAMPLE_OUTPUT} output t
 
 @app.command()
 def estimate(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Catalogue model name or alias.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[MODEL]",
+            help="Model name: catalogue id or alias, Hugging Face id, Ollama tag (llama3.1:8b), GGUF file name.",
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="The model name, as an option.")] = None,
     input_tokens: Annotated[int, typer.Option(min=0, help="Input (prompt) tokens.")] = 0,
     output_tokens: Annotated[int, typer.Option(min=0, help="Output tokens (excluding reasoning).")] = 0,
     cached_input_tokens: Annotated[int, typer.Option(min=0, help="Input tokens served from a prefix cache.")] = 0,
@@ -54,8 +61,16 @@ def estimate(
     factors: FactorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Estimate the receipt of one LLM request (nothing is fetched from the network)."""
+    """Estimate the receipt of one LLM request (nothing is fetched from the network).
+
+    The model name may be a catalogue id, a Hugging Face id, an Ollama tag or a GGUF file name; a name
+    that matches nothing and states no size (such as 8b) is refused, unless --active-params is given.
+    """
     from wattlens.receipt import LLMRequest, estimate_footprint
+
+    if name is not None and model is not None and name != model:
+        raise typer.BadParameter(f"two model names given ({name!r} and --model {model!r}); give one")
+    model = model or name
 
     flags: dict[str, Any] = {
         "zone": zone,
@@ -78,6 +93,7 @@ def estimate(
             st = settings_for(config, factors, **{**flags, "zone": EXAMPLE_ZONE})
     if model is None and active_params is None:
         raise typer.BadParameter("give --model NAME, or --active-params for a model not in the catalogue (or --example)")
+    note = _resolve_or_refuse(model, st.context().factors) if model and active_params is None else None
     fp = estimate_footprint(
         LLMRequest(
             model=model,
@@ -100,7 +116,29 @@ def estimate(
         return
     from wattlens.cli.present import receipt_table
 
+    if note:
+        out.print(f"[dim]model {model}: {note}[/dim]", highlight=False)
     out.print(receipt_table(fp))
+
+
+def _resolve_or_refuse(model: str, fs: Any) -> str | None:
+    """How the name resolves (a note for the table), or an error with suggestions: a person typing
+    a model name wants to hear about a typo, not get a generic receipt."""
+    from wattlens.errors import InputError
+    from wattlens.estimate.names import canonical, resolve
+
+    res = resolve(model, fs)
+    if res.known:
+        return None if res.how == "catalogue" and res.precision is None else res.note
+    suggestions = fs.models.suggest(model)
+    if not suggestions:  # rows sharing a word of the name: "llama-fancy" -> the Llama rows
+        words = [w for w in canonical(model).split("-") if len(w) >= 4 and not w.isdigit()]
+        suggestions = list(dict.fromkeys(r.model_id for w in words for r in fs.models.search(w)))[:5]
+    hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+    raise InputError(
+        f"unknown model {model!r}: not in the catalogue and no size in its name (such as 8b or 135m).{hint} "
+        "For a model outside the catalogue give --active-params (billions); `wattlens models QUERY` searches the catalogue."
+    )
 
 
 def _when(at: str | None) -> dt.datetime | None:
