@@ -52,6 +52,8 @@ def test_two_identical_requests_at_two_hours_get_their_own_hours_carbon(feed_ctx
         25.0,
     )
     assert "user grid file" in d["source"] and d["mix"]["gas"] == 0.05
+    assert d["cfe_share"] == pytest.approx(0.85 + 0.1)  # the hour's carbon-free share (nuclear, wind)
+    assert "cfe_share" not in estimate_footprint(REQ, Context(Place(zone="FR"))).as_dict()["grid"]  # annual: none
     # Where the feed gives a marginal intensity, the receipt adds marginal carbon beside location and market.
     assert night.carbon_marginal_g is None
     ev = evening.as_dict()
@@ -135,3 +137,84 @@ def test_report_grid_re_prices_from_the_command_line(tmp_path: Path) -> None:
     priced = json.loads(subprocess.run([*base, "--grid", f"csv:{f}"], check=True, capture_output=True, text=True).stdout)
     assert plain["grid_basis"] == "as recorded" and "csv" in priced["grid_basis"]
     assert priced["total"]["energy_wh"] == plain["total"]["energy_wh"]
+
+
+# --- hourly matching and the 24/7 CFE score -------------------------------------------------------
+
+
+def contracts_file(tmp_path: Path) -> Path:
+    """A solar PPA of 6 kWh each hour 10:00-15:59 on two days, and 200 kWh of yearly certificates."""
+    rows = ["zone,start,end,volume_mwh,kind,technology,source"]
+    for day in (15, 16):
+        for h in range(10, 16):
+            rows.append(
+                f"FR,2026-01-{day}T{h:02d}:00:00Z,2026-01-{day}T{h + 1:02d}:00:00Z,0.006,ppa,solar,PPA metered hourly"
+            )
+    rows.append("FR,2026-01-01T00:00:00Z,2027-01-01T00:00:00Z,0.2,eac,hydro,Guarantees of origin 2026")
+    f = tmp_path / "contracts.csv"
+    f.write_text("\n".join(rows) + "\n")
+    return f
+
+
+def test_hourly_matching_is_reproduced_by_hand_on_48_hours(tmp_path: Path) -> None:
+    from wattlens.grid.contracts import GridHour, load, match
+
+    contracts = load(contracts_file(tmp_path))
+    start = at("2026-01-15T00:00:00Z")
+    hours = [start + dt.timedelta(hours=i) for i in range(48)]
+    consumption = {("FR", h): 10.0 for h in hours}  # 10 kWh every hour: 480 kWh
+
+    def grid(zone: str, hour: dt.datetime) -> GridHour:  # daytime 08-17: 50 g, 80 % carbon-free; else 100 g, 50 %
+        return GridHour(50.0, 0.8) if 8 <= hour.hour <= 17 else GridHour(100.0, 0.5)
+
+    m = match(consumption, contracts, grid)
+    # By hand. Hourly matched: 12 hours x 6 kWh = 72 kWh.
+    # CFE: 10-15 h (12 h): 6 + 4 x 0.8 = 9.2; 08-09, 16-17 (8 h): 10 x 0.8 = 8; other 28 h: 10 x 0.5 = 5
+    cfe_by_hand = 12 * 9.2 + 8 * 8 + 28 * 5  # 314.4 kWh
+    assert m.consumption_kwh == 480.0 and m.hourly_matched_kwh == pytest.approx(72.0)
+    assert m.cfe_score == pytest.approx(cfe_by_hand / 480)
+    assert m.location_g == pytest.approx(20 * 10 * 50 + 28 * 10 * 100)  # 38,000 g
+    # Market, hourly: unmatched kWh at the hour's grid average (standing in for the residual mix).
+    assert m.market_hourly_g == pytest.approx(12 * 4 * 50 + 8 * 10 * 50 + 28 * 10 * 100)  # 34,400 g
+    assert m.residual_approximated
+    # Annual matching counts the certificates too: min(480, 72 + 200) kWh, the rest at the average 38,000/480 g/kWh.
+    assert m.annual_matched_share == pytest.approx(272 / 480)
+    assert m.market_annual_g == pytest.approx((480 - 272) * 38000 / 480)
+    assert m.market_annual_g < m.market_hourly_g  # annual matching flatters: the certificates cover nights too
+    assert m.by_hour_of_day[12] == pytest.approx({"consumption_kwh": 20.0, "matched_kwh": 12.0, "cfe_kwh": 18.4})
+    given = match(consumption, contracts, grid, residual_g_per_kwh={"FR": 120.0})
+    assert given.market_hourly_g == pytest.approx((480 - 72) * 120.0) and not given.residual_approximated
+
+
+def test_matching_ledger_records_with_a_csv_feed(feed_ctx: Context, tmp_path: Path) -> None:
+    from wattlens.grid.contracts import grid_cfe_share, load, match_records
+    from wattlens.report.demo import records as demo_records
+
+    recs = list(demo_records(["gpt-4o-mini"], ["FR"], start=at("2026-01-15T02:30:00Z"), limit=40))
+    m = match_records(recs, load(contracts_file(tmp_path)), feed_ctx)
+    kwh = sum(float(r["footprint"]["facility_wh"]["mid"]) for r in recs) / 1000
+    assert m.consumption_kwh == pytest.approx(kwh)
+    # All in the 02:00 hour: no hourly contract, so the CFE score is the grid's carbon-free share then.
+    assert m.hourly_matched_kwh == 0 and m.cfe_score == pytest.approx(grid_cfe_share({"nuclear": 0.9, "wind": 0.1}))
+    assert m.location_g == pytest.approx(kwh * 20.0)  # the file's 02:00 intensity
+    assert m.annual_matched_share == pytest.approx(1.0)  # 200 kWh of certificates cover it on paper
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("FR,2026-01-15T10:00:00Z,2026-01-15T10:00:00Z,1,ppa,wind,x", "end must be after start"),
+        ("FR,2026-01-15T10:30:00Z,2026-01-15T11:30:00Z,1,ppa,wind,x", "whole hours"),
+        ("FR,2026-01-15T10:00:00Z,2026-01-15T11:00:00Z,-1,ppa,wind,x", "must not be negative"),
+        ("FR,2026-01-15T10:00:00Z,2026-01-15T11:00:00Z,1,rec,wind,x", "kind must be"),
+        ("FR,2026-01-15T10:00:00Z,2026-01-15T11:00:00Z,1,ppa,gas,x", "fossil or bioenergy"),
+        ("FR,2026-01-15 10:00,2026-01-15T11:00:00Z,1,ppa,wind,x", "no UTC offset"),
+    ],
+)
+def test_a_bad_contracts_file_is_refused_with_the_line(tmp_path: Path, row: str, message: str) -> None:
+    from wattlens.grid.contracts import load
+
+    f = tmp_path / "c.csv"
+    f.write_text("zone,start,end,volume_mwh,kind,technology,source\n" + row + "\n")
+    with pytest.raises(ConfigError, match=f"line 2: .*{message}"):
+        load(f)

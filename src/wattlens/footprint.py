@@ -41,6 +41,10 @@ class Grid:
             d["at"] = self.at
         if self.marginal_g_per_kwh is not None:
             d["marginal_g_per_kwh"] = round(self.marginal_g_per_kwh, 3)
+        if self.resolution != "annual":  # the interval's carbon-free share: the grid part of a 24/7 CFE score
+            from wattlens.grid import CARBON_FREE
+
+            d["cfe_share"] = round(sum(self.mix.get(k, 0.0) for k in CARBON_FREE), 5)
         d["mix"] = {k: round(v, 5) for k, v in self.mix.items()}
         return d
 

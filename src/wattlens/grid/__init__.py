@@ -15,6 +15,10 @@ from typing import Protocol
 
 from wattlens.factors.records import CloudRegion, Zone
 
+# Carbon-free generation as Google's 24/7 CFE counts it (wind, solar, hydro, nuclear, geothermal);
+# wattlens' "other" is other renewables, mostly geothermal. Bioenergy is not counted.
+CARBON_FREE = ("nuclear", "hydro", "wind", "solar", "other")
+
 
 @dataclass(frozen=True, slots=True)
 class GridReading:
@@ -69,4 +73,4 @@ class AnnualFeed:
         return GridReading(zone.zone, zone.year, intensity, zone.mix, tuple(warnings), "annual", basis, source)
 
 
-__all__ = ["AnnualFeed", "GridFeed", "GridReading"]
+__all__ = ["CARBON_FREE", "AnnualFeed", "GridFeed", "GridReading"]
