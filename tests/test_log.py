@@ -533,3 +533,140 @@ def test_log_migrate_rebuilds_an_older_ledgers_nodes(setup: dict[str, Any], caps
     assert wl(capsys, *args, "--record", str(record))[0] == 0
     assert wl(capsys, "verify-receipt", str(record), "--proof", str(proof), "--key", s["pub"])[0] == 0
     assert wl(capsys, "log", "migrate", "--ledger", str(s["dir"] / "none.db"))[0] != 0
+
+
+# -- the gateway signs and serves the log ---------------------------------------------------------------
+def test_notary_signs_and_refuses_after_rollback_or_fork(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from wattlens.gateway.logapi import Notary, RollbackError
+
+    db, signer = tmp_path / "l.db", Signer.generate("wattlens.example/org-ledger")
+    led = open_ledger(db)
+    led.append([rec(i) for i in range(10)])
+    reg = CollectorRegistry()
+    notary = Notary(led, signer, tmp_path / "outside" / "last.txt", reg)
+    first = read_checkpoint(notary.sign(), signer.verifier)
+    assert (first.size, first.root) == (10, merkle.root(led.leaves()))
+    assert notary.sign() == led.latest_checkpoint()  # unchanged log: the same note, not a second one
+    led.close()
+    shutil.copy(db, tmp_path / "old.db")  # a backup taken at 10 records
+    led = open_ledger(db)
+    led.append([rec(i) for i in range(10, 15)])
+    notary.ledger = led
+    assert read_checkpoint(notary.sign()).size == 15
+    led.close()
+    want = Checkpoint(first.origin, 15, merkle.root([leaf_of(json.dumps(rec(i))) for i in range(15)]))
+    assert (tmp_path / "outside" / "last.txt").read_text() == sign_checkpoint(want, signer)  # kept outside the database
+    for attack in ("rollback", "fork"):
+        shutil.copy(tmp_path / "old.db", db)  # the database restored from the backup: its checkpoint table too
+        led = open_ledger(db)
+        if attack == "fork":  # and the gateway went on appending other records: larger than the last checkpoint
+            led.append([rec(i) | {"team": "forked"} for i in range(10, 16)])
+        notary.ledger = led
+        with pytest.raises(RollbackError, match="15" if attack == "rollback" else "not the ones"):
+            notary.sign()
+        assert notary.try_sign() is None and notary.last_error
+        led.close()
+    assert reg.get_sample_value("wattlens_log_signing_refusals_total") == 4
+    assert reg.get_sample_value("wattlens_log_checkpoints_signed_total") == 2
+
+
+def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import time
+
+    import httpx
+    import upstream as up
+
+    from wattlens.gateway.app import create_app
+    from wattlens.gateway.config import ApiKey, GatewayConfig, Upstream
+    from wattlens.gateway.logapi import LogSettings
+    from wattlens.ledger import LedgerWriter
+
+    signer = Signer.generate("wattlens.example/org-ledger")
+    key = tmp_path / "log.key"
+    key.write_text(signer.encode() + "\n")
+    db = tmp_path / "ledger.db"
+    client = "wl-client"
+    cfg = GatewayConfig(
+        upstreams=(Upstream("oai", "openai", "http://unused/v1", models=("gpt-4o-mini",)),),
+        keys=(
+            ApiKey("k1", hashlib.sha256(client.encode()).hexdigest(), team="t"),
+            ApiKey("ops", hashlib.sha256(b"wl-admin").hexdigest(), admin=True),
+        ),
+    )
+    settings = LogSettings(key, checkpoint_interval_s=0.2, state_file=tmp_path / "last.txt")
+    with up.ServerThread(up.app) as upstream:
+        cfg = GatewayConfig(
+            upstreams=(Upstream("oai", "openai", upstream.url + "/v1", models=("gpt-4o-mini",)),), keys=cfg.keys
+        )
+        writer = LedgerWriter(open_ledger(db), flush_s=0.01)
+        with up.ServerThread(create_app(cfg, writer, log=settings)) as gw:
+            h = {"authorization": f"Bearer {client}"}
+            assert httpx.get(gw.url + "/wattlens/log/checkpoint").status_code == 401  # the client key, as /v1/models
+            ids = []
+            for i in range(5):
+                body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"hi {i}"}]}
+                r = httpx.post(gw.url + "/v1/chat/completions", json=body, headers=h, timeout=10)
+                assert r.status_code == 200
+                ids.append(r.headers["x-wattlens-record"])
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                r = httpx.get(gw.url + "/wattlens/log/checkpoint", headers=h)
+                if r.status_code == 200 and read_checkpoint(r.text).size >= 5:
+                    break
+                time.sleep(0.1)
+            assert r.headers["content-type"].startswith("text/plain")
+            cp = read_checkpoint(r.text, signer.verifier)
+            assert cp.size == 5
+            p = httpx.get(gw.url + f"/wattlens/log/proof/{ids[2]}", headers=h)
+            assert p.status_code == 200 and p.text.startswith("c2sp.org/tlog-proof@v1\nindex 2\n")
+            proof = Proof.parse(p.text)
+            assert httpx.get(gw.url + "/wattlens/log/proof/nope", headers=h).status_code == 404
+            c = httpx.get(gw.url + "/wattlens/log/consistency?old=2", headers=h)
+            path = [base64.b64decode(x) for x in c.text.splitlines()]
+            led = open_ledger(db)
+            ls = led.leaves()
+            assert merkle.verify_consistency(2, 5, merkle.root(ls[:2]), cp.root, path)
+            assert httpx.get(gw.url + "/wattlens/log/consistency?old=x", headers=h).status_code == 400
+            assert httpx.get(gw.url + "/wattlens/log/consistency?old=9", headers=h).status_code == 400
+            record = json.loads(led.locate(ids[2])[1])  # type: ignore[index]
+            led.close()
+            rfile, pfile = tmp_path / "r.json", tmp_path / "p.tlog-proof"
+            rfile.write_text(json.dumps(record))
+            pfile.write_text(proof.encode())
+            assert wl(capsys, "verify-receipt", str(rfile), "--proof", str(pfile), "--key", signer.verifier.encode())[0] == 0
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "last"}]}
+            assert httpx.post(gw.url + "/v1/chat/completions", json=body, headers=h, timeout=10).status_code == 200
+            m = httpx.get(gw.url + "/metrics", headers={"authorization": "Bearer wl-admin"}).text
+            assert "wattlens_log_checkpoints_signed_total" in m
+    # at shutdown: the last record written, then a checkpoint that covers it, in the ledger and outside it
+    led = open_ledger(db)
+    last = read_checkpoint(led.latest_checkpoint() or "", signer.verifier)
+    assert last.size == led.count() == 6 and last.root == merkle.root(led.leaves())
+    led.close()
+    assert read_checkpoint((tmp_path / "last.txt").read_text(), signer.verifier) == last
+
+
+def test_log_settings_from_file_and_environment(tmp_path: Path) -> None:
+    from wattlens.config import load_settings
+    from wattlens.errors import ConfigError
+    from wattlens.gateway.logapi import log_settings
+
+    f = tmp_path / "wattlens.toml"
+    f.write_text('[log]\nkey_file = "keys/log.key"\ncheckpoint_interval_s = 30\n')
+    s = log_settings(load_settings(f, env={}), env={})
+    assert s.key_file == tmp_path / "keys/log.key" and s.checkpoint_interval_s == 30
+    assert s.last_path == tmp_path / "keys/log.key.last-checkpoint"
+    env = {"WATTLENS_LOG_CHECKPOINT_INTERVAL_S": "5", "WATTLENS_LOG_KEY_FILE": "/k/other.key"}
+    s = log_settings(load_settings(f, env=env), env=env)
+    assert s.checkpoint_interval_s == 5 and s.key_file == Path("/k/other.key")
+    f.write_text("[log]\nkey_fle = 'x'\n")
+    with pytest.raises(ConfigError, match="did you mean 'key_file'"):
+        log_settings(load_settings(f, env={}), env={})
+    f.write_text("[log]\ncheckpoint_interval_s = -1\n")
+    with pytest.raises(ConfigError, match="above 0"):
+        log_settings(load_settings(f, env={}), env={})

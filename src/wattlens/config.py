@@ -67,6 +67,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "timeout_s",
     ),
     "routes": ("name", "small", "large", "artefact", "threshold", "embed_all"),
+    "log": ("key_file", "checkpoint_interval_s", "state_file"),  # the gateway signs the log (gateway/logapi.py)
     "budgets": (
         "name",
         "scope",

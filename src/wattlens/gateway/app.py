@@ -23,6 +23,7 @@ from wattlens.context import Context
 from wattlens.gateway.auth import Keys
 from wattlens.gateway.config import GatewayConfig, Upstream
 from wattlens.gateway.errors import ApiError, error_response
+from wattlens.gateway.logapi import LogSettings, log_service
 from wattlens.gateway.metrics import Metrics
 from wattlens.gateway.proxy import Proxy
 from wattlens.gateway.transport import AiohttpTransport, Transport
@@ -239,12 +240,15 @@ def create_app(
     ledger: LedgerWriter | None = None,
     local: Any = None,
     transports: dict[str, Transport] | None = None,
+    log: LogSettings | None = None,
 ) -> Starlette:
     """The gateway app; `local` (a wattlens.gateway.local.LocalModels) mounts the built-in upstream at /local.
 
     transports: per upstream name, a Transport to use instead of aiohttp (tests: MockTransport).
+    log: signing of the transparency log (default: [log] of the config file, WATTLENS_LOG_*).
     """
     gw = Gateway(config, ledger, transports)
+    logs = log_service(gw, log)  # signs checkpoints on a timer and at shutdown; serves /wattlens/log/*
 
     def endpoint(proto: WireProtocol, path: str) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
@@ -277,7 +281,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logs.start()
         yield
+        await logs.stop()  # every queued record written, then a last signed checkpoint covering them
         await gw.close()
         if gw.ledger is not None:
             gw.ledger.close()  # flush every queued record before the process ends
@@ -301,6 +307,7 @@ def create_app(
     from wattlens.gateway.web import web_routes
 
     routes.extend(web_routes(gw))
+    routes.extend(logs.routes())
     from starlette.middleware import Middleware
 
     from wattlens.gateway.auth import GuardHosts, allowed_hosts

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from wattlens.errors import WattlensError
 
 ED25519 = 0x01
+COSIGNATURE_V1 = 0x04  # c2sp.org/tlog-cosignature: an Ed25519 witness key signs "cosignature/v1" messages
 DASH = "\u2014 "
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
@@ -35,8 +36,14 @@ def _unb64(text: str) -> bytes:
         raise NoteError(f"not base64: {text[:40]!r}") from e
 
 
-def key_id(name: str, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public).digest()[:4]
+def key_id(name: str, public: bytes, alg: int = ED25519) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public).digest()[:4]
+
+
+def _alg(raw: bytes, what: str) -> int:
+    if len(raw) != 33 or raw[0] not in (ED25519, COSIGNATURE_V1):
+        raise NoteError(f"only Ed25519 {what} keys (type 0x01, or 0x04 for a witness; 32 bytes) are supported")
+    return raw[0]
 
 
 def _check_name(name: str) -> str:
@@ -49,13 +56,14 @@ def _check_name(name: str) -> str:
 class Verifier:
     name: str
     public: bytes  # 32 bytes
+    alg: int = ED25519  # COSIGNATURE_V1 for a witness
 
     @property
     def id(self) -> bytes:
-        return key_id(self.name, self.public)
+        return key_id(self.name, self.public, self.alg)
 
     def encode(self) -> str:
-        return f"{self.name}+{self.id.hex()}+{_b64(bytes([ED25519]) + self.public)}"
+        return f"{self.name}+{self.id.hex()}+{_b64(bytes([self.alg]) + self.public)}"
 
     @classmethod
     def parse(cls, text: str) -> Verifier:
@@ -64,9 +72,7 @@ class Verifier:
             raise NoteError("a verifier key reads NAME+KEYID+BASE64")
         name, kid, blob = parts
         raw = _unb64(blob)
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise NoteError("only Ed25519 verifier keys (type 0x01, 32 bytes) are supported")
-        v = cls(_check_name(name), raw[1:])
+        v = cls(_check_name(name), raw[1:], _alg(raw, "verifier"))
         if v.id.hex() != kid.lower():
             raise NoteError(f"the key id {kid} does not match the key")
         return v
@@ -86,14 +92,15 @@ class Verifier:
 class Signer:
     name: str
     seed: bytes = field(repr=False)  # the 32-byte Ed25519 private key
+    alg: int = ED25519  # COSIGNATURE_V1 for a witness
 
     @classmethod
-    def generate(cls, name: str) -> Signer:
+    def generate(cls, name: str, alg: int = ED25519) -> Signer:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
         from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
         key = Ed25519PrivateKey.generate()
-        return cls(_check_name(name), key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+        return cls(_check_name(name), key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()), alg)
 
     @property
     def verifier(self) -> Verifier:
@@ -101,10 +108,10 @@ class Signer:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
         pub = Ed25519PrivateKey.from_private_bytes(self.seed).public_key()
-        return Verifier(self.name, pub.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        return Verifier(self.name, pub.public_bytes(Encoding.Raw, PublicFormat.Raw), self.alg)
 
     def encode(self) -> str:
-        return f"PRIVATE+KEY+{self.name}+{self.verifier.id.hex()}+{_b64(bytes([ED25519]) + self.seed)}"
+        return f"PRIVATE+KEY+{self.name}+{self.verifier.id.hex()}+{_b64(bytes([self.alg]) + self.seed)}"
 
     @classmethod
     def parse(cls, text: str) -> Signer:
@@ -113,9 +120,7 @@ class Signer:
             raise NoteError("a signing key reads PRIVATE+KEY+NAME+KEYID+BASE64")
         _, _, name, kid, blob = parts
         raw = _unb64(blob)
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise NoteError("only Ed25519 signing keys (type 0x01, 32 bytes) are supported")
-        s = cls(_check_name(name), raw[1:])
+        s = cls(_check_name(name), raw[1:], _alg(raw, "signing"))
         if s.verifier.id.hex() != kid.lower():
             raise NoteError(f"the key id {kid} does not match the key")
         return s
@@ -130,6 +135,8 @@ def sign_note(text: str, *signers: Signer) -> str:
     """The signed note: text (ending in a newline), a blank line, one signature line per signer."""
     if not text.endswith("\n"):
         raise NoteError("a note's text ends in a newline")
+    if any(s.alg != ED25519 for s in signers):
+        raise NoteError("a witness key cosigns (cosign), it does not sign notes")
     lines = [f"{DASH}{s.name} {_b64(s.verifier.id + s.sign(text.encode()))}\n" for s in signers]
     return text + "\n" + "".join(lines)
 
@@ -168,6 +175,8 @@ def split_note(note: str) -> tuple[str, list[Signature]]:
 def open_note(note: str, verifier: Verifier) -> str:
     """The note's text once the verifier's signature checks; NoteError otherwise."""
     text, sigs = split_note(note)
+    if verifier.alg != ED25519:
+        raise NoteError(f"{verifier.name} is a witness key: check its cosignature (open_cosigned)")
     mine = [s for s in sigs if s.name == verifier.name and s.id == verifier.id]
     if not mine:
         raise NoteError(f"the note is not signed by {verifier.name}+{verifier.id.hex()}")
@@ -244,3 +253,37 @@ class Proof:
         if any(len(h) != 32 for h in path):
             raise NoteError("each line of an inclusion path is a base64 SHA-256 hash")
         return cls(int(rest[0][6:]), path, note, extra)
+
+
+# -- cosignatures (c2sp.org/tlog-cosignature, Ed25519 "cosignature/v1") ---------------------------------
+def cosigned_message(text: str, timestamp: int) -> bytes:
+    """What a witness signs: `cosignature/v1`, `time <POSIX seconds>`, then the checkpoint's whole body."""
+    return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
+
+
+def cosign(note: str, witness: Signer, timestamp: int) -> str:
+    """The note with the witness's cosignature line added (its other signature lines kept)."""
+    if witness.alg != COSIGNATURE_V1:
+        raise NoteError(f"{witness.name} is not a witness key (make one with: wattlens keys signing new --witness)")
+    if not 0 <= timestamp < 2**63:
+        raise NoteError("a cosignature's time is a POSIX timestamp below 2**63")
+    text, _ = split_note(note)
+    blob = witness.verifier.id + timestamp.to_bytes(8, "big") + witness.sign(cosigned_message(text, timestamp))
+    return note + f"{DASH}{witness.name} {_b64(blob)}\n"
+
+
+def open_cosigned(note: str, witness: Verifier) -> tuple[str, int]:
+    """The note's text and the cosignature's time, once the witness's cosignature checks; NoteError otherwise."""
+    if witness.alg != COSIGNATURE_V1:
+        raise NoteError(f"{witness.name}+{witness.id.hex()} is not a witness key (type 0x04)")
+    text, sigs = split_note(note)
+    mine = [s for s in sigs if s.name == witness.name and s.id == witness.id]
+    if not mine:
+        raise NoteError(f"the checkpoint is not cosigned by the witness {witness.name}+{witness.id.hex()}")
+    for s in mine:
+        if len(s.signature) != 8 + 64:
+            raise NoteError(f"a malformed cosignature of {witness.name}")
+        ts = int.from_bytes(s.signature[:8], "big")
+        if witness.check(cosigned_message(text, ts), s.signature[8:]):
+            return text, ts
+    raise NoteError(f"the cosignature of {witness.name} does not verify: the checkpoint was changed")

@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS wattlens_log_nodes (
     hash BYTEA NOT NULL,
     PRIMARY KEY (level, idx)
 );
+CREATE TABLE IF NOT EXISTS wattlens_log_checkpoints (
+    id BIGSERIAL PRIMARY KEY,
+    size BIGINT NOT NULL,
+    ts TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wattlens_log_checkpoints_size ON wattlens_log_checkpoints (size);
 """
 
 
@@ -153,6 +160,22 @@ class PostgresLedger:
         if found is None:
             raise WattlensError(f"the log has no node {level}/{index}: run wattlens log migrate")
         return found
+
+    def put_checkpoint(self, size: int, note: str, ts: str) -> None:
+        """Keep a signed checkpoint of the log (the gateway signs them); the same note is kept once."""
+        with self._lock:
+            self._connection().execute(
+                "INSERT INTO wattlens_log_checkpoints (size, ts, note) SELECT %s, %s, %s "
+                "WHERE NOT EXISTS (SELECT 1 FROM wattlens_log_checkpoints WHERE size = %s AND note = %s)",
+                (size, ts, note, size, note),
+            )
+
+    def latest_checkpoint(self) -> str | None:
+        """The signed checkpoint of the largest tree kept, or None."""
+        with self._lock:
+            q = "SELECT note FROM wattlens_log_checkpoints ORDER BY size DESC, id DESC LIMIT 1"
+            row = self._connection().execute(q).fetchone()
+        return str(row[0]) if row else None
 
     def _save_state(self, db: Any, state: TreeState) -> None:
         db.execute(

@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS log_nodes (
     hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_checkpoints (
+    size INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_checkpoints_size ON log_checkpoints (size);
 """
 
 
@@ -141,6 +147,22 @@ class SQLiteLedger:
         if found is None:
             raise WattlensError(f"the log has no node {level}/{index}: run wattlens log migrate --ledger {self.path}")
         return found
+
+    def put_checkpoint(self, size: int, note: str, ts: str) -> None:
+        """Keep a signed checkpoint of the log (the gateway signs them); the same note is kept once."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO log_checkpoints (size, ts, note) SELECT ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM log_checkpoints WHERE size = ? AND note = ?)",
+                (size, ts, note, size, note),
+            )
+
+    def latest_checkpoint(self) -> str | None:
+        """The signed checkpoint of the largest tree kept, or None."""
+        with self._lock:
+            q = "SELECT note FROM log_checkpoints ORDER BY size DESC, rowid DESC LIMIT 1"
+            row = self._db.execute(q).fetchone()
+        return str(row[0]) if row else None
 
     def _save_state(self, state: TreeState) -> None:
         self._db.execute(
