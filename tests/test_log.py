@@ -670,3 +670,120 @@ def test_log_settings_from_file_and_environment(tmp_path: Path) -> None:
     f.write_text("[log]\ncheckpoint_interval_s = -1\n")
     with pytest.raises(ConfigError, match="above 0"):
         log_settings(load_settings(f, env={}), env={})
+
+
+# -- witnesses ----------------------------------------------------------------------------------------------
+def test_cosignature_layout_follows_c2sp_tlog_cosignature() -> None:
+    from wattlens.ledger.note import COSIGNATURE_V1, cosign, cosigned_message, key_id, open_cosigned
+
+    # the specification's example cosignature line: key id, then the time 1679315147 as 8 big-endian bytes
+    raw = base64.b64decode(
+        "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA=="
+    )
+    assert len(raw) == 4 + 8 + 64 and int.from_bytes(raw[4:12], "big") == 1679315147
+    text = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+    assert cosigned_message(text, 1679315147) == b"cosignature/v1\ntime 1679315147\n" + text.encode()
+    log, w = Signer.generate("example.com/behind-the-sofa"), Signer.generate("witness.example.com/w1", COSIGNATURE_V1)
+    assert w.verifier.id == key_id(w.name, w.verifier.public, 0x04) != key_id(w.name, w.verifier.public, 0x01)
+    assert base64.b64decode(w.verifier.encode().split("+", 2)[2])[0] == 0x04  # a vkey of type 0x04
+    note = cosign(sign_note(text, log), w, 1679315147)
+    line = note.splitlines()[-1]
+    assert line.startswith("\u2014 witness.example.com/w1 ")
+    blob = base64.b64decode(line.split(" ")[2])
+    assert blob[:4] == w.verifier.id and blob[4:12] == (1679315147).to_bytes(8, "big")
+    assert Verifier(w.name, w.verifier.public).check(b"cosignature/v1\ntime 1679315147\n" + text.encode(), blob[12:])
+    assert open_cosigned(note, w.verifier) == (text, 1679315147)
+    assert open_note(note, log.verifier) == text  # the log's own signature still checks
+    with pytest.raises(NoteError, match="not cosigned"):
+        open_cosigned(sign_note(text, log), w.verifier)
+    with pytest.raises(NoteError, match="does not verify"):
+        open_cosigned(note.replace("20852163", "20852164"), w.verifier)
+    with pytest.raises(NoteError):
+        cosign(sign_note(text, log), log, 1)  # a log key is not a witness key
+
+
+def test_witness_cosigns_only_consistent_checkpoints(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    s, d = setup, setup["dir"]
+    wkey = d / "w.key"
+    code, wpub, _ = wl(capsys, "keys", "signing", "new", "--witness", "--name", "witness.example/w1", "-o", str(wkey))
+    assert code == 0 and base64.b64decode(wpub.split("+", 2)[2])[0] == 0x04
+    state = d / "witness-state"
+    args = ["--key", str(wkey), "--state", str(state), "--log-key", s["pub"]]
+    first = d / "cosigned-10.txt"
+    code, _o, e = wl(capsys, "log", "witness", "--checkpoint", str(s["cp"]), *args, "-o", str(first))
+    assert code == 0 and "trusted on first use" in e
+    assert (
+        wl(capsys, "verify", "--ledger", str(s["db"]), "--checkpoint", str(first), "--key", s["pub"], "--witness", wpub)[0]
+        == 0
+    )
+    # without the cosignature, --witness refuses
+    code, _o, e = wl(
+        capsys, "verify", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]), "--key", s["pub"], "--witness", wpub
+    )
+    assert code == 1 and "not cosigned by the witness" in e
+    # the log grows: the witness proves consistency from the ledger and cosigns
+    led = open_ledger(s["db"])
+    led.append([rec(i) for i in range(10, 13)])
+    led.close()
+    cp13 = d / "cp13.txt"
+    assert wl(capsys, "log", "checkpoint", "--ledger", str(s["db"]), "--key", str(s["key"]), "-o", str(cp13))[0] == 0
+    code, o, e = wl(capsys, "log", "witness", "--checkpoint", str(cp13), "--ledger", str(s["db"]), *args)
+    assert code == 0 and "extends the 10 records cosigned before" in e and "witness.example/w1" in o
+    # a rollback, then a fork, are refused: the witness remembers what it cosigned
+    code, _o, e = wl(capsys, "log", "witness", "--checkpoint", str(s["cp"]), *args)
+    assert code == 1 and "shrank from 13 to 10" in e
+    rewrite(s["db"], [rec(i) | {"team": "forged"} for i in range(14)])
+    cp14 = d / "cp14.txt"
+    assert wl(capsys, "log", "checkpoint", "--ledger", str(s["db"]), "--key", str(s["key"]), "-o", str(cp14))[0] == 0
+    code, _o, e = wl(capsys, "log", "witness", "--checkpoint", str(cp14), "--ledger", str(s["db"]), *args)
+    assert code == 1 and "does not extend the one of 13" in e
+    # a checkpoint not signed by the log's key is not cosigned at all
+    other = d / "other.key"
+    assert wl(capsys, "keys", "signing", "new", "--name", "wattlens.example/org-ledger", "-o", str(other))[0] == 0
+    fake = d / "fake.txt"
+    assert wl(capsys, "log", "checkpoint", "--ledger", str(s["db"]), "--key", str(other), "-o", str(fake))[0] == 0
+    assert wl(capsys, "log", "witness", "--checkpoint", str(fake), "--ledger", str(s["db"]), *args)[0] == 1
+
+
+def test_witness_follows_a_gateway_over_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import upstream as up
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from wattlens.gateway.app import Gateway
+    from wattlens.gateway.config import GatewayConfig, Upstream
+    from wattlens.gateway.logapi import LogService, LogSettings
+    from wattlens.ledger import LedgerWriter
+    from wattlens.ledger.note import COSIGNATURE_V1
+
+    signer, w = Signer.generate("wattlens.example/org-ledger"), Signer.generate("w.example/1", COSIGNATURE_V1)
+    key, wkey = tmp_path / "log.key", tmp_path / "w.key"
+    key.write_text(signer.encode())
+    wkey.write_text(w.encode())
+    writer = LedgerWriter(open_ledger(tmp_path / "l.db"), flush_s=0.01)
+    gw = Gateway(GatewayConfig(upstreams=(Upstream("u", "openai", "http://unused/v1"),)), writer)
+    svc = LogService(gw, LogSettings(key, 60.0, tmp_path / "last"))
+    assert svc.notary is not None
+
+    async def health(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[*svc.routes(), Route("/h", health)])
+    args = ["--key", str(wkey), "--state", str(tmp_path / "st"), "--log-key", signer.verifier.encode()]
+    with up.ServerThread(app) as server:
+        url = server.url + "/wattlens/log/checkpoint"
+        for n in (4, 9, 30):
+            writer.ledger.append([rec(i) for i in range(writer.ledger.count(), n)])
+            svc.notary.sign()
+            code, _o, e = wl(capsys, "log", "witness", "--checkpoint", url, *args, "-o", str(tmp_path / "c.txt"))
+            assert code == 0 and f"at {n} records" in e, e
+            assert open_cosigned_size((tmp_path / "c.txt").read_text(), w) == n
+    writer.close()
+
+
+def open_cosigned_size(note: str, w: Signer) -> int:
+    from wattlens.ledger.note import open_cosigned
+
+    return Checkpoint.parse_text(open_cosigned(note, w.verifier)[0]).size

@@ -22,6 +22,10 @@ def verify(
     key: Annotated[
         str | None, typer.Option(help="The log's verifier key (NAME+ID+BASE64, or a file): checks the signature.")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness's verifier key: the checkpoint must carry its cosignature (repeatable)."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check the ledger's hash chain and Merkle log: any changed, removed, inserted, reordered or replayed record is named.
@@ -31,23 +35,28 @@ def verify(
     """
     import os
 
+    from wattlens.cli.log import check_witnesses
     from wattlens.ledger import open_ledger
     from wattlens.ledger import verify as verify_rows
     from wattlens.ledger.note import NoteError, Verifier, read_checkpoint
     from wattlens.ledger.tree import check_extends, check_tree
 
-    old = None
+    old, cosigned = None, ""
     if checkpoint:
         try:
             verifier = None
             if key:
                 verifier = Verifier.parse(Path(key).read_text(encoding="utf-8") if os.path.isfile(key) else key)
-            old = read_checkpoint(Path(checkpoint).read_text(encoding="utf-8"), verifier)
+            note = Path(checkpoint).read_text(encoding="utf-8")
+            old = read_checkpoint(note, verifier)
+            cosigned = check_witnesses(note, witness or [])
         except NoteError as e:
             err.print(f"[bold red]the checkpoint does not verify[/]: {e}")
             raise typer.Exit(1) from e
         if not key:
             err.print("[yellow]the checkpoint's signature is not checked: give --key to check it[/]")
+    elif witness:
+        raise typer.BadParameter("--witness checks the cosignatures of a --checkpoint: give one")
     led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
     try:
         rows = list(led.rows())
@@ -60,7 +69,7 @@ def verify(
     if not problems and extends:
         out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact, Merkle log intact")
         if old:
-            out.print(f"[green]consistent with the checkpoint[/]: {why}", highlight=False)
+            out.print(f"[green]consistent with the checkpoint[/]: {why}{cosigned}", highlight=False)
         return
     for p in problems[:50]:
         err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")

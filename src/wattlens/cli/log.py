@@ -50,14 +50,17 @@ def _verifier(key: str) -> Verifier:
 def signing_new(
     name: Annotated[str, typer.Option(help="Key name, and the log's origin line: e.g. wattlens.example/org-ledger.")],
     output: Annotated[str, typer.Option("--output", "-o", help="File for the private key (created mode 0600).")],
+    witness: Annotated[
+        bool, typer.Option("--witness", help="A witness key, that cosigns other logs' checkpoints (C2SP tlog-cosignature).")
+    ] = False,
 ) -> None:
     """Make an Ed25519 signing key: writes the private key, prints the verifier key to publish."""
-    from wattlens.ledger.note import Signer
+    from wattlens.ledger.note import COSIGNATURE_V1, ED25519, Signer
 
     path = Path(output)
     if path.exists():
         raise typer.BadParameter(f"{output} exists: a signing key is never overwritten")
-    signer = Signer.generate(name)
+    signer = Signer.generate(name, COSIGNATURE_V1 if witness else ED25519)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(signer.encode() + "\n")
@@ -72,6 +75,20 @@ def _checkpoint(led: Ledger, key: str, origin: str | None) -> str:
     state = led.tree_state()
     cp = Checkpoint(origin or signer.name, state.size, state.root)
     return sign_checkpoint(cp, signer)
+
+
+def check_witnesses(note: str, keys: list[str]) -> str:
+    """Every witness key given must have cosigned the note (NoteError otherwise); says who did, and when."""
+    import datetime as dt
+
+    from wattlens.ledger.note import open_cosigned
+
+    said = []
+    for k in keys:
+        w = _verifier(k)
+        _, ts = open_cosigned(note, w)
+        said.append(f"{w.name} at {dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()}")
+    return f"; cosigned by {', '.join(said)}" if said else ""
 
 
 @log_app.command("checkpoint")
@@ -144,6 +161,10 @@ def verify_receipt(
     record_file: Annotated[str, typer.Argument(metavar="RECORD.json", help="The ledger record (JSON) to check.")],
     proof: Annotated[str, typer.Option(help="Its proof (wattlens log proof).")],
     key: Annotated[str, typer.Option(help="The log's verifier key (NAME+ID+BASE64, or a file holding it).")],
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness's verifier key: the proof's checkpoint must carry its cosignature (repeatable)."),
+    ] = None,
 ) -> None:
     """Check offline, with no access to the ledger, that a record is in the log the key signed."""
     from wattlens.ledger import merkle
@@ -154,6 +175,7 @@ def verify_receipt(
         body = json.loads(Path(record_file).read_text(encoding="utf-8"))
         p = Proof.parse(Path(proof).read_text(encoding="utf-8"))
         cp = read_checkpoint(p.checkpoint, verifier)
+        cosigners = check_witnesses(p.checkpoint, witness or [])
     except (NoteError, ValueError) as e:
         err.print(f"[bold red]receipt does not verify[/]: {e}")
         raise typer.Exit(1) from e
@@ -166,7 +188,7 @@ def verify_receipt(
         raise typer.Exit(1)
     out.print(
         f"[green]receipt verifies[/]: entry {p.index} of {cp.origin} (size {cp.size}), checkpoint signed by "
-        f"{verifier.name}+{verifier.id.hex()}",
+        f"{verifier.name}+{verifier.id.hex()}{cosigners}",
         highlight=False,
     )
 
@@ -198,3 +220,121 @@ def log_migrate(ledger: LedgerOpt = None, config: ConfigOpt = None) -> None:
         f"(was {was}; {took_s:.2f} s)",
         highlight=False,
     )
+
+
+def _fetch(url: str, api_key_env: str | None) -> str:
+    """GET a text resource of a gateway's log (its client key, if any, from the named environment variable)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"accept": "text/plain"}
+    if api_key_env:
+        token = os.environ.get(api_key_env)
+        if not token:
+            raise typer.BadParameter(f"--api-key-env {api_key_env}: that environment variable is not set")
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+            return str(r.read().decode("utf-8"))
+    except urllib.error.HTTPError as e:
+        err.print(f"[red]{url} answered {e.code}[/]: {e.read()[:300].decode('utf-8', 'replace')}", highlight=False)
+        raise typer.Exit(1) from e
+    except (urllib.error.URLError, OSError) as e:
+        err.print(f"[red]cannot fetch {url}[/]: {getattr(e, 'reason', e)}", highlight=False)
+        raise typer.Exit(1) from e
+
+
+@log_app.command("witness")
+def log_witness(
+    checkpoint: Annotated[
+        str,
+        typer.Option(help="The log's signed checkpoint: a file, or the URL of a gateway's /wattlens/log/checkpoint."),
+    ],
+    key: Annotated[str, typer.Option(help="This witness's key file (wattlens keys signing new --witness).")],
+    state: Annotated[str, typer.Option(help="Directory where the witness keeps the last checkpoint it cosigned, per log.")],
+    log_key: Annotated[str, typer.Option(help="The log's verifier key (NAME+ID+BASE64, or a file holding it).")],
+    ledger: Annotated[
+        str | None, typer.Option(help="With a checkpoint file: prove consistency from this ledger (read-only).")
+    ] = None,
+    proof: Annotated[
+        str | None, typer.Option(help="With a checkpoint file: a consistency proof file (one base64 hash a line).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding a client key for the gateway's URL.")
+    ] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write the cosigned checkpoint here.")] = None,
+) -> None:
+    """Cosign a log's checkpoint after proving it extends the last one this witness saw (C2SP tlog-cosignature).
+
+    A witness refuses a checkpoint of a smaller tree, a different root for the same size, or one
+    that a consistency proof does not join to what it cosigned before: so an operator cannot
+    show two histories of its log to two auditors once both check the witness's cosignature.
+    """
+    import base64
+    import time
+
+    from wattlens.ledger import merkle
+    from wattlens.ledger.note import NoteError, cosign, read_checkpoint
+
+    witness = _signer(key)
+    verifier = _verifier(log_key)
+    url = checkpoint if checkpoint.startswith(("http://", "https://")) else None
+    note = _fetch(checkpoint, api_key_env) if url else Path(checkpoint).read_text(encoding="utf-8")
+    try:
+        new = read_checkpoint(note, verifier)
+    except NoteError as e:
+        err.print(f"[bold red]not cosigned[/]: the checkpoint does not verify with the log's key: {e}")
+        raise typer.Exit(1) from e
+    folder = Path(state)
+    folder.mkdir(parents=True, exist_ok=True)
+    seen = folder / (base64.urlsafe_b64encode(new.origin.encode()).decode().rstrip("=") + ".checkpoint")
+    how = "first checkpoint seen of this log (trusted on first use)"
+    if seen.is_file():
+        old = read_checkpoint(seen.read_text(encoding="utf-8"), verifier)
+        if new.size < old.size:
+            err.print(f"[bold red]not cosigned[/]: the log shrank from {old.size} to {new.size} records (rollback)")
+            raise typer.Exit(1)
+        if new.size == old.size:
+            if new.root != old.root:
+                err.print(f"[bold red]not cosigned[/]: two different logs of {new.size} records (a fork)")
+                raise typer.Exit(1)
+            how = "the same tree as last time"
+        else:
+            if url:
+                base = url.rsplit("/checkpoint", 1)[0]
+                lines = _fetch(f"{base}/consistency?old={old.size}&new={new.size}", api_key_env)
+            elif proof:
+                lines = Path(proof).read_text(encoding="utf-8")
+            elif ledger:
+                from wattlens.ledger import open_ledger
+
+                led = open_ledger(ledger, create=False)
+                try:
+                    led.tree_state()
+                    path = merkle.consistency_path(old.size, new.size, led.node)
+                finally:
+                    led.close()
+                lines = "".join(base64.b64encode(h).decode() + "\n" for h in path)
+            else:
+                raise typer.BadParameter("with a checkpoint file, give --ledger or --proof to prove consistency")
+            try:
+                hashes = [base64.b64decode(x, validate=True) for x in lines.split()]
+            except ValueError as e:
+                err.print(f"[bold red]not cosigned[/]: the consistency proof is not base64 hashes: {e}")
+                raise typer.Exit(1) from e
+            if not merkle.verify_consistency(old.size, new.size, old.root, new.root, hashes):
+                err.print(
+                    f"[bold red]not cosigned[/]: the log of {new.size} records does not extend the one of {old.size} "
+                    "this witness cosigned (rewritten, rolled back or forked)"
+                )
+                raise typer.Exit(1)
+            how = f"extends the {old.size} records cosigned before ({len(hashes)}-hash consistency proof)"
+    cosigned = cosign(note, witness, int(time.time()))
+    tmp = seen.with_name(seen.name + ".tmp")
+    tmp.write_text(cosigned, encoding="utf-8")
+    os.replace(tmp, seen)
+    if output:
+        _write(cosigned, output, "cosigned checkpoint")
+    else:
+        out.file.write(cosigned)
+    err.print(f"cosigned {new.origin} at {new.size} records: {how}", highlight=False)
