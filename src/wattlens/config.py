@@ -65,6 +65,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "batch_size",
         "model_params",
         "timeout_s",
+        "model_info",
     ),
     "routes": ("name", "small", "large", "artefact", "threshold", "embed_all"),
     "log": ("key_file", "checkpoint_interval_s", "state_file"),  # the gateway signs the log (gateway/logapi.py)

@@ -52,6 +52,9 @@ class Gateway:
         self.transports: dict[str, Transport] = dict(transports or {})
         for u in config.upstreams:
             self.transports.setdefault(u.name, AiohttpTransport(u.timeout_s))
+        from wattlens.gateway.modelinfo import ModelInfo
+
+        self.modelinfo = ModelInfo(self.transports, lambda name: self.contexts[name].factors)
         self.observers: list[Observer] = [*(observers or []), self.metrics]
         if ledger is not None:
             self.observers.append(LedgerObserver(ledger))
@@ -88,7 +91,8 @@ class Gateway:
         if call.routing and call.routing.get("instead_of"):
             big = self.config.upstream_for(call.routing["instead_of"])
             replaced = (self.contexts[big.name], big.serving) if big else None
-        return settle(call, ctx, u.serving if u else None, self.observers, replaced, eager=True)
+        serving = self.modelinfo.serving(u, call) if u else None
+        return settle(call, ctx, serving, self.observers, replaced, eager=True)
 
     # -- request parsing ------------------------------------------------------------------------
     async def body(self, request: Request) -> dict[str, Any]:
@@ -176,6 +180,7 @@ class Gateway:
                 data = await self.choose(request, call, data)
             u = self.route(data["model"], proto)
             call.upstream, call.served_model = u.name, data["model"]
+            await self.modelinfo.learn(u, data["model"])  # what an unknown model is, if the upstream can say
             if u.local:
                 call.hosting = "own"
                 self._windows[call.request_id] = self.meter().window(call.request_id).open()

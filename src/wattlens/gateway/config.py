@@ -52,6 +52,7 @@ class Upstream:
     serving: Serving = field(default_factory=Serving)
     timeout_s: float = 600.0
     local: bool = False  # runs on this host: receipts come from the Meter's sensors
+    model_info: bool = True  # ask the upstream what a model the name rules cannot place is (gateway/modelinfo.py)
 
     def key(self) -> str | None:
         if self.api_key:
@@ -138,6 +139,7 @@ def _upstream(d: dict[str, Any], i: int) -> Upstream:
         ),
         serving=Serving(d.get("hardware"), d.get("gpus"), _opt_float(d.get("batch_size")), params),
         timeout_s=float(d.get("timeout_s", 600.0)),
+        model_info=bool(d.get("model_info", True)),
     )
 
 
