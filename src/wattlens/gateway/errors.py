@@ -11,13 +11,34 @@ from wattlens.protocols import WireProtocol
 class ApiError(WattlensError):
     """An error answered to an API client: HTTP status, message, the protocol's error type and code."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.kind, self.code = status, message, kind, code
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
 def error_response(proto: WireProtocol, e: ApiError) -> JSONResponse:
-    return JSONResponse(proto.error_body(e.message, e.kind, e.code), status_code=e.status)
+    return JSONResponse(proto.error_body(e.message, e.kind, e.code), status_code=e.status, headers=e.headers or None)
+
+
+def budget_exceeded(proto: WireProtocol, budget: str, unit: str, hard: float, retry_after_s: int) -> ApiError:
+    """A hard budget limit as a 429 in the protocol's words, with Retry-After: the seconds to the period's end."""
+    kind = "rate_limit_error" if proto.name == "anthropic" else "insufficient_quota"
+    return ApiError(
+        429,
+        f"budget {budget!r} has reached its hard limit of {hard:g} {unit} for this period; "
+        f"it resets in {retry_after_s} s (ask an admin to raise it, or use a smaller model)",
+        kind,
+        "budget_exceeded",
+        {"retry-after": str(retry_after_s)},
+    )
 
 
 def upstream_failure(name: str, e: BaseException) -> ApiError:

@@ -1,10 +1,15 @@
-"""Prometheus metrics of the gateway; labels kept to model, upstream, team and method."""
+"""Prometheus metrics of the gateway; labels kept to model, upstream, team and method, tags and budgets apart."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from wattlens.gateway.tags import Bounded
 
 if TYPE_CHECKING:
     from wattlens.metering import Settlement
@@ -13,9 +18,42 @@ LABELS = ("model", "upstream", "team", "method")
 MAX_LABEL_VALUES = 200  # distinct models (or teams) kept as labels; the rest are counted under "other"
 
 
+class BudgetCollector(Collector):
+    """Each budget's use this period, read when Prometheus scrapes (Alertmanager rules compare the ratio)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        budgets = self.metrics.budgets
+        if budgets is None:
+            return
+        used = GaugeMetricFamily(
+            "wattlens_budget_used", "Use of the budget this period (mid values, in its unit)", labels=("budget", "unit")
+        )
+        limit = GaugeMetricFamily(
+            "wattlens_budget_limit", "The budget's limits, in its unit", labels=("budget", "unit", "level")
+        )
+        ratio = GaugeMetricFamily(
+            "wattlens_budget_used_ratio", "Use over the hard limit (the soft one when there is no hard)", labels=("budget",)
+        )
+        for b in budgets.snapshot():
+            used.add_metric((b["name"], b["unit"]), b["used"])
+            for level in ("soft", "hard"):
+                if b.get(level) is not None:
+                    limit.add_metric((b["name"], b["unit"], level), b[level])
+            if b["used_ratio"] is not None:
+                ratio.add_metric((b["name"],), b["used_ratio"])
+        yield used
+        yield limit
+        yield ratio
+
+
 class Metrics:
     def __init__(self) -> None:
         self._seen: dict[str, set[str]] = {}
+        self.tag_values = Bounded()
+        self.budgets: Any = None  # wattlens.gateway.budgets.Budgets, set by the gateway
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("wattlens_requests", "Requests through the gateway", (*LABELS, "status"), registry=r)
@@ -29,6 +67,10 @@ class Metrics:
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        # Tags have their own series (one per tag name and bounded value), not extra labels on the others.
+        self.tag_requests = Counter("wattlens_tag_requests", "Requests by tag", ("tag", "value"), registry=r)
+        self.tag_energy = Counter("wattlens_tag_energy_joules", "IT energy by tag (mid)", ("tag", "value"), registry=r)
+        r.register(BudgetCollector(self))
 
     def _bounded(self, kind: str, value: str) -> str:
         """Clients choose model names: a bounded set of label values keeps /metrics small."""
@@ -53,6 +95,11 @@ class Metrics:
             self.energy.labels(model, upstream, team, method).inc(fp.energy_wh.mid * 3600.0)
             self.carbon.labels(model, upstream, team, method).inc(fp.carbon_location_g.mid)
             self.water.labels(model, upstream, team, method).inc(fp.water_ml.mid)
+        for name, value in call.tags.items():
+            tag, v = self.tag_values.label(name, value)
+            self.tag_requests.labels(tag, v).inc()
+            if fp is not None:
+                self.tag_energy.labels(tag, v).inc(fp.energy_wh.mid * 3600.0)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

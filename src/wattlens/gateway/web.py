@@ -1,4 +1,10 @@
-"""The pages the gateway serves: the playground at /, the dashboard at /dashboard, and their API."""
+"""The pages the gateway serves: the playground at /, the dashboard at /dashboard, sign-in, and their API.
+
+Who sees what: on loopback without keys, everything, as before keys existed. With keys, a page
+opened in a browser without a session goes to /signin (the key is entered once and kept in a
+signed, HttpOnly, SameSite=Strict cookie); an admin key reads every record, a team's key only
+its team's (dashboard, summary, export); the budgets' admin API needs an admin key.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -33,16 +39,36 @@ def kind_of(model: str) -> str:
     return "embeddings" if any(h in model.lower() for h in EMBEDDING_HINTS) else "chat"
 
 
+def wants_page(request: Request) -> bool:
+    """A browser navigating to a page (it accepts HTML), rather than a script or an API client."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def sign_in_redirect(request: Request, why: str | None = None) -> Response:
+    from urllib.parse import urlencode
+
+    query = {"next": request.url.path, **({"why": why} if why else {})}
+    return RedirectResponse("/signin?" + urlencode(query), status_code=303)
+
+
 def web_routes(gw: Gateway) -> list[BaseRoute]:
     from wattlens.gateway.errors import ApiError, error_response
     from wattlens.metering import estimated_footprint
 
-    def guarded(fn: Any) -> Any:
+    def guarded(fn: Any, admin: bool = False) -> Any:
+        """fn(request, team): team is None for every record, else the only team the caller may read."""
+
         async def handler(request: Request) -> Response:
             try:
-                gw.keys.require_admin(request.headers)
-                return await fn(request)  # type: ignore[no-any-return]
+                if admin:
+                    gw.keys.require_admin(request.headers)
+                    team = None
+                else:
+                    team = gw.keys.viewer(request.headers)
+                return await fn(request, team)  # type: ignore[no-any-return]
             except ApiError as e:
+                if wants_page(request) and e.status in (401, 403):
+                    return sign_in_redirect(request, "team" if e.status == 403 else None)
                 return error_response(gw.protocols["openai"], e)
             except WattlensError as e:
                 return JSONResponse({"error": {"message": str(e), "type": "invalid_request_error"}}, status_code=400)
@@ -50,10 +76,100 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
         return handler
 
     async def index(request: Request) -> Response:
+        if gw.keys.required and wants_page(request):
+            try:
+                gw.keys.authenticate(request.headers)
+            except ApiError:
+                return sign_in_redirect(request)
         return HTMLResponse((web_dir() / "index.html").read_text(encoding="utf-8"))
 
-    async def dashboard(request: Request) -> Response:
+    async def dashboard(request: Request, team: str | None) -> Response:
         return HTMLResponse((web_dir() / "dashboard.html").read_text(encoding="utf-8"))
+
+    async def signin(request: Request) -> Response:
+        return HTMLResponse((web_dir() / "signin.html").read_text(encoding="utf-8"))
+
+    async def session(request: Request) -> Response:
+        """GET: who is signed in; POST {"key": ...}: sign in (a signed cookie, never the key); DELETE: sign out."""
+        from wattlens.gateway.auth import SESSION_COOKIE, SESSION_S
+
+        if request.method == "DELETE":
+            out = JSONResponse({"signed_in": False})
+            out.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+            return out
+        if request.method == "GET":
+            try:
+                key = gw.keys.authenticate(request.headers)
+            except ApiError:
+                return JSONResponse({"keys_required": True, "signed_in": False})
+            if key is None:
+                return JSONResponse({"keys_required": False, "signed_in": False})
+            who = {"key_id": key.key_id, "team": key.team, "admin": key.admin}
+            return JSONResponse({"keys_required": True, "signed_in": True, **who})
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        token = body.get("key") if isinstance(body, dict) else None
+        if not gw.keys.required:
+            return JSONResponse(
+                {"error": {"message": "this gateway has no keys: no sign-in needed", "type": "invalid_request_error"}},
+                status_code=400,
+            )
+        if not isinstance(token, str) or not token:
+            return JSONResponse(
+                {"error": {"message": 'send {"key": "wl-..."}', "type": "invalid_request_error"}}, status_code=400
+            )
+        try:
+            key = gw.keys.authenticate({"authorization": "Bearer " + token})
+        except ApiError as e:
+            return error_response(gw.protocols["openai"], e)
+        assert key is not None
+        out = JSONResponse({"signed_in": True, "key_id": key.key_id, "team": key.team, "admin": key.admin})
+        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        out.set_cookie(
+            SESSION_COOKIE,
+            gw.keys.session_for(key),
+            max_age=SESSION_S,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+        )
+        return out
+
+    async def budgets(request: Request) -> Response:
+        """GET: every budget and its use (an admin), or its team's (a team key); PUT/DELETE by name: an admin."""
+        from starlette.concurrency import run_in_threadpool
+
+        from wattlens.errors import ConfigError
+
+        name = request.path_params.get("name")
+        try:
+            if request.method == "GET":
+                team = gw.keys.viewer(request.headers)
+                rows = gw.budgets.snapshot()
+                if team is not None:
+                    rows = [b for b in rows if b["scope"] == "team" and b.get("match") == team]
+                return JSONResponse({"data": rows, "alerts": gw.budgets.fired if team is None else []})
+            gw.keys.require_admin(request.headers)
+            if request.method == "DELETE":
+                if not await run_in_threadpool(gw.budgets.delete, str(name)):
+                    raise ApiError(404, f"no budget named {name!r}", code="not_found")
+                return JSONResponse({"deleted": name})
+            try:
+                body = await request.json()
+            except ValueError as e:
+                raise ApiError(400, "the budget must be a JSON object") from e
+            if not isinstance(body, dict) or body.get("name", name) != name:
+                raise ApiError(400, "the budget must be a JSON object whose name (if given) is the one in the URL")
+            try:
+                b = await run_in_threadpool(gw.budgets.set, {**body, "name": name})
+            except ConfigError as e:
+                raise ApiError(400, str(e), code="invalid_budget") from e
+            return JSONResponse(b.as_dict())
+        except ApiError as e:
+            return error_response(gw.protocols["openai"], e)
 
     async def models(request: Request) -> Response:
         try:  # it calls the upstreams with their keys: a client key where keys are configured
@@ -105,6 +221,21 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
                     "typical_energy_basis": basis,
                 }
             )
+        for r, _router in gw.routers.values():  # a virtual model: each request goes to the small or the large one
+            data.append(
+                {
+                    "id": r.name,
+                    "kind": "chat",
+                    "upstream": None,
+                    "local": False,
+                    "route": {"small": r.small, "large": r.large},
+                    "typical_energy_wh": None,
+                    "typical_energy_basis": {
+                        "basis": "routed",
+                        "note": f"the router sends each request to {r.small} or {r.large}",
+                    },
+                }
+            )
         return JSONResponse({"data": data, "typical": {"input_tokens": TYPICAL.input, "output_tokens": TYPICAL.output}})
 
     async def measured_here(request: Request, u: Any) -> dict[str, Any]:
@@ -133,26 +264,28 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
             gw.ledger.flush()  # show what has just been served
         return open_ledger(gw.config.ledger)
 
-    async def summary(request: Request) -> Response:
+    async def summary(request: Request, team: str | None) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        from wattlens.ledger.summary import summarise
+        from wattlens.ledger.summary import for_team, summarise
 
         q = request.query_params
 
         def work() -> Any:  # in a worker thread: a large ledger must not stall every other client
             led = reader()
             try:
-                return summarise(led.records(q.get("since"), q.get("until")), q.get("by") or None)
+                records = for_team(led.records(q.get("since"), q.get("until")), team)
+                return {**summarise(records, q.get("by") or None), "team": team}
             finally:
                 led.close()
 
         return JSONResponse(await run_in_threadpool(work))
 
-    async def export(request: Request) -> Response:
+    async def export(request: Request, team: str | None) -> Response:
         from starlette.concurrency import run_in_threadpool
 
         from wattlens.ledger.export import export as write_export
+        from wattlens.ledger.summary import for_team
 
         q = request.query_params
         fmt = q.get("format", "csv")
@@ -161,7 +294,7 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
         def work() -> None:  # in a worker thread: writing a large export must not stall the other clients
             led = reader()
             try:
-                write_export(led.records(q.get("since"), q.get("until")), fmt, str(tmp))
+                write_export(for_team(led.records(q.get("since"), q.get("until")), team), fmt, str(tmp))
             finally:
                 led.close()
 
@@ -181,5 +314,9 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
         Route("/wattlens/api/equivalents", equivalents, methods=["GET"]),
         Route("/wattlens/api/summary", guarded(summary), methods=["GET"]),
         Route("/wattlens/api/export", guarded(export), methods=["GET"]),
+        Route("/signin", signin, methods=["GET"]),
+        Route("/wattlens/api/session", session, methods=["GET", "POST", "DELETE"]),
+        Route("/wattlens/api/budgets", budgets, methods=["GET"]),
+        Route("/wattlens/api/budgets/{name}", budgets, methods=["PUT", "DELETE"]),
         Mount("/static", app=StaticFiles(directory=str(web_dir())), name="static"),
     ]

@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS wattlens_log_checkpoints (
 CREATE INDEX IF NOT EXISTS wattlens_log_checkpoints_size ON wattlens_log_checkpoints (size);
 """
 
+BUDGET_SCHEMA = """
+CREATE TABLE IF NOT EXISTS wattlens_budgets (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wattlens_budget_alerts (
+    budget TEXT, period_start TEXT, level TEXT, PRIMARY KEY (budget, period_start, level)
+);
+"""
+
 
 class PostgresLedger:
     def __init__(self, url: str) -> None:
@@ -222,6 +229,51 @@ class PostgresLedger:
         q, args = time_filter("wattlens_records", since, until, "%s")
         for (body,) in self._db.execute(q, args):
             yield json.loads(body)
+
+    # -- budgets (wattlens.gateway.budgets): usage by query, run-time budgets, alerts fired once ----------
+    def records_after(self, seq: int, since: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(seq, body) of the records appended after `seq`, from the ISO time `since` on.
+
+        Appends hold one advisory lock until they commit, so seq order is commit order: a reader
+        that remembers the last seq it saw misses nothing.
+        """
+        q, args = "SELECT seq, body FROM wattlens_records WHERE seq > %s", list[Any]([seq])
+        if since:
+            q, args = q + " AND ts >= %s", [*args, since]
+        with self._lock:
+            rows = self._connection().execute(q + " ORDER BY seq", args).fetchall()
+        for s, body in rows:
+            yield int(s), json.loads(body)
+
+    def budget_overrides(self) -> dict[str, dict[str, Any] | None]:
+        """Budgets set at run time by the admin API: name -> definition (None: deleted)."""
+        with self._lock:
+            db = self._connection()
+            db.execute(BUDGET_SCHEMA)
+            rows = db.execute("SELECT name, body FROM wattlens_budgets").fetchall()
+        return {str(n): json.loads(b) for n, b in rows}
+
+    def put_budget_override(self, name: str, body: dict[str, Any] | None) -> None:
+        with self._lock:
+            db = self._connection()
+            db.execute(BUDGET_SCHEMA)
+            db.execute(
+                "INSERT INTO wattlens_budgets (name, body) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body",
+                (name, json.dumps(body)),
+            )
+
+    def claim_alert(self, budget: str, period_start: str, level: str) -> bool:
+        """True for the one caller (of every replica) that records this crossing first."""
+        with self._lock:
+            db = self._connection()
+            db.execute(BUDGET_SCHEMA)
+            cur = db.execute(
+                "INSERT INTO wattlens_budget_alerts (budget, period_start, level) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (budget, period_start, level),
+            )
+            return bool(cur.rowcount == 1)
 
     def count(self) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM wattlens_records").fetchone()

@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS log_checkpoints (
 CREATE INDEX IF NOT EXISTS log_checkpoints_size ON log_checkpoints (size);
 """
 
+BUDGET_SCHEMA = "CREATE TABLE IF NOT EXISTS budgets (name TEXT PRIMARY KEY, body TEXT NOT NULL)"
+ALERT_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS budget_alerts (budget TEXT, period_start TEXT, level TEXT, "
+    "PRIMARY KEY (budget, period_start, level))"
+)
+
 
 class SQLiteLedger:
     def __init__(self, path: str | Path) -> None:
@@ -235,6 +241,39 @@ class SQLiteLedger:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    # -- budgets (wattlens.gateway.budgets): usage by query, run-time budgets, alerts fired once ----------
+    def records_after(self, seq: int, since: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(seq, body) of the records appended after `seq`, from the ISO time `since` on."""
+        q, args = "SELECT seq, body FROM records WHERE seq > ?", list[Any]([seq])
+        if since:
+            q, args = q + " AND ts >= ?", [*args, since]
+        for s, body in self._db.execute(q + " ORDER BY seq", args).fetchall():
+            yield int(s), json.loads(body)
+
+    def budget_overrides(self) -> dict[str, dict[str, Any] | None]:
+        """Budgets set at run time by the admin API: name -> definition (None: deleted)."""
+        self._db.execute(BUDGET_SCHEMA)
+        rows = self._db.execute("SELECT name, body FROM budgets").fetchall()
+        return {str(n): json.loads(b) for n, b in rows}
+
+    def put_budget_override(self, name: str, body: dict[str, Any] | None) -> None:
+        self._db.execute(BUDGET_SCHEMA)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO budgets (name, body) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+                (name, json.dumps(body)),
+            )
+
+    def claim_alert(self, budget: str, period_start: str, level: str) -> bool:
+        """True for the one caller (of every replica) that records this crossing first."""
+        self._db.execute(ALERT_SCHEMA)
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO budget_alerts (budget, period_start, level) VALUES (?, ?, ?)",
+                (budget, period_start, level),
+            )
+            return cur.rowcount == 1
 
     def close(self) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ total an interval that contains the sum of the mid points.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 QUANTITIES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -89,6 +89,16 @@ def collapse(groups: dict[str, dict[str, Any]], limit: int = TAG_VALUES_MAX) -> 
     for _, g in ranked[limit - 1 :]:
         merge(other, g)
     return {**dict(sorted(kept.items())), "other": other}
+
+
+def for_team(records: Iterable[dict[str, Any]], team: str | None) -> Iterator[dict[str, Any]]:
+    """The records a viewer may read: every one (team None: an admin, or loopback without keys) or its team's."""
+    if team is None:
+        yield from records
+        return
+    for r in records:
+        if r.get("team") == team:
+            yield r
 
 
 def empty() -> dict[str, Any]:

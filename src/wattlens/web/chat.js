@@ -17,7 +17,8 @@ async function loadModels() {
     const e = m.typical_energy_wh;
     const b = m.typical_energy_basis || {};
     const basis = b.basis === "measured" ? " (measured here)" : b.basis === "estimated" ? " (estimated)" : "";
-    o.textContent = e ? `${m.id} · ~${fmt(e.mid)} Wh per answer${basis}` : `${m.id} · energy unknown`;
+    o.textContent = e ? `${m.id} · ~${fmt(e.mid)} Wh per answer${basis}`
+      : m.route ? `${m.id} · routed: ${m.route.small} or ${m.route.large}` : `${m.id} · energy unknown`;
     if (b.note) o.title = b.note;
     sel.appendChild(o);
   }
@@ -96,6 +97,7 @@ async function send(ev) {
   const answer = li.querySelector(".answer");
   $("send").disabled = true;
   $("status").textContent = "working…";
+  let budgetWarning = null;
   try {
     if ($("mode").value === "embeddings") {
       const r = await fetch("/v1/embeddings", { method: "POST", headers: { "content-type": "application/json" },
@@ -110,6 +112,7 @@ async function send(ev) {
         body: JSON.stringify({ model: $("model").value, stream: true, stream_options: { include_usage: true },
                                messages: [{ role: "user", content: text }] }) });
       if (!r.ok) { const b = await r.json(); throw new Error(b.error ? b.error.message : r.status); }
+      budgetWarning = r.headers.get("x-wattlens-budget-warning");
       for await (const data of sse(r)) {
         if (data === "[DONE]") break;
         const chunk = JSON.parse(data);
@@ -118,10 +121,13 @@ async function send(ev) {
         if (chunk.usage && chunk.usage.footprint) showReceipt(li, chunk.usage.footprint);
       }
     }
-    $("status").textContent = "";
+    $("status").textContent = budgetWarning ? `budget warning: ${budgetWarning}` : "";
     $("prompt").value = "";
   } catch (e) {
-    answer.innerHTML = `<span class="error">${String(e.message || e)}</span>`;
+    const err = document.createElement("span");  // the message may quote an upstream: text, never HTML
+    err.className = "error";
+    err.textContent = String(e.message || e);
+    answer.replaceChildren(err);
     $("status").textContent = "failed";
   } finally {
     $("send").disabled = false;
@@ -134,4 +140,8 @@ $("mode").addEventListener("change", pickForMode);
 $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask").requestSubmit(); }
 });
-loadModels().catch((e) => { $("status").textContent = `could not list models: ${e.message}`; });
+loadModels().catch((e) => {
+  // a gateway with keys and no session: the key is entered once on the sign-in page
+  if (/: 401$/.test(e.message)) location.assign("/signin?next=/");
+  else $("status").textContent = `could not list models: ${e.message}`;
+});
