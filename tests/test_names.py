@@ -45,6 +45,11 @@ from wattlens.receipt import LLMRequest, Place, estimate_footprint
         ("gpt-4o-mini-2099-01-01", "catalogue", "gpt-4o-mini", None),
         ("claude-sonnet-4-6-20260101", "catalogue", "claude-sonnet-4-6", None),
         ("gpt-4.1-latest", "catalogue", "gpt-4.1", None),
+        # cloud and router wrappers: OpenAI fine-tunes, Bedrock ids, Gemini API paths, LiteLLM prefixes
+        ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "catalogue", "gpt-4o-mini-2024-07-18", None),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "catalogue", "claude-sonnet-4-5-20250929", None),
+        ("models/gemini-2.5-flash", "matched", "gemini-2.5-flash", None),
+        ("ollama/llama3.1:8b", "matched", "meta-llama/Meta-Llama-3.1-8B-Instruct", "int4"),
     ],
 )
 def test_names_resolve_to_catalogue_rows(name: str, how: str, row: str, precision: str | None) -> None:

@@ -267,10 +267,21 @@ def is_embedding(name: str) -> bool:
     return _EMBEDDING.search(name.lower()) is not None
 
 
+# Cloud model ids around a vendor's own name: Bedrock's "us.anthropic.NAME-v1:0", "meta.NAME-v1:0".
+_BEDROCK = re.compile(
+    r"(?:[a-z]{2,4}\.)?(?:anthropic|meta|mistral|amazon|cohere|ai21|deepseek|qwen|openai)\.(.+?)(?:-v\d+(?::\d+)?)?",
+    re.IGNORECASE,
+)
+
+
 def _candidates(name: str) -> list[str]:
-    """The name, then without a date suffix, `-latest`, or an Ollama `:latest` tag."""
+    """The name, then without a vendor wrapper, a date suffix, `-latest`, or an Ollama `:latest` tag."""
     s = name.strip()
     out = [s]
+    if s.startswith("ft:") and s.count(":") >= 2:  # an OpenAI fine-tune, ft:BASE:org::id, has its base's size
+        out.append(s.split(":")[1])
+    elif (m := _BEDROCK.fullmatch(s)) is not None:
+        out.append(m.group(1))
     for pattern in (r":latest$", r"-latest$", _DATE.pattern):
         stripped = re.sub(pattern, "", out[-1], flags=re.IGNORECASE)
         if stripped and stripped != out[-1]:
@@ -281,7 +292,7 @@ def _candidates(name: str) -> list[str]:
 def _ollama_tag(name: str) -> bool:
     """An Ollama model name: `family:tag`, or a bare family name (no path, no dots of a file)."""
     last = name.rsplit("/", 1)[-1]
-    return ":" in last
+    return ":" in last and not last.startswith("ft:") and _BEDROCK.fullmatch(last) is None
 
 
 def _ollama_default_precision(name: str) -> str | None:
