@@ -649,6 +649,8 @@ def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(
     assert last.size == led.count() == 6 and last.root == merkle.root(led.leaves())
     led.close()
     assert read_checkpoint((tmp_path / "last.txt").read_text(), signer.verifier) == last
+    code, _o, e = wl(capsys, "verify", "--ledger", str(db), "--recompute")  # the gateway's own receipts recompute
+    assert code == 0 and "recomputed 6 estimated receipts" in e, e
 
 
 def test_log_settings_from_file_and_environment(tmp_path: Path) -> None:
@@ -787,3 +789,32 @@ def open_cosigned_size(note: str, w: Signer) -> int:
     from wattlens.ledger.note import open_cosigned
 
     return Checkpoint.parse_text(open_cosigned(note, w.verifier)[0]).size
+
+
+# -- recomputation ------------------------------------------------------------------------------------------
+def test_recompute_catches_an_edited_figure_whose_hashes_were_recomputed(
+    setup: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = setup
+    code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--recompute")
+    assert code == 0 and "recomputed 10 estimated receipts, checked the carbon of 10" in e, e
+    for what in ("energy", "carbon", "tokens"):
+        body = rec(9)
+        fp = body["footprint"]
+        if what == "energy":  # the figure shrunk by half: every hash recomputed, so only recomputation sees it
+            fp["energy_wh"] = {k: v / 2 for k, v in fp["energy_wh"].items()}
+        elif what == "carbon":
+            fp["carbon_g"]["location"]["mid"] /= 3
+        else:  # fewer output tokens claimed for the same energy
+            fp["tokens"]["output"] = 5
+        forge_tail(s["db"], body, replace_last=True)
+        assert wl(capsys, "verify", "--ledger", str(s["db"]))[0] == 0  # chain and tree intact: the forger recomputed them
+        code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--recompute")
+        want = {"energy": "energy_wh is", "carbon": "carbon_g.location.mid", "tokens": "energy_wh is"}[what]
+        assert code == 1 and "record 10: recomputed" in e and "record r9" in e and want in e, (what, e)
+    # a receipt computed with other factor tables is said to be out of reach, not wrong
+    body = rec(9)
+    body["footprint"]["factors_version"] = "2001.01"
+    forge_tail(s["db"], body, replace_last=True)
+    code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--recompute")
+    assert code == 0 and "1 with factor tables 2001.01" in e

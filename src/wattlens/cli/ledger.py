@@ -26,12 +26,19 @@ def verify(
         list[str] | None,
         typer.Option(help="A witness's verifier key: the checkpoint must carry its cosignature (repeatable)."),
     ] = None,
+    recompute: Annotated[
+        bool,
+        typer.Option("--recompute", help="Also recompute each receipt from the inputs its record keeps (edited figures)."),
+    ] = False,
     config: ConfigOpt = None,
+    factors: FactorsOpt = None,
 ) -> None:
     """Check the ledger's hash chain and Merkle log: any changed, removed, inserted, reordered or replayed record is named.
 
     With --checkpoint, also prove (RFC 9162 consistency proof) that the log extends that earlier
-    checkpoint: truncation, rollback, forks and rewrites show.
+    checkpoint: truncation, rollback, forks and rewrites show. With --recompute, also estimate each
+    receipt again from its model, tokens and assumptions, and check its carbon against its energy
+    and grid intensity: an edited figure shows even when its hashes were recomputed.
     """
     import os
 
@@ -61,10 +68,15 @@ def verify(
     try:
         rows = list(led.rows())
         problems = verify_rows(rows)
-        tree_problems, leaves = check_tree(list(led.entries()), led.stored_state())
+        entries = list(led.entries())
+        tree_problems, leaves = check_tree(entries, led.stored_state())
     finally:
         led.close()
     problems += tree_problems
+    if recompute:
+        from wattlens.cli.log import recompute_problems
+
+        problems += recompute_problems(entries, settings_for(config, factors).context().factors)
     extends, why = check_extends(leaves, old) if old else (True, "")
     if not problems and extends:
         out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact, Merkle log intact")

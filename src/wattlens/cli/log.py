@@ -13,8 +13,13 @@ from wattlens.cli.common import ConfigOpt, app, err, out, settings_for
 from wattlens.cli.serve import keys_app
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from wattlens.factors import FactorSet
     from wattlens.ledger import Ledger
+    from wattlens.ledger.chain import Problem
     from wattlens.ledger.note import Signer, Verifier
+    from wattlens.ledger.tree import Entry
 
 log_app = typer.Typer(help="The Merkle log over the ledger: signed checkpoints and proofs.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
@@ -338,3 +343,21 @@ def log_witness(
     else:
         out.file.write(cosigned)
     err.print(f"cosigned {new.origin} at {new.size} records: {how}", highlight=False)
+
+
+def recompute_problems(entries: Sequence[Entry], factors: FactorSet) -> list[Problem]:
+    """verify --recompute: each receipt against its recorded inputs; says what could not be recomputed."""
+    from wattlens.ledger.chain import Problem
+    from wattlens.ledger.recompute import recompute
+
+    r = recompute(((e.seq, e.body) for e in entries), factors)
+    skipped = [f"{r.measured} measured (energy from hardware counters: carbon checked, energy not recomputable)"]
+    skipped += [f"{n} with factor tables {v} (this wattlens ships {factors.version})" for v, n in r.other_factors.items()]
+    if r.no_receipt:
+        skipped.append(f"{r.no_receipt} without a receipt")
+    err.print(
+        f"recomputed {r.checked} estimated receipts, checked the carbon of {r.derived}; "
+        f"not recomputed: {'; '.join(skipped)}",
+        highlight=False,
+    )
+    return [Problem(d.seq, "recomputed", f"record {d.record_id}: {d.detail}") for d in r.differences]

@@ -1,0 +1,191 @@
+"""Recompute receipts from the inputs their records keep: catches an edited figure, not a wrong measurement.
+
+The log proves a record was not changed after it was logged; it cannot say whether the figures
+written at the time follow from the call. This does, for what a record keeps:
+
+- an estimated receipt's IT energy (`energy_wh`) is estimated again from the record's model,
+  tokens, boundary and serving assumptions (hardware, GPUs, concurrency, parameters) with this
+  package's estimator, when the record names the factor tables this package ships;
+- every receipt's location-based carbon must equal its facility energy times the grid intensity
+  the receipt names (bound by bound), whatever the method.
+
+A measured receipt's energy came from hardware counters: nothing here can recompute it. The
+facility multiplier (PUE) and water factors of the place are not kept in the record, so
+`facility_wh` and `water_ml` are not recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wattlens.errors import WattlensError
+
+if TYPE_CHECKING:
+    from wattlens.factors import FactorSet
+
+BOUNDS = ("low", "mid", "high")
+REL_TOL = 2e-5  # receipts keep 6 significant digits
+CARBON_REL_TOL = 2e-3  # and the grid intensity 3 decimals
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    seq: int
+    record_id: str
+    detail: str
+
+
+@dataclass(slots=True)
+class Recomputation:
+    checked: int = 0  # estimated receipts whose energy was recomputed
+    derived: int = 0  # receipts whose carbon was checked against their energy and grid intensity
+    measured: int = 0
+    other_factors: dict[str, int] = field(default_factory=dict)  # factor versions this package does not ship
+    no_receipt: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b)) + 1e-12
+
+
+def _interval(d: Any) -> tuple[float, float, float] | None:
+    if not isinstance(d, dict) or not all(isinstance(d.get(k), int | float) for k in BOUNDS):
+        return None
+    return (float(d["low"]), float(d["mid"]), float(d["high"]))
+
+
+def _boundary(parts: Iterable[str]) -> str | None:
+    from wattlens.estimate import BOUNDARY_PARTS
+
+    have = {p for p in parts if p != "embodied"}
+    for name, want in BOUNDARY_PARTS.items():
+        if set(want) == have:
+            return name
+    return None
+
+
+def _candidates(record: dict[str, Any], fp: dict[str, Any]) -> list[dict[str, Any]]:
+    """The requests the recorded assumptions can mean (at most four): the energy must equal one of them.
+
+    A receipt keeps the hardware, GPU count and concurrency it assumed, but not whether they were
+    given by the operator or taken from the model's serving profile (which widens the interval);
+    both readings are tried.
+    """
+    a = fp.get("assumptions") or {}
+    warnings = set(fp.get("warnings") or [])
+    tokens = fp.get("tokens") or record.get("tokens") or {}
+    base: dict[str, Any] = {
+        "model": str(record.get("model_served") or fp.get("model") or ""),
+        "input_tokens": int(tokens.get("input", 0)),
+        "output_tokens": int(tokens.get("output", 0)),
+        "cached_input_tokens": int(tokens.get("cached_input", 0)),
+        "reasoning_tokens": int(tokens.get("reasoning", 0)),
+    }
+    if "model-not-in-catalogue" in warnings and a.get("active_params_b") is not None:
+        base["active_params_b"] = float(a["active_params_b"])
+        base["precision"] = a.get("precision")
+    if a.get("serving_profile") == "given" and a.get("batch_per_gpu") and a.get("gpus"):
+        base["batch_size"] = float(a["batch_per_gpu"]) * int(a["gpus"])
+    hardware = [None] if "hardware-assumed" in warnings else [None, a.get("hardware")]
+    gpus = [None, a.get("gpus")]
+    out = []
+    for h in dict.fromkeys(hardware):
+        for g in dict.fromkeys(gpus):
+            out.append(base | {"hardware": h, "gpus": g})
+    return out
+
+
+def _energy(request: dict[str, Any], boundary: str, factors: FactorSet) -> tuple[float, float, float] | None:
+    from wattlens.receipt import LLMRequest, Place, estimate_footprint
+
+    try:
+        # IT energy does not depend on the place (facility and grid come after it): any zone of the tables will do.
+        fp = estimate_footprint(
+            LLMRequest(**request), Place(zone="FR"), boundary=boundary, factors=factors, unknown_generic=True
+        )
+    except (WattlensError, ValueError, TypeError):
+        return None
+    e = fp.energy_wh
+    return (e.low, e.mid, e.high)
+
+
+def recompute(rows: Iterable[tuple[int, str]], factors: FactorSet) -> Recomputation:
+    """Check every record (seq, body JSON) against what its inputs give; name each one that differs."""
+    result = Recomputation()
+    for seq, body in rows:
+        try:
+            record = json.loads(body)
+        except ValueError:
+            continue  # `verify` names a body that is not JSON
+        fp = record.get("footprint") if isinstance(record, dict) else None
+        if not isinstance(fp, dict):
+            result.no_receipt += 1
+            continue
+        rid = str(record.get("id"))
+        _check_carbon(seq, rid, fp, result)
+        method = fp.get("method")
+        if method != "estimated":
+            result.measured += 1
+            continue
+        version = str(fp.get("factors_version") or record.get("factors_version") or "?")
+        if version != factors.version:
+            result.other_factors[version] = result.other_factors.get(version, 0) + 1
+            continue
+        _check_energy(seq, rid, record, fp, factors, result)
+    return result
+
+
+def _check_carbon(seq: int, rid: str, fp: dict[str, Any], result: Recomputation) -> None:
+    facility = _interval(fp.get("facility_wh"))
+    carbon = _interval((fp.get("carbon_g") or {}).get("location"))
+    intensity = (fp.get("grid") or {}).get("intensity_g_per_kwh")
+    if facility is None or carbon is None or not isinstance(intensity, int | float):
+        result.differences.append(Difference(seq, rid, "the receipt lacks facility energy, carbon or grid intensity"))
+        return
+    result.derived += 1
+    for bound, f_wh, c_g in zip(BOUNDS, facility, carbon, strict=True):
+        want = f_wh * float(intensity) / 1000.0
+        if not _close(c_g, want, CARBON_REL_TOL):
+            result.differences.append(
+                Difference(
+                    seq,
+                    rid,
+                    f"carbon_g.location.{bound} is {c_g:.6g} g but facility {f_wh:.6g} Wh at "
+                    f"{float(intensity):g} g/kWh gives {want:.6g} g",
+                )
+            )
+            return
+
+
+def _check_energy(
+    seq: int, rid: str, record: dict[str, Any], fp: dict[str, Any], factors: FactorSet, result: Recomputation
+) -> None:
+    stored = _interval(fp.get("energy_wh"))
+    boundary = _boundary(fp.get("boundary") or [])
+    if stored is None or boundary is None:
+        result.differences.append(Difference(seq, rid, "the receipt's energy or boundary is malformed"))
+        return
+    result.checked += 1
+    first: tuple[float, float, float] | None = None
+    for request in _candidates(record, fp):
+        got = _energy(request, boundary, factors)
+        if got is None:
+            continue
+        first = first or got
+        if all(_close(s, g, REL_TOL) for s, g in zip(stored, got, strict=True)):
+            return
+    if first is None:
+        result.differences.append(Difference(seq, rid, "its inputs no longer give a receipt (model or tokens invalid)"))
+        return
+    result.differences.append(
+        Difference(
+            seq,
+            rid,
+            f"energy_wh is {stored[1]:.6g} [{stored[0]:.6g}, {stored[2]:.6g}] Wh but its model, tokens and "
+            f"assumptions give {first[1]:.6g} [{first[0]:.6g}, {first[2]:.6g}] Wh",
+        )
+    )
