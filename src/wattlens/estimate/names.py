@@ -19,10 +19,10 @@ Pure: a name and a factor set in, a `Resolution` out; results are cached per fac
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
 import io
-import math
 import re
 import statistics
 from dataclasses import dataclass
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 Kind = Literal["chat", "embedding"]
 # catalogue: a row by one of its names; known: model_names.csv; matched: a row by the normalised name;
-# name: size read from the name; upstream: the serving upstream said (gateway); generic: nothing known.
-How = Literal["catalogue", "known", "matched", "name", "upstream", "generic"]
+# name: size read from the name; generic: nothing known. (What an upstream says is gateway/modelinfo.py's.)
+How = Literal["catalogue", "known", "matched", "name", "generic"]
 MAX_NAME_CHARS = 200  # longer "names" are not parsed (a client can send anything)
 
 # GGUF quantisation types (llama.cpp ggml-quants; Ollama tags) and the estimator precision whose
@@ -73,6 +73,7 @@ _ACTIVE = re.compile(r"^a(\d+(?:\.\d+)?)([bm])$")
 _EFFECTIVE = re.compile(r"^e(\d+(?:\.\d+)?)b$")  # Gemma 3n: effective parameters
 _DATE = re.compile(r"[-_@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{2}-\d{4}|\d{4})$")
 _EMBEDDING = re.compile(r"embed|minilm|mpnet|sentence-transformers|(?:^|[-/_])(?:bge|e5|gte)(?:[-_]|$)")
+_SUFFIX = re.compile(r"v\d+(?:\.\d+)*|a\d+(?:\.\d+)?b|\d{4}|\d\d")  # a version, an MoE's active size, a date
 _VARIANT_TOKENS = frozenset(("instruct", "it", "chat", "hf", "text", "base"))
 # Mixtral-style "NxMb" names: total ~0.82 x N x M (shared attention), active ~1.8 x M with top-2 routing:
 # Mixtral 8x7B is 46.7B total / 12.9B active, 8x22B 141B / 39B (mistral.ai/news/mixtral-of-experts, 2023).
@@ -103,8 +104,6 @@ class Resolution:
             return ("model-unknown-generic",)
         if self.how == "name":
             return ("model-params-from-name",)
-        if self.how == "upstream":
-            return ("model-params-from-upstream",)
         if self.how == "known" and self.spec is None and self.active_params_b.low != self.active_params_b.high:
             return ("params-estimated",)
         return ()
@@ -335,11 +334,13 @@ def _match(key: str, idx: _Index, ollama: bool) -> ModelSpec | None:
     # A newer version or an MoE's active count left out: "mistral-7b-instruct" -> "...-v0.3",
     # "qwen-3-30b" -> "qwen-3-30b-a3b-instruct-2507". Only suffixes that do not change the size.
     hits = []
-    for k in idx.keys:
-        if k.startswith(key + "-"):
-            rest = k[len(key) + 1 :].split("-")
-            if all(t in _VARIANT_TOKENS or re.fullmatch(r"v\d+(\.\d+)*|a\d+(\.\d+)?b|\d{4}|\d\d", t) for t in rest):
-                hits.append(k)
+    prefix = key + "-"
+    for k in idx.keys[bisect.bisect_left(idx.keys, prefix) :]:  # sorted: the keys with this prefix are adjacent
+        if not k.startswith(prefix):
+            break
+        rest = k[len(prefix) :].split("-")
+        if all(t in _VARIANT_TOKENS or _SUFFIX.fullmatch(t) for t in rest):
+            hits.append(k)
     if hits:
         return idx.exact[max(hits, key=lambda k: ("instruct" in k or "-it" in k, k))]
     return None
@@ -347,15 +348,14 @@ def _match(key: str, idx: _Index, ollama: bool) -> ModelSpec | None:
 
 def resolve(name: str, factors: FactorSet) -> Resolution:
     """What `name` means to the estimator (see the module docstring for the order of the rules)."""
-    models = factors.models
-    spec = models.find(name)
-    if spec is not None:
-        return _from_row(name, "catalogue", spec, None, f"catalogue row {spec.model_id}")
-    return _resolve_cached(name, models)
+    return _resolve_cached(name, factors.models)  # on every metered call: cached per (name, catalogue)
 
 
 @functools.lru_cache(maxsize=4096)
 def _resolve_cached(name: str, models: Repository[ModelSpec]) -> Resolution:
+    spec = models.find(name)
+    if spec is not None:
+        return _from_row(name, "catalogue", spec, None, f"catalogue row {spec.model_id}")
     idx = _index(models)
     if len(name) > MAX_NAME_CHARS:
         return _generic(name[:MAX_NAME_CHARS], idx)
@@ -416,12 +416,4 @@ def _generic(name: str, idx: _Index) -> Resolution:
     return Resolution(name, "generic", "chat", None, a, t, None, note)
 
 
-def from_upstream(name: str, active_b: float, total_b: float, precision: str | None, said: str) -> Resolution:
-    """What a serving upstream reported (Ollama /api/show, llama.cpp /v1/models, vLLM root), as a Resolution."""
-    if not (math.isfinite(active_b) and math.isfinite(total_b) and 0 < active_b <= total_b):
-        raise ValueError(f"implausible parameter counts {active_b}, {total_b}")
-    kind: Kind = "embedding" if is_embedding(name) else "chat"
-    return Resolution(name, "upstream", kind, None, Interval.point(active_b), Interval.point(total_b), precision, said)
-
-
-__all__ = ["Resolution", "canonical", "from_upstream", "is_embedding", "known_names", "precision_of", "resolve", "size_of"]
+__all__ = ["Resolution", "canonical", "is_embedding", "known_names", "precision_of", "resolve", "size_of"]
