@@ -319,3 +319,64 @@ def test_pdf_is_typeset_from_the_html(demo_ledger: Path, tmp_path: Path) -> None
     assert all("AI footprint report: 2023-11" in p for p in pages)  # the running header names the period
     assert all("Merkle log of 300 records" in p for p in pages)  # and the ledger's checkpoint
     assert f"of {len(pages)}" in pages[-1]  # page numbers
+
+
+def test_plan_says_what_it_assumes_and_refuses_a_false_smaller_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wattlens.report.plan import check_labels
+
+    base = Scenario(models={"gpt-4o-mini": 1.0}, zone="US-VA")
+    q = per_query(base)
+    assert [m.model for m in q.models] == ["gpt-4o-mini"] and q.models[0].hardware and q.grid_year
+    # Which of two models is smaller is decided by the estimator's figures, not by the name.
+    pair = {m: per_query(Scenario(models={m: 1.0}, zone="US-VA")).facility_wh.mid for m in ("gpt-4o-mini", "gpt-5-nano")}
+    big, small = sorted(pair, key=lambda m: -pair[m])
+    b = Scenario(name="base", models={small: 1.0}, zone="US-VA")
+    s = Scenario(name="smaller model", models={big: 1.0}, zone="US-VA")
+    with pytest.raises(Exception, match="labelled as smaller"):
+        check_labels([(b, per_query(b)), (s, per_query(s))])
+    check_labels([(s, per_query(s)), (Scenario(name="smaller model", models={small: 1.0}, zone="US-VA"), per_query(b))])
+    args = ("plan", "--users", "1000", "--years", "1", "--zone", "US-VA", "--model", "gpt-4o-mini=1")
+    code, out, _ = cli(capsys, *args)
+    assert code == 0 and "assumptions of each scenario" in out and "e+" not in out  # no exponent notation
+    code, out, _ = cli(capsys, *args, "--json")
+    row = json.loads(out)[0]
+    assert row["models"].startswith("gpt-4o-mini=1 (H100") and row["grid"].startswith("US-VA 2023")
+    assert (row["input_tokens"], row["output_tokens"]) == (500, 300)
+    assert row["facility_wh_per_query_mid"] == pytest.approx(q.facility_wh.mid)
+    sc = tmp_path / "docs-example.toml"
+    sc.write_text(Path(__file__).parents[1].joinpath("docs/figures/plan-scenarios.toml").read_text())
+    code, _, err = cli(capsys, "plan", "--years", "1", "--zone", "US-VA", "--scenarios", str(sc))
+    assert code == 0, err  # the docs' example keeps its word: its "smaller model" is smaller
+
+
+def test_the_pages_format_numbers_like_the_reports(tmp_path: Path) -> None:
+    import shutil
+
+    from wattlens.report import numbers
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    common = Path(__file__).parents[1] / "src/wattlens/web/common.js"
+    cases = [
+        (2170.0, "mL"),
+        (448.0, "mL"),
+        (17800.0, "mL"),
+        (9.96, "Wh"),
+        (0.0361, "Wh"),
+        (1_234_567.0, "Wh"),
+        (5e9, "mL"),
+        (0.00001234, "Wh"),
+        (2.5e4, "gCO2e"),
+        (731.0, "W"),
+        (0.0, "Wh"),
+    ]
+    script = tmp_path / "fmt.js"
+    script.write_text(
+        common.read_text().replace('"use strict";', "")
+        + f"\nconsole.log(JSON.stringify({json.dumps(cases)}.map(([x, u]) => qty(x, u))));\n"
+    )
+    shown = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    assert shown == [numbers.quantity(x, u) for x, u in cases]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from wattlens.cli.common import ConfigOpt, FactorsOpt, JsonOpt, app, err, out, settings_for
-from wattlens.cli.present import fmt
+from wattlens.report import numbers
 
 
 @app.command()
@@ -38,7 +38,7 @@ def plan(
     """Project usage forward: MWh per year, average and peak MW, water, carbon; scenarios side by side."""
     import csv as csvmod
 
-    from wattlens.report.plan import Scenario, as_rows, load_scenarios, project
+    from wattlens.report.plan import Scenario, as_rows, check_labels, load_scenarios, per_query, project
     from wattlens.report.plan import figure as plan_figure
 
     mix: dict[str, float] = {}
@@ -67,8 +67,10 @@ def plan(
     )
     todo = load_scenarios(scenarios, base) if scenarios else [base]
     context = settings_for(config, factors).context()  # a scenario's zone or region refines the configured place
-    results = [(s, project(s, context=context)) for s in todo]
-    rows = [r for s, ys in results for r in as_rows(s, ys)]
+    per = [(s, per_query(s, context)) for s in todo]
+    check_labels(per)
+    results = [(s, project(s, q, context=context)) for s, q in per]
+    rows = [r for (s, ys), (_, q) in zip(results, per, strict=True) for r in as_rows(s, ys, q)]
     if csv_out:
         with open(csv_out, "w", newline="") as fh:
             w = csvmod.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
@@ -81,36 +83,49 @@ def plan(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    t = Table(title="wattlens plan (mid; low–high)", title_justify="left")
+    a = Table(title="assumptions of each scenario", title_justify="left")
+    for col in ("scenario", "model (share)", "hardware", "tokens in/out", "grid", "facility energy per query"):
+        a.add_column(col, overflow="fold")
+    for s, q in per:
+        for i, ma in enumerate(q.models):
+            hw = f"{ma.hardware}" + (f" ×{ma.gpus}" if ma.gpus else "") + f", {ma.precision}"
+            if ma.active_params_b is not None:
+                hw += f", {numbers.number(ma.active_params_b, 2)}B active params"
+            a.add_row(
+                s.name if i == 0 else "",
+                f"{ma.model} ({ma.share:.0%})",
+                hw,
+                f"{s.input_tokens:,} / {s.output_tokens:,}" if i == 0 else "",
+                f"{q.zone} {q.grid_year or ''}, {q.intensity_g_per_kwh:.0f} gCO2e/kWh" if i == 0 else "",
+                numbers.iv(ma.facility_wh.as_dict(), "Wh"),
+            )
+    out.print(a)
+    t = Table(title="wattlens plan (mid (low–high) per year)", title_justify="left")
     for col in (
         "scenario",
         "year",
         "users",
         "queries",
-        "MWh/year",
-        "avg MW",
-        "peak MW",
-        "water m³",
-        "t CO2e (loc.)",
-        "t CO2e (market)",
+        "energy",
+        "average power",
+        "peak power",
+        "water",
+        "carbon (location)",
+        "carbon (market)",
     ):
-        t.add_column(col, justify="left" if col == "scenario" else "right")
+        t.add_column(col, justify="left" if col == "scenario" else "right", overflow="fold")
     for s, ys in results:
         for y in ys:
-
-            def cell(iv: Any) -> str:
-                return f"{fmt(iv.mid)} ({fmt(iv.low)}–{fmt(iv.high)})"
-
             t.add_row(
                 s.name,
                 str(y.year),
                 f"{y.users:,.0f}",
                 f"{y.queries:,.0f}",
-                cell(y.energy_mwh),
-                cell(y.average_mw),
-                cell(y.peak_mw),
-                cell(y.water_m3),
-                cell(y.carbon_t),
-                cell(y.carbon_market_t),
+                numbers.iv(y.energy_mwh.as_dict(), "MWh"),
+                numbers.iv(y.average_mw.as_dict(), "MW"),
+                numbers.iv(y.peak_mw.as_dict(), "MW"),
+                numbers.iv(y.water_m3.as_dict(), "m³"),
+                numbers.iv(y.carbon_t.as_dict(), "tCO2e"),
+                numbers.iv(y.carbon_market_t.as_dict(), "tCO2e"),
             )
     out.print(t)

@@ -9,6 +9,7 @@ from rich.text import Text
 from wattlens.codes import WARNINGS
 from wattlens.factors.records import FOSSIL, RENEWABLE
 from wattlens.footprint import Footprint
+from wattlens.report.numbers import number
 from wattlens.units import Interval
 
 SOURCE_STYLE = {
@@ -25,12 +26,8 @@ SOURCE_STYLE = {
 
 
 def fmt(x: float) -> str:
-    if x == 0:
-        return "0"
-    if abs(x) >= 1000 or abs(x) < 1e-4:
-        return f"{x:.3g}"
-    digits = max(0, 2 - int(f"{abs(x):e}".split("e")[1]))
-    return f"{x:.{digits}f}"
+    """A bare number with three significant digits (the unit is beside it); one formatter: report.numbers."""
+    return number(x, 3)
 
 
 def mix_bar(mix: dict[str, float], width: int = 40) -> Text:

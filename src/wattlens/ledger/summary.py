@@ -17,7 +17,7 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], ...]] = {
     "carbon_embodied_g": (("carbon_g", "embodied"),),
     "water_ml": (("water_ml", "onsite"), ("water_ml", "offsite")),
 }
-KEYS = ("model", "upstream", "team", "user", "day", "month", "zone", "method", "endpoint")
+KEYS = ("model", "upstream", "team", "user", "minute", "hour", "day", "month", "zone", "method", "endpoint")
 TAG_PREFIX = "tag:"  # `tag:NAME` groups by the free-form tag NAME of the records
 TAG_VALUES_MAX = 20  # distinct values shown per tag; the rest collapse into "other" so reports stay small
 
@@ -48,6 +48,10 @@ def key_of(rec: dict[str, Any], by: str) -> str:
         return str(rec.get("model_served") or rec.get("model_requested") or "-")
     if by == "day":
         return str(rec.get("ts", ""))[:10]
+    if by == "hour":  # 2026-11-25T16 (UTC, as records are stamped)
+        return str(rec.get("ts", ""))[:13]
+    if by == "minute":
+        return str(rec.get("ts", ""))[:16]
     if by == "month":
         return str(rec.get("ts", ""))[:7]
     if by == "zone":

@@ -28,6 +28,8 @@ COLUMNS = {
 }
 KEY_SQL = {
     "model": "coalesce(model_served, model_requested, '-')",
+    "minute": "substr(ts, 1, 16)",
+    "hour": "substr(ts, 1, 13)",
     "day": "substr(ts, 1, 10)",
     "month": "substr(ts, 1, 7)",
     "zone": "coalesce(zone, '-')",

@@ -58,11 +58,27 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class ModelAssumption:
+    """What the estimate of one model of the mix assumed: printed with the plan's result."""
+
+    model: str
+    share: float
+    facility_wh: Interval  # per query
+    hardware: str
+    gpus: int | None
+    precision: str
+    active_params_b: float | None
+
+
+@dataclass(frozen=True)
 class PerQuery:
     facility_wh: Interval
     water_ml: Interval
     intensity_g_per_kwh: float
     zone: str
+    models: tuple[ModelAssumption, ...] = ()
+    grid_year: int | None = None
+    grid_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,13 +112,55 @@ def per_query(s: Scenario, context: Context | None = None) -> PerQuery:
     ctx = (context or Context()).at(Place(zone=s.zone, region=s.region))
     energy = Interval(0.0, 0.0, 0.0)
     water = Interval(0.0, 0.0, 0.0)
-    zone, intensity = "", 0.0
+    zone, intensity, year, source = "", 0.0, None, ""
+    assumed = []
     for model, share in s.models.items():
         fp = estimate_footprint(LLMRequest(model=model, input_tokens=s.input_tokens, output_tokens=s.output_tokens), ctx)
         energy = energy + fp.facility_wh * share
         water = water + fp.water_ml * share
-        zone, intensity = fp.grid.zone, fp.grid.intensity_g_per_kwh
-    return PerQuery(energy, water, intensity, zone)
+        zone, intensity, year, source = fp.grid.zone, fp.grid.intensity_g_per_kwh, fp.grid.year, fp.grid.source
+        a = getattr(fp, "assumptions", None) or {}
+        spec = ctx.factors.models.find(model)
+        assumed.append(
+            ModelAssumption(
+                model=fp.model or model,
+                share=share,
+                facility_wh=fp.facility_wh,
+                hardware=str(a.get("hardware") or (spec.hardware if spec else "H100-SXM")),
+                gpus=int(a["gpus"]) if a.get("gpus") is not None else None,
+                precision=str(a.get("precision") or (spec.precision if spec else "bf16")),
+                active_params_b=float(a["active_params_b"])
+                if a.get("active_params_b") is not None
+                else (spec.active_params_b.mid if spec else None),
+            )
+        )
+    return PerQuery(energy, water, intensity, zone, tuple(assumed), year, source)
+
+
+SMALLER = ("small", "smaller", "lighter", "leaner", "efficient", "less energy")
+
+
+def check_labels(results: list[tuple[Scenario, PerQuery]]) -> None:
+    """A scenario whose name claims a smaller or lighter model must use less energy per query than the base.
+
+    The base is the scenario named "base", else the first. Raises InputError with both figures otherwise.
+    """
+    if len(results) < 2:
+        return
+    base_s, base_q = next(((s, q) for s, q in results if s.name == "base"), results[0])
+    for s, q in results:
+        if s is base_s:
+            continue
+        words = s.name.lower()
+        claims = any(w in words.replace("-", " ").split() or (" " in w and w in words) for w in SMALLER)
+        if claims and not q.facility_wh.mid < base_q.facility_wh.mid:
+            from wattlens.report.numbers import quantity
+
+            raise InputError(
+                f"scenario {s.name!r} is labelled as smaller but uses {quantity(q.facility_wh.mid, 'Wh', 3)} per "
+                f"query ({', '.join(s.models)}) against {quantity(base_q.facility_wh.mid, 'Wh', 3)} for "
+                f"{base_s.name!r} ({', '.join(base_s.models)}): rename it or choose a model that uses less energy"
+            )
 
 
 def project(
@@ -143,8 +201,24 @@ def load_scenarios(path: str | Path, base: Scenario) -> list[Scenario]:
     return out
 
 
-def as_rows(s: Scenario, years: list[Year]) -> list[dict[str, Any]]:
+def describe(s: Scenario, q: PerQuery) -> dict[str, Any]:
+    """The assumptions of a scenario's figures: model mix with hardware, tokens, grid."""
+    return {
+        "models": "; ".join(
+            f"{m.model}={m.share:g}" + f" ({m.hardware}" + (f" ×{m.gpus}" if m.gpus else "") + f", {m.precision}"
+            f"{f', {m.active_params_b:.3g}B active' if m.active_params_b is not None else ''})"
+            for m in q.models
+        ),
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "grid": f"{q.zone} {q.grid_year or ''} {q.intensity_g_per_kwh:.0f} gCO2e/kWh".replace("  ", " "),
+        "facility_wh_per_query_mid": q.facility_wh.mid,
+    }
+
+
+def as_rows(s: Scenario, years: list[Year], q: PerQuery | None = None) -> list[dict[str, Any]]:
     rows = []
+    assumed = describe(s, q) if q is not None else {}
     for y in years:
         row: dict[str, Any] = {
             "scenario": s.name,
@@ -152,6 +226,7 @@ def as_rows(s: Scenario, years: list[Year]) -> list[dict[str, Any]]:
             "zone": y.zone,
             "users": round(y.users),
             "queries": round(y.queries),
+            **assumed,
         }
         for name in ("energy_mwh", "average_mw", "peak_mw", "water_m3", "carbon_t", "carbon_market_t"):
             iv = getattr(y, name)

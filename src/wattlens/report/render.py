@@ -250,7 +250,7 @@ def figures(r: Report, outdir: Path) -> dict[str, str]:
     }
     for by in ("model", "day"):
         groups = r.groups.get(by)
-        if not groups:
+        if not groups or len(groups) < 2:  # one bar says nothing a table does not (a one-hour trace by day)
             continue
         keys = list(groups)
         mids = [groups[k]["energy_wh"]["mid"] for k in keys]

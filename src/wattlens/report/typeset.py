@@ -21,19 +21,20 @@ _INLINE = (
     (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
 )
 CHECKPOINT = "Ledger checkpoint: "
+_INTERVAL = re.compile(r"^[\d.,]+ \S+ \([\d.,]+–[\d.,]+ \S+\)$")  # "2.2 L (0.45–18 L)"
 _NUMERIC = re.compile(r"^[–\-+]?[\d.,]+(\s?(%|[a-zA-Z³0-9]+))?$")
 
 STYLE = """
 body{font:14px/1.45 system-ui,'DejaVu Sans',sans-serif;max-width:1000px;margin:2rem auto;padding:0 1rem;color:#1c1e21}
 table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #d9dde3;padding:.25rem .5rem;font-size:12px;
-vertical-align:top}th{background:#f1f3f5;text-align:left}td.num{text-align:right;white-space:nowrap}
+vertical-align:top}th{background:#f1f3f5;text-align:left}td.num{text-align:right;white-space:nowrap}td.iv{white-space:nowrap}
 h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #d9dde3}code{font-size:.9em;background:#f1f3f5;padding:0 .2em}
 figure{margin:1rem 0}figure img{max-width:100%}figcaption{font-size:12px;color:#555}
 nav.toc ol{columns:2;font-size:13px}nav.toc a{text-decoration:none}
 .note{background:#fff6e0;border-left:4px solid #e8a33d;padding:.4rem .8rem}
 @page{size:A4;margin:22mm 16mm 18mm 16mm;
-  @top-left{content:string(doctitle);font:8pt 'DejaVu Sans',sans-serif;color:#555}
-  @top-right{content:string(checkpoint);font:7pt 'DejaVu Sans',sans-serif;color:#555}
+  @top-left{content:string(doctitle);width:45%;font:8pt 'DejaVu Sans',sans-serif;color:#555}
+  @top-right{content:string(checkpoint);width:55%;font:7pt 'DejaVu Sans',sans-serif;color:#555}
   @bottom-right{content:"page " counter(page) " of " counter(pages);font:8pt 'DejaVu Sans',sans-serif;color:#555}
   @bottom-left{content:"wattlens";font:8pt 'DejaVu Sans',sans-serif;color:#888}}
 @media print{
@@ -76,7 +77,8 @@ def _table(rows: list[list[str]], aligns: list[str]) -> str:
         tds = []
         for i, c in enumerate(row):
             num = (i < len(aligns) and aligns[i] == "right") or (i > 0 and bool(_NUMERIC.match(c)))
-            tds.append(f"<td class='num'>{_inline(c)}</td>" if num else f"<td>{_inline(c)}</td>")
+            kind = " class='num'" if num else " class='iv'" if _INTERVAL.match(c) else ""
+            tds.append(f"<td{kind}>{_inline(c)}</td>")
         out.append("<tr>" + "".join(tds) + "</tr>")
     return "".join(out) + "</tbody></table>"
 
