@@ -316,3 +316,19 @@ def test_instrument_gives_embeddings_a_receipt() -> None:
         assert fp is not None and fp["tokens"]["input"] == 5 and fp["model"] == "text-embedding-3-small"
         unknown = c.chat.completions.create(model="nonsense-model", messages=[{"role": "user", "content": "hi"}])
         assert "model-unknown-generic" in unknown.footprint["warnings"]  # type: ignore[attr-defined]
+
+
+def test_lookups_can_be_turned_off_per_upstream(tmp_path: Any) -> None:
+    from wattlens.gateway.config import load_gateway_config
+
+    f = tmp_path / "wattlens.toml"
+    f.write_text(
+        '[[upstreams]]\nname = "ollama"\nbase_url = "http://127.0.0.1:11434/v1"\nmodel_info = false\n'
+        '[[upstreams]]\nname = "vllm"\nbase_url = "http://127.0.0.1:8000/v1"\n'
+    )
+    cfg = load_gateway_config(f)
+    off, on = cfg.upstreams
+    info = ModelInfo({}, lambda name: builtin())
+    assert not off.model_info and not info.worth_asking(off, "support-bot:latest")
+    assert on.model_info and info.worth_asking(on, "support-bot:latest")
+    assert not info.worth_asking(on, "gpt-4o")  # the catalogue knows it: nothing to ask
