@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wattlens.errors import ConfigError
@@ -205,9 +205,8 @@ class Usage:
         return self.synced + self.pending_sum
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What the budgets say about a request before it is sent."""
+class Verdict(NamedTuple):
+    """What the budgets say about a request before it is sent (a tuple: built on every request, cheaply)."""
 
     over_hard: Budget | None = None  # the first budget past its hard limit
     retry_after_s: int = 0
@@ -229,19 +228,6 @@ def _same_count(a: Budget | None, b: Budget) -> bool:
     )
 
 
-def _subjects(key_id: str | None, team: str | None, user: str | None, tags: Mapping[str, str]) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = [("all", None)]
-    if key_id:
-        out.append(("key", key_id))
-    if team:
-        out.append(("team", team))
-    if user:
-        out.append(("user", user))
-    for k, v in tags.items():
-        out.append(("tag:" + k, v))
-    return out
-
-
 class Budgets:
     """Budgets and their use: checked on the request path, counted when calls settle, synced from the ledger."""
 
@@ -259,6 +245,7 @@ class Budgets:
         self._overrides: dict[str, dict[str, Any] | None] = {}
         self.budgets: dict[str, Budget] = {}
         self._index: dict[tuple[str, Any], list[Budget]] = {}
+        self._tag_scopes: frozenset[str] = frozenset()  # tag names some budget limits
         self._usage: dict[str, Usage] = {}
         self._seq = 0  # the last ledger sequence number read
         self._gen = 0  # bumped when the set of budgets changes
@@ -293,6 +280,7 @@ class Budgets:
         with self._lock:
             old = self.budgets
             self.budgets, self._index = budgets, index
+            self._tag_scopes = frozenset(b.scope[4:] for b in budgets.values() if b.scope.startswith("tag:"))
             # a budget that now counts something else starts again from the ledger; new limits keep the use
             self._usage = {n: u for n, u in self._usage.items() if n in budgets and _same_count(old.get(n), budgets[n])}
             self._seq = 0  # read the current periods again
@@ -332,12 +320,31 @@ class Budgets:
         index = self._index
         if not index:
             return []
+        get = index.get
         out: list[Budget] = []
-        for s in _subjects(key_id, team, user, tags):
-            found = index.get(s)
+        for found in (
+            get(("all", None)),
+            get(("key", key_id)) if key_id else None,
+            get(("team", team)) if team else None,
+            get(("user", user)) if user else None,
+        ):
             if found:
-                out.extend(found)
+                out += found
+        if tags and self._tag_scopes:
+            for k, v in tags.items():
+                if k in self._tag_scopes:
+                    found = get(("tag:" + k, v))
+                    if found:
+                        out += found
         return out
+
+    def _used(self, b: Budget, now: float) -> Usage:
+        """The budget's use now: without the lock while its period lasts (a float read is atomic enough)."""
+        u = self._usage.get(b.name)
+        if u is not None and u.start <= now < u.end:
+            return u
+        with self._lock:
+            return self._current(b, now)
 
     def check(self, call: Call) -> Verdict:
         """Before a request: the first hard limit it is past, and the soft limits passed (a few dict look-ups)."""
@@ -348,16 +355,15 @@ class Budgets:
         over: Budget | None = None
         retry = 0
         warnings = []
-        with self._lock:
-            for b in budgets:
-                u = self._current(b, now)
-                used = u.used
-                if b.hard is not None and used >= b.hard:
-                    if over is None:
-                        over, retry = b, max(1, math.ceil(u.end - now))
-                    warnings.append(f"{b.name}; used={used:.6g}; hard={b.hard:g}; unit={b.unit}; period={b.period}")
-                elif b.soft is not None and used >= b.soft:
-                    warnings.append(f"{b.name}; used={used:.6g}; soft={b.soft:g}; unit={b.unit}; period={b.period}")
+        for b in budgets:
+            u = self._used(b, now)
+            used = u.synced + u.pending_sum
+            if b.hard is not None and used >= b.hard:
+                if over is None:
+                    over, retry = b, max(1, math.ceil(u.end - now))
+                warnings.append(f"{b.name}; used={used:.6g}; hard={b.hard:g}; unit={b.unit}; period={b.period}")
+            elif b.soft is not None and used >= b.soft:
+                warnings.append(f"{b.name}; used={used:.6g}; soft={b.soft:g}; unit={b.unit}; period={b.period}")
         return Verdict(over, retry, tuple(warnings), True)
 
     def observe(self, s: Settlement) -> None:

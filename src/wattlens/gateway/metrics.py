@@ -53,6 +53,7 @@ class Metrics:
     def __init__(self) -> None:
         self._seen: dict[str, set[str]] = {}
         self.tag_values = Bounded()
+        self._tag_series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.budgets: Any = None  # wattlens.gateway.budgets.Budgets, set by the gateway
         self.registry = CollectorRegistry()
         r = self.registry
@@ -96,10 +97,15 @@ class Metrics:
             self.carbon.labels(model, upstream, team, method).inc(fp.carbon_location_g.mid)
             self.water.labels(model, upstream, team, method).inc(fp.water_ml.mid)
         for name, value in call.tags.items():
-            tag, v = self.tag_values.label(name, value)
-            self.tag_requests.labels(tag, v).inc()
+            series = self._tag_series.get((name, value))
+            if series is None:  # labels() costs microseconds: each (tag, value)'s children are kept
+                tag, v = self.tag_values.label(name, value)
+                series = (self.tag_requests.labels(tag, v), self.tag_energy.labels(tag, v))
+                if len(self._tag_series) < 10_000:  # values past the bound share `other`'s children
+                    self._tag_series[(name, value)] = series
+            series[0].inc()
             if fp is not None:
-                self.tag_energy.labels(tag, v).inc(fp.energy_wh.mid * 3600.0)
+                series[1].inc(fp.energy_wh.mid * 3600.0)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -7,6 +7,7 @@ show or a header that smuggles control characters never reaches the ledger.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from wattlens.gateway.errors import ApiError
 
 HEADER_PREFIX = "x-wattlens-tag-"
+PREFIX_BYTES = HEADER_PREFIX.encode()
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")  # header names are case-insensitive: names are lower case
 VALUE = re.compile(r"[A-Za-z0-9 _.,:;/@+=#()\[\]-]{1,64}")
 MAX_TAGS = 16  # as OpenAI's `metadata` (16 pairs): enough to describe a request, too few to be a payload
@@ -45,6 +47,12 @@ def check(name: str, value: str, where: str) -> tuple[str, str]:
     return name, value
 
 
+@functools.lru_cache(maxsize=4096)  # most requests repeat a few pairs; errors are not cached
+def checked(name: str, value: str, where: str) -> tuple[str, str]:
+    """check(), remembered for the pairs seen most."""
+    return check(name, value, where)
+
+
 def from_request(headers: Mapping[str, str], data: Mapping[str, Any], protocol: str) -> dict[str, str]:
     """The request's own tags: its `metadata` (OpenAI: string pairs; Anthropic: user_id), then the headers."""
     tags: dict[str, str] = {}
@@ -55,15 +63,25 @@ def from_request(headers: Mapping[str, str], data: Mapping[str, Any], protocol: 
         if protocol == "anthropic":  # Anthropic's metadata has one field, the end user's opaque id
             uid = meta.get("user_id")
             if isinstance(uid, str) and uid:
-                tags.update([check("user_id", uid, "metadata.user_id")])
+                tags["user_id"] = checked("user_id", uid, "metadata.user_id")[1]
         else:
             for k, v in meta.items():
                 if not isinstance(v, str):
                     raise ApiError(400, f"metadata.{str(k)[:40]} must be a string", code="invalid_tag")
-                tags.update([check(str(k).lower(), v, f"metadata.{str(k)[:40]}")])
-    for h, v in headers.items():  # Starlette's headers are lower case already
-        if h.startswith(HEADER_PREFIX):
-            tags.update([check(h[len(HEADER_PREFIX) :], v, h[:60])])
+                name, value = checked(str(k).lower(), v, f"metadata.{str(k)[:40]}")
+                tags[name] = value
+    raw = getattr(headers, "raw", None)  # Starlette's: undecoded, lower-case names; cheaper than items()
+    if raw is not None:
+        for hk, hv in raw:
+            if hk.startswith(PREFIX_BYTES):
+                h = hk.decode("latin-1")
+                name, value = checked(h[len(HEADER_PREFIX) :], hv.decode("latin-1"), h[:60])
+                tags[name] = value
+    else:
+        for h, v in headers.items():
+            if h.lower().startswith(HEADER_PREFIX):
+                name, value = checked(h.lower()[len(HEADER_PREFIX) :], v, h[:60])
+                tags[name] = value
     if len(tags) > MAX_TAGS:
         raise ApiError(400, f"at most {MAX_TAGS} tags per request, got {len(tags)}", code="invalid_tag")
     return tags
