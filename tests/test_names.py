@@ -184,3 +184,5 @@ def test_cli_refuses_a_name_it_cannot_place_unless_given_parameters() -> None:
     assert "model-not-in-catalogue" in json.loads(r.stdout)["warnings"]
     r = wl("estimate", "qwen2.5:7b", "--output-tokens", "10", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["model"] == "Qwen/Qwen2.5-7B-Instruct"
+    r = wl("models", "llama3.1:8b", "--json")  # no row contains the tag: the row it resolves to
+    assert r.returncode == 0 and [m["model_id"] for m in json.loads(r.stdout)] == ["meta-llama/Meta-Llama-3.1-8B-Instruct"]

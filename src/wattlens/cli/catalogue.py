@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from wattlens.cli.common import ConfigOpt, FactorsOpt, GridOpt, JsonOpt, app, out, settings_for
+from wattlens.cli.common import ConfigOpt, FactorsOpt, GridOpt, JsonOpt, app, err, out, settings_for
 from wattlens.cli.common import as_json as as_json_rows
 from wattlens.cli.present import fmt
 
@@ -22,7 +22,7 @@ def estimate(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MODEL]",
+            metavar="MODEL",
             help="Model name: catalogue id or alias, Hugging Face id, Ollama tag (llama3.1:8b), GGUF file name.",
         ),
     ] = None,
@@ -63,8 +63,8 @@ def estimate(
 ) -> None:
     """Estimate the receipt of one LLM request (nothing is fetched from the network).
 
-    The model name may be a catalogue id, a Hugging Face id, an Ollama tag or a GGUF file name; a name
-    that matches nothing and states no size (such as 8b) is refused, unless --active-params is given.
+    MODEL: a catalogue id, Hugging Face id, Ollama tag (llama3.1:8b) or GGUF file name.
+    A name that matches nothing and states no size (such as 8b) is refused unless --active-params is given.
     """
     from wattlens.receipt import LLMRequest, estimate_footprint
 
@@ -193,6 +193,13 @@ def models(
     """List and search the model catalogue (parameters, serving assumptions, sources)."""
     fs = settings_for(config, factors).context().factors
     rows = fs.models.search(query) if query else fs.models.list()
+    if query and not rows:  # an Ollama tag, a GGUF file, a dated name: the row it resolves to
+        from wattlens.estimate.names import resolve
+
+        res = resolve(query, fs)
+        if res.spec is not None:
+            err.print(f"{query}: {res.note}", highlight=False)
+            rows = [res.spec]
     rows = [m for m in rows if provider is None or m.provider == provider]
     if as_json:
         out.print_json(as_json_rows(rows))
