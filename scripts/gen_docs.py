@@ -32,8 +32,6 @@ COMMANDS = [
     "keys signing new",
     "log checkpoint",
     "log proof",
-    "log witness",
-    "log migrate",
     "verify-receipt",
     "demo",
     "report",

@@ -53,6 +53,8 @@ def test_two_identical_requests_at_two_hours_get_their_own_hours_carbon(feed_ctx
     )
     assert "user grid file" in d["source"] and d["mix"]["gas"] == 0.05
     assert d["cfe_share"] == pytest.approx(0.85 + 0.1)  # the hour's carbon-free share (nuclear, wind)
+    de = estimate_footprint(REQ, Context(Place(zone="DE"), grid=feed_ctx.grid), at=at("2026-01-15T02:30:00Z"))
+    assert "cfe_share" not in de.as_dict()["grid"]  # no mix for that hour: no carbon-free share claimed
     assert "cfe_share" not in estimate_footprint(REQ, Context(Place(zone="FR"))).as_dict()["grid"]  # annual: none
     # Where the feed gives a marginal intensity, the receipt adds marginal carbon beside location and market.
     assert night.carbon_marginal_g is None
@@ -218,3 +220,58 @@ def test_a_bad_contracts_file_is_refused_with_the_line(tmp_path: Path, row: str,
     f.write_text("zone,start,end,volume_mwh,kind,technology,source\n" + row + "\n")
     with pytest.raises(ConfigError, match=f"line 2: .*{message}"):
         load(f)
+
+
+# --- carbon-aware timing (wattlens run --within) --------------------------------------------------
+
+
+def test_the_plan_picks_the_lowest_intensity_start_in_the_window() -> None:
+    from wattlens.errors import InputError
+    from wattlens.grid.live import Sample
+    from wattlens.grid.timing import parse_duration, plan
+
+    h = dt.timedelta(hours=1)
+    t0 = at("2026-01-15T00:00:00Z")
+    fc = [Sample(t0 + i * h, h, g) for i, g in enumerate([80.0, 60.0, 20.0, 40.0, 20.0, 5.0])]
+    now = t0 + dt.timedelta(minutes=20)
+    p = plan(fc, now, parse_duration("3h"))  # candidates: now (80), 01:00 (60), 02:00 (20), 03:00 (40)
+    assert (p.start, p.chosen_g_per_kwh, p.now_g_per_kwh, p.candidates) == (t0 + 2 * h, 20.0, 80.0, 4)
+    assert p.saving_share == pytest.approx((80 - 20) / 80) and p.wait_s == 100 * 60
+    assert p.avoided_g(500.0) == pytest.approx(500 * (80 - 20) / 1000)  # 500 Wh: 30 g avoided
+    assert plan(fc, now, parse_duration("1h30m")).start == t0 + h  # 02:00 is outside the window
+    assert plan(fc, now, parse_duration("30m")).start == now  # nothing better in 30 min: start now
+    assert parse_duration("90m") == dt.timedelta(minutes=90)
+    with pytest.raises(InputError, match="6h, 90m"):
+        parse_duration("six hours")
+    with pytest.raises(InputError, match="does not cover now"):
+        plan(fc, t0 - h, parse_duration("3h"))
+
+
+def test_run_within_plans_from_the_csv_forecast(tmp_path: Path) -> None:
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rows = [(0, 80), (1, 60), (2, 20), (3, 40)]
+    f = tmp_path / "forecast.csv"
+    f.write_text(
+        "zone,timestamp,intensity_g_per_kwh\n"
+        + "".join(f"FR,{(hour + dt.timedelta(hours=i)).isoformat().replace('+00:00', 'Z')},{g}\n" for i, g in rows)
+    )
+    wl = [sys.executable, "-m", "wattlens.cli", "run", "--zone", "FR", "--grid", f"csv:{f}"]
+    dry = subprocess.run([*wl, "--within", "6h", "--dry-run", "--json", "--", "false"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr  # nothing ran (false would exit 1)
+    p = json.loads(dry.stdout)
+    assert (p["start"], p["chosen_g_per_kwh"], p["now_g_per_kwh"]) == (
+        (hour + dt.timedelta(hours=2)).isoformat().replace("+00:00", "Z"),
+        20.0,
+        80.0,
+    )
+    assert p["saving_share"] == pytest.approx(0.75)
+    # Nothing better than now in the window: it runs at once and says what it compared.
+    later = tmp_path / "later.csv"
+    later.write_text(f.read_text().replace(",20\n", ",90\n").replace(",40\n", ",95\n").replace(",60\n", ",85\n"))
+    wl[-1] = f"csv:{later}"
+    r = subprocess.run([*wl, "--within", "3h", "--json", "--", sys.executable, "-c", "pass"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    receipt = json.loads(r.stderr[r.stderr.index("{") :])
+    assert receipt["run"]["carbon_aware"]["avoided_g"] == 0.0 and receipt["grid"]["intensity_g_per_kwh"] == 80.0
+    annual = subprocess.run([*wl[:-2], "--within", "6h", "--dry-run", "--", "true"], capture_output=True, text=True)
+    assert annual.returncode == 2 and "no forecast" in annual.stderr

@@ -41,10 +41,6 @@ class Grid:
             d["at"] = self.at
         if self.marginal_g_per_kwh is not None:
             d["marginal_g_per_kwh"] = round(self.marginal_g_per_kwh, 3)
-        if self.resolution != "annual":  # the interval's carbon-free share: the grid part of a 24/7 CFE score
-            from wattlens.grid import CARBON_FREE
-
-            d["cfe_share"] = round(sum(self.mix.get(k, 0.0) for k in CARBON_FREE), 5)
         d["mix"] = {k: round(v, 5) for k, v in self.mix.items()}
         return d
 
@@ -124,6 +120,11 @@ class Footprint:
         }
         if self.carbon_marginal_g is not None:
             d["carbon_g"]["marginal"] = self.carbon_marginal_g.as_dict()
+        if self.grid.resolution != "annual" and "grid-mix-annual" not in self.warnings:
+            # The interval's own carbon-free share: the grid part of a 24/7 CFE score (docs/grid.md).
+            from wattlens.grid import CARBON_FREE
+
+            d["grid"]["cfe_share"] = round(sum(self.grid.mix.get(k, 0.0) for k in CARBON_FREE), 5)
         if self.model is not None:
             d["model"] = self.model
         if self.tokens is not None:

@@ -58,6 +58,16 @@ def run(
     facility: Annotated[str | None, typer.Option(help="Facility row for PUE/WUE.")] = None,
     ledger: Annotated[str | None, typer.Option(help="Also record the receipt in this ledger (path or URL).")] = None,
     grid: GridOpt = None,
+    within: Annotated[
+        str | None,
+        typer.Option(
+            help="Carbon-aware start: wait for the lowest-intensity time within this window (6h, 90m, 1h30m) "
+            "in the grid feed's forecast (--grid csv:FILE, electricitymaps, watttime:REGION, ukci)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --within: print the chosen start and the saving, run nothing.")
+    ] = False,
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
     as_json: JsonOpt = False,
@@ -65,7 +75,8 @@ def run(
     """Run a command, measure its energy and print its receipt: wattlens run [--zone FR] -- CMD ARGS...
 
     The receipt goes to standard error so the command's own output stays clean; the command's
-    exit code is passed through.
+    exit code is passed through. With --within 6h it first waits for the lowest-carbon start in
+    the forecast and says what it chose and the expected saving.
     """
     from wattlens.cli.present import receipt_table
     from wattlens.measure.meter import Meter, measured_footprint
@@ -74,6 +85,7 @@ def run(
     argv = list(ctx.args)
     st = settings_for(config, factors, zone=zone, region=region, pue=pue, facility=facility, grid_feed=grid)
     context = st.context()
+    timing = _carbon_aware_wait(context, within, dry_run, as_json) if within else None
     meter = Meter(context=context)
     started = dt.datetime.now(dt.UTC)
     res = run_command(argv, meter)
@@ -111,11 +123,52 @@ def run(
             "attribution": res.attribution,
             "whole_devices_j": {k: v.as_dict() for k, v in res.whole.energy_j.items()},
         }
+        if timing is not None:
+            d["run"]["carbon_aware"] = {**timing.as_dict(), "avoided_g": timing.avoided_g(fp.facility_wh.mid)}
         err.print_json(json.dumps(d))
     else:
         err.print(receipt_table(fp))
         err.print(f"[dim]{res.whole.duration_s:.3f} s · {res.attribution}[/]")
+    if timing is not None and not as_json:
+        avoided = timing.avoided_g(fp.facility_wh.mid)
+        err.print(f"carbon-aware start: about {avoided:.3g} gCO2e avoided against starting at {timing.now:%H:%M}Z")
     raise typer.Exit(res.returncode)
+
+
+def _carbon_aware_wait(context: Any, within: str, dry_run: bool, as_json: bool) -> Any:
+    """Plan the start from the feed's forecast, say it, and wait for it (unless --dry-run); None: start now."""
+    import time
+
+    from wattlens.errors import InputError
+    from wattlens.grid.http import FeedError
+    from wattlens.grid.timing import forecast_of, parse_duration, plan
+    from wattlens.impacts import resolve_site
+
+    window = parse_duration(within)
+    now = dt.datetime.now(dt.UTC)
+    zone = resolve_site(context).zone
+    try:
+        samples, basis = forecast_of(context.grid, zone, now, window)
+        p = plan(samples, now, window, basis)
+    except (FeedError, InputError) as e:
+        if dry_run:
+            raise
+        err.print(f"[yellow]no usable forecast ({e}): starting now[/]")
+        return None
+    if as_json and dry_run:
+        out.print_json(json.dumps({"zone": zone.zone, **p.as_dict()}))
+    else:
+        when = "now" if p.wait_s == 0 else f"at {p.start:%Y-%m-%d %H:%M}Z (in {p.wait_s / 3600:.1f} h)"
+        err.print(
+            f"carbon-aware start in {zone.zone}: {when}; {p.chosen_g_per_kwh:.0f} g/kWh ({p.basis}) against "
+            f"{p.now_g_per_kwh:.0f} now, {p.saving_share:.0%} less per kWh; {p.candidates} start times compared"
+        )
+    if dry_run:
+        raise typer.Exit(0)
+    deadline = time.monotonic() + p.wait_s
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 60.0))  # short naps so Ctrl-C answers at once
+    return p
 
 
 def _advance(bar: Any, task_id: Any, done: int, total: int) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from wattlens.errors import ConfigError
 from wattlens.factors.records import ENERGY_SOURCES, CloudRegion, Zone
 from wattlens.grid import AnnualFeed, GridReading
+from wattlens.grid.live import Sample
 
 BASES = ("life-cycle", "direct combustion")
 
@@ -135,6 +136,17 @@ class CsvFeed:
                 if self._series is None:
                     self._series = load(self.path)
         return self._series
+
+    def forecast(self, zone: Zone, start: dt.datetime, end: dt.datetime) -> list[Sample]:
+        """The file's intervals for the zone that overlap [start, end): a forecast for `run --within`."""
+        s = self.series().get(zone.zone.upper())
+        if s is None:
+            return []
+        return [
+            Sample(p.start, s.step, p.intensity_g_per_kwh, p.mix, p.marginal_g_per_kwh, p.basis)
+            for p in s.points
+            if p.start + s.step > start and p.start < end
+        ]
 
     def reading(self, zone: Zone, region: CloudRegion | None, at: dt.datetime | None) -> GridReading:
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
