@@ -428,13 +428,25 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     import psycopg
 
     with psycopg.connect(postgres, autocommit=True) as con:
-        con.execute("DROP TABLE IF EXISTS wattlens_records, wattlens_log_state, wattlens_log_nodes")
+        con.execute(
+            "DROP TABLE IF EXISTS wattlens_records, wattlens_log_state, wattlens_log_nodes, wattlens_log_checkpoints"
+        )
     a, b = open_ledger(postgres), open_ledger(postgres)  # two replicas, one log
     for i in range(0, 20, 4):
         a.append([rec(i), rec(i + 1)])
         b.append([rec(i + 2), rec(i + 3), rec(i)])  # a replayed id is skipped
     problems, ls = check_tree(list(a.entries()), a.stored_state())
     assert problems == [] and len(ls) == 20 and a.tree_state().root == merkle.root(ls)
+    # proofs from the nodes both replicas stored, and checkpoints kept in the database
+    assert [merkle.inclusion_path(i, 20, b.node) for i in range(20)] == [merkle.inclusion_proof(i, ls) for i in range(20)]
+    assert [merkle.consistency_path(m, 20, a.node) for m in range(21)] == [
+        merkle.consistency_proof(m, ls) for m in range(21)
+    ]
+    from wattlens.gateway.logapi import Notary, RollbackError
+
+    signer = Signer.generate("o")
+    notary = Notary(a, signer, Path(a.spill_path).with_name(f"pg-last-{id(a)}.txt"))
+    assert read_checkpoint(notary.sign(), signer.verifier).size == 20 == read_checkpoint(b.latest_checkpoint() or "").size
     cp = Checkpoint("o", len(ls), merkle.root(ls))
     assert check_extends(ls, cp)[0]
     b.append([rec(99)])
@@ -443,6 +455,9 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
         con.execute("DELETE FROM wattlens_records WHERE seq >= 20")
     ok, why = check_extends(check_tree(list(a.entries()), None)[1], cp)
     assert not ok and "records were removed" in why
+    with pytest.raises(RollbackError):  # the gateway will not sign the truncated log
+        notary.sign()
+    notary.last_path.unlink()
     with psycopg.connect(postgres, autocommit=True) as con:
         con.execute("DELETE FROM wattlens_records")
         con.execute("DELETE FROM wattlens_log_state")
