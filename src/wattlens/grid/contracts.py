@@ -171,6 +171,7 @@ class Matching:
                 "market_annual": self.market_annual_g,
             },
             "residual": "grid average (approximation)" if self.residual_approximated else "given",
+            "warnings": ["market-residual-approximated"] if self.residual_approximated else [],
             "by_hour_of_day": {str(h): v for h, v in sorted(self.by_hour_of_day.items())},
         }
 
