@@ -32,6 +32,8 @@ COMMANDS = [
     "keys signing new",
     "log checkpoint",
     "log proof",
+    "log witness",
+    "log migrate",
     "verify-receipt",
     "demo",
     "report",
