@@ -446,3 +446,12 @@ def test_entsoe_generation_per_type_gives_the_mix_and_a_life_cycle_intensity(
     bad = feed("entsoe", fake, tmp_path, {"WATTLENS_ENTSOE_TOKEN": "nope-nope"})
     refused = estimate_footprint(REQ, Context(Place(zone="FR"), grid=bad), at=t("2026-02-15T03:20:00Z"))
     assert "grid-feed-unauthorised" in refused.warnings
+
+
+def test_electricitymaps_latest_lagging_an_hour_is_used_and_labelled_with_its_hour(
+    serve: Callable[[Route], Fake], tmp_path: Path
+) -> None:
+    prev = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    fake = serve(em_route({prev.strftime("%Y-%m-%dT%H:%M:%S.000Z"): 77.0}))
+    fp = estimate_footprint(REQ, Context(Place(zone="FR"), grid=feed("electricitymaps", fake, tmp_path, EM_ENV)))
+    assert fp.grid.intensity_g_per_kwh == 77.0 and fp.grid.at == prev.strftime("%Y-%m-%dT%H:%M:%SZ")

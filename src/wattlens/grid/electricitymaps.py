@@ -78,7 +78,13 @@ class ElectricityMapsFeed(LiveFeed):
     def sample(self, code: str, at: dt.datetime) -> Sample:
         now = dt.datetime.now(dt.UTC)
         hour = floor(at, HOUR)
-        p = self._at(self._points("carbon-intensity", code, hour, now), hour)
+        points = self._points("carbon-intensity", code, hour, now)
+        p = self._at(points, hour)
+        if p is None and hour + HOUR > now and points:
+            # Data lag: `latest` may still be the previous hour; use it, labelled with its own hour.
+            lag = floor(parse_time(str(points[0].get("datetime", iso(hour)))), HOUR)
+            if hour - lag <= 2 * HOUR:
+                p, hour = points[0], lag
         value = p.get("carbonIntensity") if p else None
         if not isinstance(value, int | float):
             raise FeedError(NO_DATA, f"electricitymaps: no carbon intensity for {code} at {iso(hour)}")
