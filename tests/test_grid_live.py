@@ -455,3 +455,23 @@ def test_electricitymaps_latest_lagging_an_hour_is_used_and_labelled_with_its_ho
     fake = serve(em_route({prev.strftime("%Y-%m-%dT%H:%M:%S.000Z"): 77.0}))
     fp = estimate_footprint(REQ, Context(Place(zone="FR"), grid=feed("electricitymaps", fake, tmp_path, EM_ENV)))
     assert fp.grid.intensity_g_per_kwh == 77.0 and fp.grid.at == prev.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_background_fetch_keeps_the_provider_off_the_pricing_path(serve: Callable[[Route], Fake], tmp_path: Path) -> None:
+    """[grid] fetch = "background" (for the gateway): a miss settles at annual and fills the cache for later."""
+    fake = serve(em_route({"2026-01-15T03:00:00.000Z": 42.0}))
+    f = feed("electricitymaps", fake, tmp_path, EM_ENV, fetch="background")
+    ctx = Context(Place(zone="FR"), grid=f)
+    first = estimate_footprint(REQ, ctx, at=t("2026-01-15T03:20:00Z"))
+    assert "grid-feed-pending" in first.warnings and first.grid.resolution == "annual"
+    f.wait_for_fetches()
+    n = len(fake.requests)
+    assert n == 2  # carbon-intensity/past and power-breakdown/past, once, from the background thread
+    later = estimate_footprint(REQ, ctx, at=t("2026-01-15T03:40:00Z"))
+    assert later.grid.intensity_g_per_kwh == 42.0 and "grid-feed-pending" not in later.warnings
+    assert len(fake.requests) == n
+    with pytest.raises(ConfigError, match="fetch must be"):
+        from wattlens.config import load_settings
+
+        (tmp_path / "w.toml").write_text('[grid]\nfeed = "ukci"\nfetch = "sometimes"\n')
+        load_settings(tmp_path / "w.toml", env={})

@@ -27,5 +27,6 @@ WARNINGS: dict[str, str] = {
     "grid-feed-unavailable": "The live grid feed failed or did not answer in time: the annual tables were used; re-price later with `wattlens report --grid`.",
     "grid-feed-rate-limited": "The live grid feed is rate-limiting this client (HTTP 429): the annual tables were used until its back-off ends.",
     "grid-marginal-only": "The grid feed gives a marginal intensity only (WattTime MOER): location-based carbon uses the annual average; marginal carbon is shown beside it.",
+    "grid-feed-pending": "The live grid feed's value for this hour was not cached yet (fetch = background): the annual tables were used while it is fetched; re-price later with `wattlens report --grid`.",
     "market-residual-approximated": "Hourly matching: consumption no contract covers is priced at the grid-average intensity of its hour, standing in for the residual mix.",
 }

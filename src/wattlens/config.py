@@ -45,7 +45,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "defaults": ("zone", "region", "provider", "facility", "pue", "wue_l_per_kwh", "boundary"),
     "market": ("renewable_share", "g_per_kwh"),
     "factors": ("files",),
-    "grid": ("feed", "cache_dir", "timeout_s", "base_url", "token_env"),
+    "grid": ("feed", "cache_dir", "timeout_s", "base_url", "token_env", "fetch"),
     "ledger": ("location",),
     "server": ("host", "port", "ledger", "max_body_mb", "keys_file", "allowed_hosts"),
     "upstreams": (
@@ -178,6 +178,8 @@ def _grid_options(g: Mapping[str, Any], where: str) -> dict[str, Any]:
     _num(g, "timeout_s", where)
     for key in ("cache_dir", "base_url", "token_env"):
         _str(g, key, where)
+    if g.get("fetch", "inline") not in ("inline", "background"):
+        raise ConfigError(f"{where}: [grid] fetch must be \"inline\" or \"background\", got {g['fetch']!r}")
     return {k: v for k, v in g.items() if k != "feed"}
 
 

@@ -13,6 +13,7 @@ computed without them and every message is passed through `redact`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ UNAUTHORISED = "grid-feed-unauthorised"
 UNAVAILABLE = "grid-feed-unavailable"
 RATE_LIMITED = "grid-feed-rate-limited"
 NO_DATA = "grid-feed-no-data"
+PENDING = "grid-feed-pending"
 
 
 class FeedError(WattlensError):
@@ -56,6 +58,7 @@ class FeedOptions:
     cool_down_s: float = 60.0
     base_url: str | None = None  # a proxy or a test server instead of the provider's own
     token_env: str | None = None  # the environment variable that holds the token (each feed has a default)
+    background: bool = False  # never fetch while pricing: read the cache, fetch a miss in the background
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -68,6 +71,7 @@ class FeedOptions:
             timeout_s=float(timeout) if isinstance(timeout, int | float) else 5.0,
             base_url=str(section["base_url"]) if section.get("base_url") else None,
             token_env=str(section["token_env"]) if section.get("token_env") else None,
+            background=section.get("fetch") == "background",
             env=env,
         )
 
@@ -89,6 +93,16 @@ class Client:
         self.secrets = secrets
         self._blocked_until = 0.0
         self._lock = threading.Lock()
+        self._local = threading.local()  # `cache_only` is per thread: the pricing thread never goes out
+
+    @contextlib.contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """Within this block a cache miss raises FeedError(PENDING) instead of asking the provider."""
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
 
     def _cache_file(self, path: str, params: Mapping[str, str], secret_params: tuple[str, ...]) -> Path:
         public = sorted((k, v) for k, v in params.items() if k not in secret_params)
@@ -113,6 +127,8 @@ class Client:
             hit = self._cached(where, max_age_s)
             if hit is not None:
                 return hit
+        if getattr(self._local, "cache_only", False):
+            raise FeedError(PENDING, f"{self.name}: not in the cache yet")
         with self._lock:
             if time.monotonic() < self._blocked_until:
                 raise FeedError(UNAVAILABLE, f"{self.name}: cooling down after an earlier failure")
@@ -179,6 +195,7 @@ class Client:
 
 __all__ = [
     "NO_DATA",
+    "PENDING",
     "RATE_LIMITED",
     "UNAUTHORISED",
     "UNAVAILABLE",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import queue
+import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
 from wattlens.errors import ConfigError
 from wattlens.factors.records import ENERGY_SOURCES, CloudRegion, Zone
 from wattlens.grid import AnnualFeed, GridReading
-from wattlens.grid.http import Client, FeedError, FeedOptions, default_cache_dir
+from wattlens.grid.http import PENDING, Client, FeedError, FeedOptions, default_cache_dir
 
 HOUR = dt.timedelta(hours=1)
 # How long a value of an interval that is not over yet may be re-used (it can still be revised).
@@ -83,6 +85,10 @@ class LiveFeed:
         self.arg = arg
         self._annual = AnnualFeed()
         self._client: Client | None = None
+        self._jobs: queue.Queue[tuple[str, dt.datetime, tuple[str, dt.datetime]]] = queue.Queue()
+        self._queued: set[tuple[str, dt.datetime]] = set()
+        self._queue_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
 
     # --- configuration -------------------------------------------------------------------
     def configured(self, arg: str, options: FeedOptions | None = None) -> LiveFeed:
@@ -127,11 +133,46 @@ class LiveFeed:
     def reading(self, zone: Zone, region: CloudRegion | None, at: dt.datetime | None) -> GridReading:
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         annual = self._annual.reading(zone, region, at)
+        code = self.code_for(zone)
         try:
-            s = self.sample(self.code_for(zone), when)
+            if self.options.background:
+                with self.client().cache_only():
+                    s = self.sample(code, when)
+            else:
+                s = self.sample(code, when)
         except FeedError as e:
+            if e.code == PENDING:
+                self._fetch_later(code, when)
             return dataclasses.replace(annual, warnings=(*annual.warnings, e.code))
         return self.to_reading(zone, annual, s)
+
+    def _fetch_later(self, code: str, when: dt.datetime) -> None:
+        """Queue one background fetch per zone and hour (`[grid] fetch = "background"`): it fills the cache."""
+        key = (code, floor(when, HOUR))
+        with self._queue_lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name=f"wattlens-{self.name}-fetch", daemon=True)
+                self._worker.start()
+        self._jobs.put((code, when, key))
+
+    def _work(self) -> None:
+        while True:
+            code, when, key = self._jobs.get()
+            try:
+                self.sample(code, when)  # the answer lands in the disk cache; a failure waits for the next miss
+            except FeedError:
+                pass
+            finally:
+                with self._queue_lock:
+                    self._queued.discard(key)
+                self._jobs.task_done()
+
+    def wait_for_fetches(self) -> None:
+        """Block until the queued background fetches are done (tests, and a clean shutdown)."""
+        self._jobs.join()
 
     def to_reading(self, zone: Zone, annual: GridReading, s: Sample) -> GridReading:
         warnings: list[str] = []
