@@ -288,6 +288,10 @@ def test_watttime_moer_is_the_marginal_figure_and_the_basis_says_so(serve: Calla
     now = estimate_footprint(REQ, ctx)
     assert now.grid.marginal_g_per_kwh == pytest.approx(1000.0 * 453.59237 / 1000)
     assert f.signal_index(builtin().zones.get("US-CA")) == 37.0
+    start = dt.datetime.now(dt.UTC)
+    fc = f.forecast(builtin().zones.get("US-CA"), start, start + dt.timedelta(hours=1))
+    # run --within ranks WattTime's forecast by MOER: 1000, 990, ... lbs/MWh every 5 minutes
+    assert len(fc) in (12, 13) and fc[1].intensity_g_per_kwh == pytest.approx(990.0 * 453.59237 / 1000)
     logins = sum(1 for p, _, _ in fake.requests if p == "/login")
     assert logins == 1  # the token is re-used while valid
     bad = feed("watttime:CAISO_NORTH", fake, tmp_path, {**WT_ENV, "WATTLENS_WATTTIME_PASSWORD": "wrong"})
