@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -27,6 +28,7 @@ from wattlens.gateway.app import create_app
 from wattlens.gateway.budgets import Budget, parse_budget, period_bounds
 from wattlens.gateway.config import ApiKey, GatewayConfig, Route, Upstream
 from wattlens.ledger import LedgerWriter, open_ledger
+from wattlens.metering import Call
 from wattlens.receipt import LLMRequest, Place, estimate_footprint
 
 KEY, ADMIN = "wl-research-key", "wl-admin-key"
@@ -93,6 +95,7 @@ def config(upstream_url: str, ledger: str, budgets: tuple[Budget, ...]) -> Gatew
     return GatewayConfig(
         upstreams=(
             Upstream("oai", "openai", upstream_url + "/v1", models=("gpt-4o-mini", "gpt-4o"), place=Place(zone="FR")),
+            Upstream("claude", "anthropic", upstream_url + "/v1", models=("claude-*",), place=Place(zone="FR")),
         ),
         keys=(
             ApiKey("k1", hashlib.sha256(KEY.encode()).hexdigest(), team="research", tags=(("project", "atlas"),)),
@@ -178,6 +181,14 @@ def test_soft_limit_header_webhook_hard_limit_429_and_restart(
         retry = int(err.response.headers["retry-after"])
         assert abs(retry - seconds_to_period_end("day")) <= 3
         # Prometheus: use over the hard limit, for Alertmanager
+        share = gw.app.state.gateway.budgets.used_share(Call("gateway", "openai", "/x", "m", team="research"))
+        assert share == pytest.approx(3 / 2.5)  # what the router's budget pressure reads
+        # The Anthropic protocol's own 429 shape, for the same team
+        claude = anthropic.Anthropic(base_url=gw.thread.url, api_key=KEY, max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as ai:
+            claude.messages.create(model="claude-3-5-haiku", max_tokens=10, messages=PROMPT)  # type: ignore[arg-type]
+        assert ai.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+        assert int(ai.value.response.headers["retry-after"]) == pytest.approx(retry, abs=3)
         m = httpx.get(gw.thread.url + "/metrics", headers={"authorization": f"Bearer {ADMIN}"}).text
         line = next(x for x in m.splitlines() if x.startswith('wattlens_budget_used_ratio{budget="research-day"}'))
         assert float(line.split()[-1]) == pytest.approx(3 * e1 / (2.5 * e1), rel=1e-6)
@@ -185,7 +196,7 @@ def test_soft_limit_header_webhook_hard_limit_429_and_restart(
     assert len(hooks.bodies) == 2  # once per crossing
     recs = list(open_ledger(cfg.ledger).records())
     refused = [r for r in recs if r["status"] == 429]
-    assert len(recs) == 4 and len(refused) == 1  # the refused request has its record too
+    assert len(recs) == 5 and len(refused) == 2  # the refused requests have their records too
     assert refused[0]["outcome"] == "rejected" and refused[0]["tags"]["budget"] == "research-day"
     assert refused[0]["footprint"] is None
     # A restart reads the period's use from the ledger: still refused, and no second alert.
@@ -316,6 +327,13 @@ def test_tags_from_headers_metadata_and_key(upstream_server: up.ServerThread, tm
                 assert why in str(ei.value)
         with pytest.raises(openai.BadRequestError, match="at most 16 tags"):
             c.chat.completions.create(model="gpt-4o-mini", messages=PROMPT, metadata={f"k{i}": "v" for i in range(17)})
+        msg = anthropic.Anthropic(base_url=gw.thread.url, api_key=KEY, max_retries=0).messages.with_raw_response.create(
+            model="claude-3-5-haiku",
+            max_tokens=10,
+            messages=PROMPT,  # type: ignore[arg-type]
+            metadata={"user_id": "u-42"},
+        )
+        claude_id = msg.headers["x-wattlens-record"]
         m = httpx.get(gw.thread.url + "/metrics", headers={"authorization": f"Bearer {ADMIN}"}).text
         assert 'wattlens_tag_requests_total{tag="env",value="prod"} 1.0' in m
         gw.writer.flush()
@@ -323,6 +341,8 @@ def test_tags_from_headers_metadata_and_key(upstream_server: up.ServerThread, tm
     # the key's default (project=atlas) is overridden by the request; its metadata and headers are kept
     assert rec["tags"] == {"project": "zephyr", "feature": "search-box", "env": "prod"}
     assert rec["team"] == "research"
+    rec = next(x for x in open_ledger(cfg.ledger).records() if x["id"] == claude_id)
+    assert rec["tags"] == {"project": "atlas", "user_id": "u-42"}  # Anthropic's metadata.user_id, the key's default
 
 
 def test_tag_values_are_bounded_for_metrics() -> None:

@@ -366,6 +366,20 @@ class Budgets:
                 warnings.append(f"{b.name}; used={used:.6g}; soft={b.soft:g}; unit={b.unit}; period={b.period}")
         return Verdict(over, retry, tuple(warnings), True)
 
+    def used_share(self, call: Call) -> float | None:
+        """The largest share of a limit (hard, else soft) that the call's budgets have used; None without budgets.
+
+        For the router's budget pressure (wattlens.route.threshold_for's `budget_used_share`).
+        """
+        now = self.clock()
+        shares = []
+        for b in self.matching(call.key_id, call.team, call.user, call.tags):
+            limit = b.hard if b.hard is not None else b.soft
+            if limit:
+                u = self._used(b, now)
+                shares.append((u.synced + u.pending_sum) / limit)
+        return max(shares) if shares else None
+
     def observe(self, s: Settlement) -> None:
         """An observer of settled calls: the call's cost counts now, against every budget it falls under."""
         call = s.call

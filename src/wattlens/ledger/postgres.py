@@ -245,18 +245,24 @@ class PostgresLedger:
         for s, body in rows:
             yield int(s), json.loads(body)
 
+    def _budget_tables(self) -> Any:
+        """The connection, with the budget tables created once per connection (not at every sync)."""
+        db = self._connection()
+        if getattr(self, "_budget_db", None) is not db:
+            db.execute(BUDGET_SCHEMA)
+            self._budget_db = db
+        return db
+
     def budget_overrides(self) -> dict[str, dict[str, Any] | None]:
         """Budgets set at run time by the admin API: name -> definition (None: deleted)."""
         with self._lock:
-            db = self._connection()
-            db.execute(BUDGET_SCHEMA)
+            db = self._budget_tables()
             rows = db.execute("SELECT name, body FROM wattlens_budgets").fetchall()
         return {str(n): json.loads(b) for n, b in rows}
 
     def put_budget_override(self, name: str, body: dict[str, Any] | None) -> None:
         with self._lock:
-            db = self._connection()
-            db.execute(BUDGET_SCHEMA)
+            db = self._budget_tables()
             db.execute(
                 "INSERT INTO wattlens_budgets (name, body) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body",
@@ -266,8 +272,7 @@ class PostgresLedger:
     def claim_alert(self, budget: str, period_start: str, level: str) -> bool:
         """True for the one caller (of every replica) that records this crossing first."""
         with self._lock:
-            db = self._connection()
-            db.execute(BUDGET_SCHEMA)
+            db = self._budget_tables()
             cur = db.execute(
                 "INSERT INTO wattlens_budget_alerts (budget, period_start, level) VALUES (%s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
