@@ -174,6 +174,7 @@ def _report(
             r.checkpoint = checkpoint_of(led)
         finally:
             led.close()
+    r.since, r.until = lo, hi
     if r.is_empty and not allow_empty:
         err.print(
             f"[bold red]no records in {label}[/]: nothing to report. Check --period/--since/--until and --ledger, "
@@ -230,7 +231,7 @@ def report(
 
 @app.command()
 def disclose(
-    model: Annotated[str, typer.Argument(help="The model documented.")],
+    model: Annotated[str, typer.Argument(help="The model documented (a catalogue name, or any name with --active-params).")],
     training_receipt: Annotated[
         list[str] | None, typer.Option(help="`wattlens run --json` receipt of a training run.")
     ] = None,
@@ -238,15 +239,32 @@ def disclose(
     training_method: Annotated[str, typer.Option(help="measured or estimated.")] = "estimated",
     ledger: Annotated[str | None, typer.Option(help="Ledger with this model's inference receipts.")] = None,
     score_json: Annotated[str | None, typer.Option("--score", help="A `wattlens score --json` result.")] = None,
-    format: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+    active_params: Annotated[
+        float | None, typer.Option(help="Active parameters in billions, for a model outside the catalogue.")
+    ] = None,
+    total_params: Annotated[float | None, typer.Option(help="Total parameters in billions (mixture of experts).")] = None,
+    precision: Annotated[str | None, typer.Option(help="Weights' precision: bf16, fp8, int8, int4 ...")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="chat or embedding (default: from the catalogue or the model's name).")
+    ] = None,
+    model_params: Annotated[
+        str | None,
+        typer.Option(help='TOML file with [model_params."MODEL"] (active_params_b, total_params_b, precision, kind).'),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="md, json, or model-card (Hugging Face YAML metadata).")] = "md",
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
 ) -> None:
-    """The energy section for EU AI Act technical documentation (training, inference, Energy Score)."""
+    """The energy section for EU AI Act technical documentation (training, inference, Energy Score).
+
+    Works for any model: a catalogue name, or your own with --active-params/--total-params/--precision
+    (or --model-params FILE). An embedding model is estimated as embedding queries and must come with an
+    embedding Energy Score (sentence-similarity).
+    """
     from wattlens.report import disclose as d
 
-    if format not in ("md", "json"):
-        raise typer.BadParameter("--format takes md or json")
+    if format not in ("md", "json", "model-card"):
+        raise typer.BadParameter("--format takes md, json or model-card")
     records = None
     if ledger:
         from wattlens.ledger import open_ledger
@@ -256,8 +274,20 @@ def disclose(
         led.close()
     score = json.loads(Path(score_json).read_text()) if score_json else None
     context = settings_for(config, factors).context()
+    facts = d.model_facts(model, context, active_params, total_params, precision, kind, model_params)
+    d.check_score(facts, score)
+    tokens = (
+        round(float(score["input_tokens_mean"]))
+        if score and facts.kind == "embedding" and score.get("input_tokens_mean")
+        else None
+    )
     train = d.training(training_receipt or [], training_kwh, training_method)
-    doc = d.document(model, train, d.inference(model, records, context), score)
+    doc = d.document(model, train, d.inference(model, records, context, facts, tokens), score)
+    if format == "model-card":
+        from wattlens.report.disclosures import model_card
+
+        sys.stdout.write(model_card(doc))
+        return
     sys.stdout.write(json.dumps(doc, indent=2) + "\n" if format == "json" else d.markdown(doc))
 
 

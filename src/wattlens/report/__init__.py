@@ -74,6 +74,10 @@ class Report:
     grid_basis: str = "as recorded"  # or how the records were re-priced with a grid feed
     missing: dict[str, int] = field(default_factory=dict)  # records without a receipt, by reason
     checkpoint: str = ""  # the ledger's signed checkpoint the report was made at ("" when none)
+    # Facility energy by generation source of the grid, per hosting (own | purchased): {low, mid, high} Wh.
+    facility_by_source_wh: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    since: str | None = None  # the period's bounds (ISO), when it has them
+    until: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -155,6 +159,7 @@ def build(
     hours: dict[int, dict[str, float]] = {h: {"energy_wh": 0.0, "carbon_location_g": 0.0} for h in range(24)}
     resolutions: Counter[str] = Counter()
     missing: Counter[str] = Counter()
+    by_source = {h: {s: {"low": 0.0, "mid": 0.0, "high": 0.0} for s in SOURCES} for h in ("own", "purchased")}
     for b in by:
         check_key(b)
     for r in records:
@@ -175,9 +180,13 @@ def build(
             continue
         wh = float(fp["energy_wh"]["mid"])
         grid = fp.get("grid") or {}
+        fac = fp.get("facility_wh") or {}
+        mine = by_source[hosting_of(r)]
         for s, share in (grid.get("mix") or {}).items():
             if s in mix_wh:
                 mix_wh[s] += wh * float(share)
+                for b in ("low", "mid", "high"):
+                    mine[s][b] += float(fac.get(b, 0.0)) * float(share)
         zones.add(str(grid.get("zone")))
         models.add(str(fp.get("model") or r.get("model_served")))
         ts = str(r.get("ts", ""))
@@ -208,6 +217,7 @@ def build(
         hours=hours,
         grid_basis=basis,
         missing=bounded(missing),
+        facility_by_source_wh=by_source,
     )
 
 

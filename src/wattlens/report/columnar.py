@@ -131,6 +131,16 @@ def build_from_parquet(
             for s, share in z.mix.items():
                 mix_wh[s] += float(wh) * share
     total_mix = sum(mix_wh.values())
+    by_source = {h: {s: {"low": 0.0, "mid": 0.0, "high": 0.0} for s in SOURCES} for h in ("own", "purchased")}
+    for hosting, zone, *wh in con.execute(
+        "SELECT hosting, zone, sum(facility_wh_low), sum(facility_wh_mid), sum(facility_wh_high) FROM r "
+        "WHERE zone IS NOT NULL GROUP BY 1, 2"
+    ).fetchall():
+        z = fs.zones.find(str(zone))
+        if z is not None and str(hosting) in by_source:  # the zone's annual mix (records priced otherwise differ)
+            for s, share in z.mix.items():
+                for b, v in zip(("low", "mid", "high"), wh, strict=True):
+                    by_source[str(hosting)][s][b] += float(v or 0.0) * share
     from collections import Counter
 
     missing: Counter[str] = Counter()
@@ -154,4 +164,5 @@ def build_from_parquet(
         models=sorted(models),
         factors_versions=sorted(versions),
         missing=bounded(missing),
+        facility_by_source_wh=by_source,
     )

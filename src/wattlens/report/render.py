@@ -364,7 +364,52 @@ class JsonRenderer:
         return _text(json.dumps({**asdict(r), "intensity": intensity}, indent=2), output)
 
 
-RENDERERS = (MarkdownRenderer(), HtmlRenderer(), PdfRenderer(), CsvRenderer(), JsonRenderer())
+@dataclass(frozen=True)
+class GhgCsvRenderer:
+    """GHG Protocol lines as CSV rows (docs/disclosures.md)."""
+
+    name: str = "ghg-csv"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        from wattlens.report.disclosures import ghg_csv
+
+        return _text(ghg_csv(r), output)
+
+
+@dataclass(frozen=True)
+class EsrsRenderer:
+    """ESRS E1-5 and E1-6 datapoints AI use contributes to."""
+
+    name: str = "esrs"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        from wattlens.report.disclosures import esrs_markdown
+
+        return _text(esrs_markdown(r), output)
+
+
+@dataclass(frozen=True)
+class SciRenderer:
+    """The SCI for AI score (consumer) per token and per query, with its components."""
+
+    name: str = "sci"
+
+    def render(self, r: Report, output: str | None, fs: FactorSet) -> str | None:
+        from wattlens.report.disclosures import sci_markdown
+
+        return _text(sci_markdown(r), output)
+
+
+RENDERERS = (
+    MarkdownRenderer(),
+    HtmlRenderer(),
+    PdfRenderer(),
+    CsvRenderer(),
+    JsonRenderer(),
+    GhgCsvRenderer(),
+    EsrsRenderer(),
+    SciRenderer(),
+)
 
 
 def write(r: Report, fmt: str, output: str | None, fs: FactorSet) -> str | None:
