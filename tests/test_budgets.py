@@ -384,3 +384,30 @@ def test_calendar_periods_in_a_time_zone() -> None:
     assert ws.date() == dt.date(2026, 3, 23) and we.date() == dt.date(2026, 3, 30)
     ms, me = period_bounds("month", "America/New_York", dt.datetime(2026, 12, 31, 23, 0, tzinfo=dt.UTC))
     assert ms.date() == dt.date(2026, 12, 1) and me.date() == dt.date(2027, 1, 1)
+
+
+def test_budgets_and_key_tags_from_the_config_files(tmp_path: Path) -> None:
+    from wattlens.gateway.config import load_gateway_config
+
+    keys = tmp_path / "keys.toml"
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    keys.write_text(f'[[keys]]\nid = "k1"\nsha256 = "{digest}"\nteam = "research"\ntags = {{project = "atlas"}}\n')
+    cfg = tmp_path / "wattlens.toml"
+    base = '[server]\nkeys_file = "keys.toml"\n[[upstreams]]\nbase_url = "http://127.0.0.1:9/v1"\n'
+    cfg.write_text(
+        base + '[[budgets]]\nname = "d"\nscope = "team"\nmatch = "research"\nunit = "water_ml"\nperiod = "week"\n'
+        'timezone = "Asia/Tokyo"\nhard = 2.5\n'
+    )
+    g = load_gateway_config(cfg)
+    assert g.keys[0].tags == (("project", "atlas"),)
+    assert g.budgets == (Budget("d", "team", "research", "water_ml", "week", "Asia/Tokyo", None, 2.5),)
+    cfg.write_text(base + '[[budgets]]\nname = "d"\nscope = "team"\nmatch = "r"\nunit = "wh"\nperiod = "day"\nhard = 1\n')
+    with pytest.raises(ConfigError, match="unit must be one of energy_wh"):
+        load_gateway_config(cfg)
+    cfg.write_text(base + '[budgets]\nname = "d"\n')
+    with pytest.raises(ConfigError, match=r"\[\[budgets\]\]"):
+        load_gateway_config(cfg)
+    keys.write_text(f'[[keys]]\nsha256 = "{digest}"\ntags = {{"Bad Name" = "x"}}\n')
+    cfg.write_text(base)
+    with pytest.raises(ConfigError, match="tag name"):
+        load_gateway_config(cfg)

@@ -209,6 +209,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     server = _section(data, "server", where)
     _tables(data, "upstreams", where)
     _tables(data, "routes", where)
+    _tables(data, "budgets", where)
     files = fa.get("files", [])
     if not isinstance(files, list) or not all(isinstance(x, str) for x in files):
         raise ConfigError(f"{where}: [factors] files must be a list of paths")
