@@ -411,3 +411,22 @@ def test_budgets_and_key_tags_from_the_config_files(tmp_path: Path) -> None:
     cfg.write_text(base)
     with pytest.raises(ConfigError, match="tag name"):
         load_gateway_config(cfg)
+
+
+def test_a_stream_that_crosses_the_hard_limit_finishes(upstream_server: up.ServerThread, tmp_path: Path) -> None:
+    b = parse_budget(
+        {"name": "tiny", "scope": "key", "match": "k1", "unit": "carbon_g", "period": "day", "hard": 1e-9}, "test"
+    )
+    cfg = config(upstream_server.url, str(tmp_path / "ledger.db"), (b,))
+    with Gw(cfg) as gw:
+        c = gw.client()
+        chunks = list(
+            c.chat.completions.create(model="gpt-4o", messages=PROMPT, stream=True, stream_options={"include_usage": True})
+        )
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert text == "".join(up.WORDS)  # the whole answer, though it took the use past the limit
+        fp = chunks[-1].usage.footprint  # type: ignore[union-attr]
+        assert fp["carbon_g"]["location"]["mid"] > 1e-9
+        assert gw.used("tiny") == pytest.approx(fp["carbon_g"]["location"]["mid"])  # counted when it settled
+        with pytest.raises(openai.RateLimitError):
+            c.chat.completions.create(model="gpt-4o", messages=PROMPT, stream=True)
