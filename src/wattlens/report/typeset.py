@@ -27,7 +27,7 @@ _NUMERIC = re.compile(r"^[–\-+]?[\d.,]+(\s?(%|[a-zA-Z³0-9]+))?$")
 STYLE = """
 body{font:14px/1.45 system-ui,'DejaVu Sans',sans-serif;max-width:1000px;margin:2rem auto;padding:0 1rem;color:#1c1e21}
 table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #d9dde3;padding:.25rem .5rem;font-size:12px;
-vertical-align:top}th{background:#f1f3f5;text-align:left}td.num{text-align:right;white-space:nowrap}td.iv{white-space:nowrap}
+vertical-align:top}th{background:#f1f3f5;text-align:left}td.num{text-align:right;white-space:nowrap}td.iv{white-space:nowrap;text-align:right}
 h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #d9dde3}code{font-size:.9em;background:#f1f3f5;padding:0 .2em}
 figure{margin:1rem 0}figure img{max-width:100%}figcaption{font-size:12px;color:#555}
 nav.toc ol{columns:2;font-size:13px}nav.toc a{text-decoration:none}
