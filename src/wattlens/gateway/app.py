@@ -55,7 +55,13 @@ class Gateway:
         from wattlens.gateway.modelinfo import ModelInfo
 
         self.modelinfo = ModelInfo(self.transports, lambda name: self.contexts[name].factors)
-        self.observers: list[Observer] = [*(observers or []), self.metrics]
+        from wattlens.gateway.budgets import Budgets
+
+        # the ledger the writer appends to (not config.ledger: a caller may hand a writer of its own)
+        self.budgets = Budgets(config.budgets, getattr(ledger.ledger, "location", None) if ledger else None)
+        self.metrics.budgets = self.budgets
+        # budgets observe before the ledger writer: a call is counted here before its record can be read back
+        self.observers: list[Observer] = [*(observers or []), self.metrics, self.budgets]
         if ledger is not None:
             self.observers.append(LedgerObserver(ledger))
         if otel.enabled():
@@ -119,19 +125,28 @@ class Gateway:
             raise ApiError(400, "the request needs a 'model' string")
         return data
 
-    async def choose(self, request: Request, call: Call, data: dict[str, Any]) -> dict[str, Any]:
-        """A virtual model: the router picks small or large from the whole conversation."""
+    async def choose(
+        self, request: Request, call: Call, data: dict[str, Any], preference: str | None = None
+    ) -> dict[str, Any]:
+        """A virtual model: the router picks small or large from the whole conversation.
+
+        preference: set by the gateway (a budget near or past its limit asks for `energy`).
+        """
         from starlette.concurrency import run_in_threadpool
 
-        route, router = self.routers[call.model]
+        route, router = self.routers[data["model"]]
         base = (
             route.threshold
             if route.threshold is not None
             else (router.a.threshold if router.two_stage else router.full_threshold)
         )
         pref = (
-            request.headers.get("x-wattlens-preference") or str(data.pop("wattlens_preference", "")) or "balanced"
+            preference
+            or request.headers.get("x-wattlens-preference")
+            or str(data.pop("wattlens_preference", ""))
+            or "balanced"
         ).lower()
+        data.pop("wattlens_preference", None)
         scale = {"quality": (base + 1.0) / 2.0, "balanced": base, "energy": base / 2.0}
         if pref not in scale:
             raise ApiError(400, "x-wattlens-preference must be quality, balanced or energy")
@@ -176,8 +191,15 @@ class Gateway:
             call.key_id = key.key_id if key else None
             call.team = key.team if key else call.tags.get("team")
             call.user = key.user if key else call.tags.get("user")
-            if call.model in self.routers:
-                data = await self.choose(request, call, data)
+            self.tag(request, call, key, data, proto)
+            verdict = self.budgets.check(call)
+            if verdict.over_hard is not None:
+                data = self.over_budget(call, data, verdict, proto)
+            if data["model"] in self.routers:
+                near = verdict.over_hard is not None or bool(verdict.warnings)  # near a budget: the small model
+                data = await self.choose(request, call, data, "energy" if near else None)
+                if verdict.over_hard is not None and call.routing is not None:
+                    call.routing.update(budget=verdict.over_hard.name, requested=call.model)
             u = self.route(data["model"], proto)
             call.upstream, call.served_model = u.name, data["model"]
             await self.modelinfo.learn(u, data["model"])  # what an unknown model is, if the upstream can say
@@ -186,14 +208,16 @@ class Gateway:
                 self._windows[call.request_id] = self.meter().window(call.request_id).open()
             if data.get("stream"):
                 call.stream = True
-                return await self.proxy.stream(request, call, u, proto, data)
-            return await self.proxy.unary(request, call, u, proto, data)
+                resp = await self.proxy.stream(request, call, u, proto, data)
+            else:
+                resp = await self.proxy.unary(request, call, u, proto, data)
+            return self.budget_header(resp, call, verdict)
         except ApiError as e:  # refused or failed: answered in the protocol's shape, and recorded all the same
             call.status, call.outcome = e.status, "rejected" if e.status < 500 else "upstream_error"
             if call.model == "?":
                 call.model = "unknown"  # the body named no usable model
             self.finish(call, u)
-            return error_response(proto, e)
+            return self.budget_header(error_response(proto, e), call, None)
         except ClientDisconnect:
             call.status, call.outcome = 499, "client_disconnected"
             self.finish(call, u)
@@ -212,6 +236,37 @@ class Gateway:
             self.finish(call, u)
             return error_response(proto, ApiError(500, f"the gateway failed: {type(e).__name__}", "api_error"))
 
+    def tag(self, request: Request, call: Call, key: Any, data: dict[str, Any], proto: WireProtocol) -> None:
+        """The request's tags: its key's defaults, then its `metadata` and x-wattlens-tag-NAME headers (checked)."""
+        from wattlens.gateway.tags import from_request
+
+        if key is not None and key.tags:
+            call.tags.update(key.tags)
+        call.tags.update(from_request(request.headers, data, proto.name))
+
+    def over_budget(self, call: Call, data: dict[str, Any], verdict: Any, proto: WireProtocol) -> dict[str, Any]:
+        """Past a hard limit: a 429 with Retry-After, or the budget's smaller model (said in the receipt)."""
+        from wattlens.gateway.errors import budget_exceeded
+
+        b = verdict.over_hard
+        call.tags["budget"] = b.name
+        if b.on_hard != "reroute":
+            raise budget_exceeded(proto, b.name, b.unit, b.hard, verdict.retry_after_s)
+        if b.reroute_to == call.model:
+            return data
+        if b.reroute_to not in self.routers:
+            call.routing = {"budget": b.name, "reason": "hard-limit", "chosen": b.reroute_to, "instead_of": call.model}
+        return {**data, "model": b.reroute_to}
+
+    def budget_header(self, resp: Response, call: Call, before: Any) -> Response:
+        """x-wattlens-budget-warning: the budgets past a limit, with this call counted when it has settled."""
+        if before is not None and not before.matched:
+            return resp
+        warnings = self.budgets.check(call).warnings
+        if warnings:
+            resp.headers["x-wattlens-budget-warning"] = ", ".join(warnings)
+        return resp
+
     async def models(self, request: Request) -> Response:
         try:
             self.keys.authenticate(request.headers)
@@ -219,6 +274,7 @@ class Gateway:
             return error_response(self.protocols["openai"], e)
         names = await self.model_names(request)
         data = [{"id": n, "object": "model", "created": 0, "owned_by": up} for n, up in sorted(names.items())]
+        data += [{"id": r, "object": "model", "created": 0, "owned_by": "wattlens-router"} for r in sorted(self.routers)]
         return JSONResponse({"object": "list", "data": data})
 
     async def model_names(self, request: Request) -> dict[str, str]:
@@ -286,9 +342,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gw.budgets.start()  # this period's use, read from the ledger before the first request
         logs.start()
         yield
         await logs.stop()  # every queued record written, then a last signed checkpoint covering them
+        gw.budgets.close()
         await gw.close()
         if gw.ledger is not None:
             gw.ledger.close()  # flush every queued record before the process ends

@@ -239,7 +239,7 @@ class Budgets:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.configured = tuple(budgets)
-        self.location = ledger if ledger != "none" else None
+        self.location = ledger  # where the records are (a path or postgresql:// URL); None: count in memory only
         self.sync_s, self.clock = sync_s, clock
         self._lock = threading.Lock()
         self._overrides: dict[str, dict[str, Any] | None] = {}

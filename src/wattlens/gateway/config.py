@@ -37,7 +37,7 @@ from wattlens.errors import ConfigError
 from wattlens.metering import ModelParams, Serving
 
 MODEL_PARAM_KEYS = ("active_params_b", "total_params_b", "precision")
-KEY_KEYS = ("id", "sha256", "team", "user", "admin")
+KEY_KEYS = ("id", "sha256", "team", "user", "admin", "tags")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class ApiKey:
     team: str | None = None
     user: str | None = None
     admin: bool = False
+    tags: tuple[tuple[str, str], ...] = ()  # default tags of this key's requests (a request may set others)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class GatewayConfig:
     routes: tuple[Route, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # host names beyond loopback and the bind address (a proxy's name)
     context: Context = field(default_factory=Context)  # factors, grid feed and default place of every upstream
+    budgets: tuple[Any, ...] = ()  # wattlens.gateway.budgets.Budget, from [[budgets]]
 
     def upstream_for(self, model: str) -> Upstream | None:
         for u in self.upstreams:
@@ -152,7 +154,10 @@ def load_keys(path: Path) -> tuple[ApiKey, ...]:
         h = str(k.get("sha256", ""))
         if len(h) != 64:
             raise ConfigError(f"{path}: each [[keys]] needs sha256 = the hex SHA-256 of the key (wattlens keys new)")
-        out.append(ApiKey(str(k.get("id", h[:8])), h, k.get("team"), k.get("user"), bool(k.get("admin", False))))
+        from wattlens.gateway.tags import key_tags
+
+        tags = key_tags(k.get("tags"), f"{path} [[keys]] {k.get('id', h[:8])}")
+        out.append(ApiKey(str(k.get("id", h[:8])), h, k.get("team"), k.get("user"), bool(k.get("admin", False)), tags))
     return tuple(out)
 
 
@@ -197,7 +202,14 @@ def gateway_config(settings: Settings, context: Context | None = None) -> Gatewa
         keys=keys,
         allowed_hosts=tuple(str(h) for h in server.get("allowed_hosts", [])),
         context=context or settings.context(),
+        budgets=_budgets(data, str(where)),
     )
+
+
+def _budgets(data: dict[str, Any], where: str) -> tuple[Any, ...]:
+    from wattlens.gateway.budgets import parse_budgets
+
+    return parse_budgets(data.get("budgets", []), where)
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:

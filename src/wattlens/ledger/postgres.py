@@ -231,6 +231,11 @@ class PostgresLedger:
             yield json.loads(body)
 
     # -- budgets (wattlens.gateway.budgets): usage by query, run-time budgets, alerts fired once ----------
+    @property
+    def location(self) -> str:
+        """Where this ledger is, for open_ledger (it may hold a password: never print it)."""
+        return self._url
+
     def records_after(self, seq: int, since: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
         """(seq, body) of the records appended after `seq`, from the ISO time `since` on.
 

@@ -243,6 +243,11 @@ class SQLiteLedger:
         return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     # -- budgets (wattlens.gateway.budgets): usage by query, run-time budgets, alerts fired once ----------
+    @property
+    def location(self) -> str:
+        """Where this ledger is, for open_ledger (a reader of its own in another thread)."""
+        return str(self.path)
+
     def records_after(self, seq: int, since: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
         """(seq, body) of the records appended after `seq`, from the ISO time `since` on."""
         q, args = "SELECT seq, body FROM records WHERE seq > ?", list[Any]([seq])
