@@ -66,20 +66,18 @@ def verify(
         raise typer.BadParameter("--witness checks the cosignatures of a --checkpoint: give one")
     led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
     try:
-        rows = list(led.rows())
-        problems = verify_rows(rows)
-        entries = list(led.entries())
-        tree_problems, leaves = check_tree(entries, led.stored_state())
+        problems = verify_rows(led.rows)  # read twice, never all held: memory grows with hashes, not records
+        tree_problems, leaves = check_tree(led.entries(), led.stored_state())
+        if recompute:
+            from wattlens.cli.log import recompute_problems
+
+            tree_problems += recompute_problems(led.entries(), settings_for(config, factors).context().factors)
     finally:
         led.close()
     problems += tree_problems
-    if recompute:
-        from wattlens.cli.log import recompute_problems
-
-        problems += recompute_problems(entries, settings_for(config, factors).context().factors)
     extends, why = check_extends(leaves, old) if old else (True, "")
     if not problems and extends:
-        out.print(f"[green]ledger verifies[/]: {len(rows)} records, chain intact, Merkle log intact")
+        out.print(f"[green]ledger verifies[/]: {len(leaves)} records, chain intact, Merkle log intact")
         if old:
             out.print(f"[green]consistent with the checkpoint[/]: {why}{cosigned}", highlight=False)
         return
@@ -87,7 +85,7 @@ def verify(
         err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")
     if not extends:
         err.print(f"[bold red]not consistent with the checkpoint[/] ({old.origin if old else ''}): {why}", highlight=False)
-    err.print(f"[bold red]ledger does not verify[/]: {len(problems) + (not extends)} problem(s) in {len(rows)} records")
+    err.print(f"[bold red]ledger does not verify[/]: {len(problems) + (not extends)} problem(s) in {len(leaves)} records")
     raise typer.Exit(1)
 
 

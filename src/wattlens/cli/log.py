@@ -13,7 +13,7 @@ from wattlens.cli.common import ConfigOpt, app, err, out, settings_for
 from wattlens.cli.serve import keys_app
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
     from wattlens.factors import FactorSet
     from wattlens.ledger import Ledger
@@ -345,7 +345,7 @@ def log_witness(
     err.print(f"cosigned {new.origin} at {new.size} records: {how}", highlight=False)
 
 
-def recompute_problems(entries: Sequence[Entry], factors: FactorSet) -> list[Problem]:
+def recompute_problems(entries: Iterable[Entry], factors: FactorSet) -> list[Problem]:
     """verify --recompute: each receipt against its recorded inputs; says what could not be recomputed."""
     from wattlens.ledger.chain import Problem
     from wattlens.ledger.recompute import recompute

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,10 +105,18 @@ def _written_as(r: Row, seq_of: Mapping[str, int]) -> int | None:
     return None
 
 
-def verify(rows: Iterable[Row]) -> list[Problem]:
-    """Walk the chain in storage order and name every break."""
-    rows = list(rows)
-    seq_of = {r.hash: r.seq for r in rows}
+def verify(rows: Iterable[Row] | Callable[[], Iterable[Row]]) -> list[Problem]:
+    """Walk the chain in storage order and name every break.
+
+    Given a function that reads the rows (`ledger.rows`), it reads them twice instead of holding them
+    all: once for the index of hashes, once to check; memory then grows with the hashes, not the records.
+    """
+    if callable(rows):
+        seq_of = {r.hash: r.seq for r in rows()}
+        rows = rows()
+    else:
+        rows = list(rows)
+        seq_of = {r.hash: r.seq for r in rows}
     problems: list[Problem] = []
     prev_hash, prev_seq = GENESIS, 0
     seen: set[int] = set()

@@ -64,7 +64,7 @@ class Entry:
     id: str | None
 
 
-def check_tree(entries: Sequence[Entry], state: TreeState | None) -> tuple[list[Problem], list[bytes]]:
+def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[Problem], list[bytes]]:
     """Recompute every leaf from its body; name what does not match. Returns the problems and the leaves.
 
     Names a body that no longer matches its stored leaf, a `ts` column that differs from the time
@@ -73,8 +73,10 @@ def check_tree(entries: Sequence[Entry], state: TreeState | None) -> tuple[list[
     """
     problems: list[Problem] = []
     leaves: list[bytes] = []
+    seqs: list[int] = []  # the records are read once, as they stream by: only hashes and numbers are kept
     seen: dict[str, int] = {}
     for e in entries:
+        seqs.append(e.seq)
         try:
             body = json.loads(e.body)
             # Bodies written since the log are stored in their RFC 8785 form, so their leaf is the hash of
@@ -106,8 +108,8 @@ def check_tree(entries: Sequence[Entry], state: TreeState | None) -> tuple[list[
     if state is not None:
         # The stored head covers the records up to state.seq (an older writer may have appended since).
         n, k = len(leaves), state.size
-        if k > n or state.root != merkle.root(leaves[:k]) or (k and entries[k - 1].seq != state.seq):
-            last = entries[-1].seq if entries else 0
+        if k > n or state.root != merkle.root(leaves[:k]) or (k and seqs[k - 1] != state.seq):
+            last = seqs[-1] if seqs else 0
             problems.append(
                 Problem(last, "head", f"the stored tree head (size {k}) is not the head of the first {k} of {n} records")
             )
