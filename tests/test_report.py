@@ -384,3 +384,55 @@ def test_the_pages_format_numbers_like_the_reports(tmp_path: Path) -> None:
     )
     shown = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
     assert shown == [numbers.quantity(x, u) for x, u in cases]
+
+
+def test_the_dashboard_time_axis_adapts_to_the_range(tmp_path: Path) -> None:
+    """web/dashboard.js picks minutes for an hour, hours for a day, days for a month, months for years."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    from wattlens.ledger.summary import key_of
+
+    web = Path(__file__).parents[1] / "src/wattlens/web"
+    stub = """
+const el = () => ({ addEventListener() {}, value: "model", hidden: true, textContent: "", innerHTML: "",
+  querySelector: () => ({ innerHTML: "", appendChild() {} }) });
+globalThis.document = { getElementById: el, createElement: el };
+globalThis.setInterval = () => 0;
+globalThis.fetch = async (url) => {
+  const by = new URL(url, "http://x").searchParams.get("by");
+  const groups = {};
+  for (const r of RECORDS) {
+    const g = groups[r[by]] || (groups[r[by]] = { energy_wh: { low: 0, mid: 0, high: 0 } });
+    g.energy_wh.mid += 1;
+  }
+  return { ok: true, json: async () => ({ groups, total: {} }) };
+};
+"""
+    results = {}
+    for name, step_s, n in (("hour", 60, 60), ("day", 600, 144), ("month", 6 * 3600, 120), ("years", 5 * 86400, 150)):
+        import datetime as dt
+
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        recs = []
+        for i in range(n):
+            ts = (start + dt.timedelta(seconds=i * step_s)).isoformat()
+            recs.append({by: key_of({"ts": ts}, by) for by in ("minute", "hour", "day", "month")})
+        script = tmp_path / f"{name}.js"
+        script.write_text(
+            f"const RECORDS = {json.dumps(recs)};\n"
+            + stub
+            + (web / "common.js").read_text().replace('"use strict";', "")
+            + (web / "dashboard.js").read_text().replace('"use strict";', "").replace("load().catch", "(() => {}).call")
+            + "\nseries().then((s) => console.log(JSON.stringify(\n"
+            + "  [s.res.by, s.points.length, s.points.reduce((a, p) => a + p.e.mid, 0)])));\n"
+        )
+        run = subprocess.run([node, str(script)], capture_output=True, text=True, check=True)
+        results[name] = json.loads(run.stdout)
+    assert results["hour"] == ["minute", 60, 60]  # a one-hour trace: one point per minute, every record counted
+    assert results["day"][0] == "hour" and results["day"][2] == 144
+    assert results["month"][0] == "day" and results["month"][2] == 120
+    assert results["years"][0] == "month" and results["years"][2] == 150
+    assert results["years"][1] == 25  # every month from the first to the last, empty ones included
