@@ -78,6 +78,8 @@ class Report:
     facility_by_source_wh: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     since: str | None = None  # the period's bounds (ISO), when it has them
     until: str | None = None
+    first_ts: str = ""  # the earliest and latest record in it
+    last_ts: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -162,7 +164,13 @@ def build(
     by_source = {h: {s: {"low": 0.0, "mid": 0.0, "high": 0.0} for s in SOURCES} for h in ("own", "purchased")}
     for b in by:
         check_key(b)
+    first_ts, last_ts = "", ""
     for r in records:
+        ts = str(r.get("ts") or "")
+        if ts and (not first_ts or ts < first_ts):
+            first_ts = ts
+        if ts > last_ts:
+            last_ts = ts
         if reprice_with is not None:
             r, resolution = reprice(r, reprice_with)
             resolutions[resolution] += 1
@@ -189,7 +197,6 @@ def build(
                     mine[s][b] += float(fac.get(b, 0.0)) * float(share)
         zones.add(str(grid.get("zone")))
         models.add(str(fp.get("model") or r.get("model_served")))
-        ts = str(r.get("ts", ""))
         if len(ts) >= 13 and ts[11:13].isdigit():
             h = hours[int(ts[11:13])]
             h["energy_wh"] += wh
@@ -218,6 +225,8 @@ def build(
         grid_basis=basis,
         missing=bounded(missing),
         facility_by_source_wh=by_source,
+        first_ts=first_ts,
+        last_ts=last_ts,
     )
 
 

@@ -148,6 +148,7 @@ def build_from_parquet(
         "SELECT outcome, footprint_error, count(*) FROM r WHERE energy_wh_mid IS NULL GROUP BY 1, 2"
     ).fetchall():
         missing[missing_reason({"outcome": outcome, "footprint_error": error})] += int(n)
+    first_ts, last_ts = con.execute("SELECT coalesce(min(ts), ''), coalesce(max(ts), '') FROM r").fetchone() or ("", "")
     models = [str(m[0]) for m in con.execute(f"SELECT DISTINCT {KEY_SQL['model']} FROM r").fetchall()]
     versions = [
         str(v[0]) for v in con.execute("SELECT DISTINCT factors_version FROM r WHERE factors_version IS NOT NULL").fetchall()
@@ -165,4 +166,6 @@ def build_from_parquet(
         factors_versions=sorted(versions),
         missing=bounded(missing),
         facility_by_source_wh=by_source,
+        first_ts=str(first_ts),
+        last_ts=str(last_ts),
     )

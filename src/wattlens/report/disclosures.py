@@ -47,8 +47,8 @@ def ghg_rows(r: Report) -> list[dict[str, Any]]:
     ) -> dict[str, Any]:
         kg = _scaled(t[key], 1e-3)
         return {
-            "period_start": r.since or "",
-            "period_end": r.until or "",
+            "period_start": r.since or r.first_ts[:10],
+            "period_end": r.until or r.last_ts[:10],
             "scope": scope,
             "category": cat,
             "category_name": name,

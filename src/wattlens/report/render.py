@@ -68,7 +68,8 @@ def markdown(r: Report, fs: FactorSet, figures: dict[str, str] | None = None) ->
         f"# AI footprint report: {r.period}",
         "",
         f"Generated {r.generated} by wattlens · factor data {', '.join(r.factors_versions) or '–'} · "
-        f"{t['requests']:,} requests, {t['with_receipt']:,} with a receipt · {r.users} users",
+        f"{t['requests']:,} requests, {t['with_receipt']:,} with a receipt · {r.users} users"
+        + (f" · records from {r.first_ts[:19]} to {r.last_ts[:19]} (UTC)" if r.first_ts else ""),
         "",
         *([f"{CHECKPOINT}{r.checkpoint}", ""] if r.checkpoint else []),
         *coverage(r),
