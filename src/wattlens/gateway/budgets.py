@@ -241,7 +241,8 @@ class Budgets:
         self.configured = tuple(budgets)
         self.location = ledger  # where the records are (a path or postgresql:// URL); None: count in memory only
         self.sync_s, self.clock = sync_s, clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the counters (held for microseconds)
+        self._sync_lock = threading.RLock()  # one reader of the ledger at a time: rows are never counted twice
         self._overrides: dict[str, dict[str, Any] | None] = {}
         self.budgets: dict[str, Budget] = {}
         self._index: dict[tuple[str, Any], list[Budget]] = {}
@@ -290,20 +291,22 @@ class Budgets:
     def set(self, body: Mapping[str, Any]) -> Budget:
         """The admin API: create or replace a budget (stored in the ledger, so every replica gets it)."""
         b = parse_budget(body, "budget")
-        self._overrides[b.name] = b.as_dict()
-        if self._ledger is not None:
-            self._ledger.put_budget_override(b.name, b.as_dict())
-        self._apply(self._merged())
-        self._sync_usage()
+        with self._sync_lock:
+            if self._ledger is not None:
+                self._ledger.put_budget_override(b.name, b.as_dict())
+            self._overrides[b.name] = b.as_dict()
+            self._apply(self._merged())
+            self._sync_usage()
         return b
 
     def delete(self, name: str) -> bool:
-        if name not in self.budgets:
-            return False
-        self._overrides[name] = None
-        if self._ledger is not None:
-            self._ledger.put_budget_override(name, None)
-        self._apply(self._merged())
+        with self._sync_lock:
+            if name not in self.budgets:
+                return False
+            if self._ledger is not None:
+                self._ledger.put_budget_override(name, None)
+            self._overrides[name] = None
+            self._apply(self._merged())
         return True
 
     # -- the request path ------------------------------------------------------------------------
@@ -491,12 +494,17 @@ class Budgets:
                 failing = True
 
     def _sync(self) -> None:
-        self._overrides = self._ledger.budget_overrides()
-        self._apply(self._merged())
-        self._sync_usage()
+        with self._sync_lock:
+            self._overrides = self._ledger.budget_overrides()
+            self._apply(self._merged())
+            self._sync_usage()
 
     def _sync_usage(self) -> None:
         """Add the records appended since the last look; a new period or budget set reads its period again."""
+        with self._sync_lock:
+            self._read_usage()
+
+    def _read_usage(self) -> None:
         if self._ledger is None or not self.budgets:
             return
         now = self.clock()
