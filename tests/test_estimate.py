@@ -124,3 +124,120 @@ def test_fast_path_equals_the_term_by_term_model() -> None:
         j, s = request_j_and_gpu_s(w, acc, c)
         assert j == pytest.approx(request_j(w, acc, c), rel=1e-12)
         assert s == pytest.approx(request_gpu_s(w, acc, c), rel=1e-12)
+
+
+def test_kv_cache_and_attention_width_come_from_the_published_configuration() -> None:
+    from wattlens.estimate import architecture
+
+    llama = architecture("meta-llama/Llama-3.1-8B-Instruct")
+    deepseek = architecture("DeepSeek-AI/DeepSeek-V3")  # ids match case-insensitively
+    assert llama is not None and deepseek is not None
+    assert llama.kv_bytes_per_token == 2 * 32 * 8 * 128 * 2  # K and V, 32 layers, 8 KV heads of 128, bf16
+    assert llama.attn_width_layers == 32 * 32 * 128
+    assert deepseek.kv_bytes_per_token == 61 * (512 + 64) * 2  # MLA: one latent + rope key per layer
+    assert architecture("no-such/model") is None
+
+
+def test_prefill_grows_with_the_square_of_a_long_prompt() -> None:
+    from wattlens.estimate.model import Workload, attn_width_layers, prefill_flops
+
+    w = Workload(10, 10, "bf16", 1, 1, 1000, 0, 0, 0.0, 1e6)
+    assert prefill_flops(w) == pytest.approx(2 * 10e9 * 1000 + 1e6 * 1000**2)
+    cached = Workload(10, 10, "bf16", 1, 1, 1000, 0, 400, 0.0, 1e6)
+    assert prefill_flops(cached) == pytest.approx(2 * 10e9 * (600 + 0.1 * 400) + 1e6 * (1000**2 - 400**2))
+    law = Workload(70, 70, "bf16", 1, 1, 10, 0)
+    assert attn_width_layers(law) == pytest.approx(80 * 64 * 128, rel=0.1)  # Llama-3.1-70B's 655k
+
+
+def test_unknown_batch_is_per_accelerator_and_scales_with_the_replica() -> None:
+    from wattlens.estimate import serving_profile
+
+    profile = serving_profile("openai")
+    assert profile.name == "production" and serving_profile("meta").name == "self-hosted"
+    est = estimate_request(
+        active_params_b=70,
+        total_params_b=70,
+        gpus=4,
+        batch_size=None,
+        input_tokens=500,
+        output_tokens=300,
+        factors=builtin(),
+        provider="openai",
+    )
+    assert est.assumptions["batch_per_gpu"] == profile.batch_per_gpu[1]
+    assert est.assumptions["gpus"] == 4 and est.assumptions["serving_profile"] == "production"
+    same = inference_energy(
+        active_params_b=70,
+        total_params_b=70,
+        gpus=4,
+        batch_size=4 * profile.batch_per_gpu[1],
+        input_tokens=500,
+        output_tokens=300,
+    )
+    assert est.accelerator_wh.mid == pytest.approx(same.mid)
+
+
+def test_a_long_context_cannot_keep_the_assumed_concurrency() -> None:
+    short = estimate_request(**{**BASE, "batch_size": None, "input_tokens": 500}, factors=builtin())  # type: ignore[arg-type]
+    long = estimate_request(**{**BASE, "batch_size": None, "input_tokens": 200_000}, factors=builtin())  # type: ignore[arg-type]
+    assert long.assumptions["batch_per_gpu"] < short.assumptions["batch_per_gpu"]
+    # 80 GB x 0.9 - 16 GB of weights holds this many 200,300-token contexts of 131 kB per token:
+    kv = 43_000 * 8**0.5
+    assert long.assumptions["batch_per_gpu"] == pytest.approx((80e9 * 0.9 - 16e9) / (200_300 * kv), abs=0.01)
+
+
+def test_interval_adds_independent_spreads_in_quadrature() -> None:
+    """A point request carries only the model's own error and prefill's; each unknown input widens it."""
+    import math
+
+    cal = calibration()
+    point = estimate_request(**{**BASE, "input_tokens": 0}, factors=builtin())  # type: ignore[arg-type]
+    assert point.accelerator_wh.high / point.accelerator_wh.low == pytest.approx(math.exp(cal.q_high - cal.q_low))
+    ranged = estimate_request(**{**BASE, "input_tokens": 0, "active_params_b": inference_interval()}, factors=builtin())  # type: ignore[arg-type]
+    assert ranged.accelerator_wh.width_ratio > point.accelerator_wh.width_ratio
+    # quadrature: never wider than the bounds multiplied together
+    lo = estimate_request(**{**BASE, "input_tokens": 0, "active_params_b": 4.0}, factors=builtin())  # type: ignore[arg-type]
+    hi = estimate_request(**{**BASE, "input_tokens": 0, "active_params_b": 16.0, "total_params_b": 16.0}, factors=builtin())  # type: ignore[arg-type]
+    assert ranged.accelerator_wh.low >= lo.accelerator_wh.low and ranged.accelerator_wh.high <= hi.accelerator_wh.high
+
+
+def inference_interval() -> object:
+    from wattlens.units import Interval
+
+    return Interval(4.0, 8.0, 8.0)
+
+
+def test_throughput_per_accelerator_matches_deepseeks_published_production_figure() -> None:
+    """DeepSeek (open-infra-index, Mar 2025): ~1,850 output tokens/s per H800 at ~85 sequences per GPU."""
+    label, published, ours, _ = _disclosures().throughput()[0]  # type: ignore[attr-defined]
+    assert "DeepSeek" in label and 1 / 1.5 <= ours / published <= 1.5
+
+
+def _disclosures() -> object:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parents[1] / "fit" / "estimator" / "disclosures.py"
+    spec = importlib.util.spec_from_file_location("disclosures", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["disclosures"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_validation_doc_shows_what_the_code_computes_today() -> None:
+    """docs/estimator-validation.md is generated; a change to the estimator must regenerate it."""
+    doc = (Path(__file__).parents[1] / "docs" / "estimator-validation.md").read_text()
+    for r in _disclosures().rows():  # type: ignore[attr-defined]
+        assert f"**{r['ratio']:.2f}**" in doc, f"rerun fit/estimator/report.py: {r['case'].label}"
+
+
+def test_an_estimated_receipt_says_what_it_assumed() -> None:
+    from wattlens.receipt import LLMRequest, Place, estimate_footprint
+
+    d = estimate_footprint(LLMRequest(model="gpt-4o", input_tokens=1000, output_tokens=200), Place(zone="US")).as_dict()
+    a = d["assumptions"]
+    assert a["serving_profile"] == "production" and a["hardware"] == "H100-SXM" and a["precision"] == "bf16"
+    assert a["gpus"] >= 1 and 0 < a["batch_per_gpu"] <= 64 and a["tokens_per_s_per_gpu"] > 0
+    assert a["architecture"] == "size law" and a["kv_kb_per_token"] == pytest.approx(43 * 76.21**0.5, rel=0.01)

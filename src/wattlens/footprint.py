@@ -99,6 +99,7 @@ class Footprint:
     tokens: Tokens | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     carbon_marginal_g: Interval | None = None  # where the grid feed gives a marginal intensity
+    assumptions: dict[str, Any] | None = None  # an estimate's serving assumptions (batch, chips, tokens/s)
 
     @property
     def water_ml(self) -> Interval:
@@ -129,6 +130,8 @@ class Footprint:
             d["model"] = self.model
         if self.tokens is not None:
             d["tokens"] = self.tokens.as_dict()
+        if self.assumptions is not None:
+            d["assumptions"] = self.assumptions
         d["factors_version"] = self.factors_version
         d["warnings"] = list(self.warnings)
         return d
@@ -153,4 +156,5 @@ class Footprint:
             tokens=Tokens(**tokens) if tokens else None,
             warnings=tuple(d.get("warnings", ())),
             carbon_marginal_g=Interval.from_dict(marginal) if marginal else None,
+            assumptions=d.get("assumptions"),
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from wattlens.context import Context
 from wattlens.errors import InputError
@@ -162,6 +163,7 @@ def footprint(
     model: str | None = None,
     tokens: Tokens | None = None,
     warnings: Sequence[str] = (),
+    assumptions: dict[str, Any] | None = None,
 ) -> Footprint:
     """The receipt for IT energy used at a site. Pure: no I/O, no clocks."""
     parts = [b for b in boundary if b not in ("facility", "embodied")]
@@ -194,4 +196,5 @@ def footprint(
         tokens=tokens,
         warnings=tuple(dict.fromkeys(codes)),
         carbon_marginal_g=marginal,
+        assumptions=assumptions,
     )

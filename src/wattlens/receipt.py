@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from wattlens.context import Context, Place
 from wattlens.errors import InputError
-from wattlens.estimate import BOUNDARY_PARTS, estimate_request, scale_to_boundary
+from wattlens.estimate import BOUNDARY_PARTS, estimate_request, scale_to_boundary, serving_profile
 from wattlens.footprint import Footprint, Tokens
 from wattlens.impacts import EmbodiedShare, footprint, resolve_site
 from wattlens.units import Interval
@@ -111,6 +111,9 @@ def estimate_footprint(
         output_tokens=request.output_tokens + request.reasoning_tokens,
         cached_input_tokens=request.cached_input_tokens,
         factors=f,
+        model_id=spec.model_id if spec else request.model,
+        provider=spec.provider if spec else None,
+        hardware_alternatives=serving_profile(spec.provider).hardware if spec and request.hardware is None else (),
     )
     warnings.extend(est.warnings)
     site = resolve_site(
@@ -139,6 +142,7 @@ def estimate_footprint(
         model=spec.model_id if spec else request.model,
         tokens=Tokens(request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens),
         warnings=warnings,
+        assumptions=est.assumptions,
     )
 
 

@@ -6,16 +6,27 @@ and docs/estimator-validation.md its cross-validated error.
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from wattlens.context import BOUNDARIES, Boundary
 from wattlens.errors import InputError
-from wattlens.estimate.model import PRECISIONS, Accelerator, Coefficients, Workload, request_j_and_gpu_s
+from wattlens.estimate.model import (
+    KV_BYTES_PER_TOKEN_PER_SQRT_B,
+    PRECISIONS,
+    Accelerator,
+    Coefficients,
+    Workload,
+    kv_bytes_per_token,
+    request_parts,
+)
 from wattlens.units import J_PER_WH, Interval, IntervalLike
 
 if TYPE_CHECKING:
@@ -29,7 +40,7 @@ HOST_RATIO = Interval(0.25, 0.43, 0.60)
 # fleets with more headroom for peaks and failover run up to ~0.3.
 IDLE_RATIO = Interval(0.05, 0.10, 0.30)
 _PRECISION_SET = frozenset(PRECISIONS)
-UNCALIBRATED_WIDENING = 1.3  # hardware not in the calibration data: widen each bound by 30%
+UNCALIBRATED_WIDENING = 1.3  # hardware not in the calibration data: a ±30% spread of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +49,6 @@ class Calibration:
     hardware_efficiency: dict[str, float]
     q_low: float
     q_high: float
-    unknown_batch: tuple[float, float, float]
     version: str
     task_input_tokens: dict[str, float]
 
@@ -52,6 +62,7 @@ class RequestEstimate:
     gpus: int
     hardware: str
     warnings: tuple[str, ...]
+    assumptions: dict[str, Any] = field(default_factory=dict)  # why the figure is what it is (in the receipt)
 
     def at_boundary(self, boundary: str, pue: IntervalLike = 1.0) -> Interval:
         return scale_to_boundary(self.accelerator_wh, boundary, pue)
@@ -62,13 +73,11 @@ def calibration() -> Calibration:
     """The shipped coefficients (fit/estimator/fit.py writes them; never refitted at run time)."""
     text = resources.files("wattlens.estimate").joinpath("coefficients.json").read_text(encoding="utf-8")
     d: dict[str, Any] = json.loads(text)
-    lo, mid, hi = d["unknown_batch_range"]
     return Calibration(
         coefficients=Coefficients(**d["coefficients"]),
         hardware_efficiency=dict(d["hardware_efficiency"]),
         q_low=float(d["log_residual_quantiles"]["low"]),
         q_high=float(d["log_residual_quantiles"]["high"]),
-        unknown_batch=(float(lo), float(mid), float(hi)),
         version=str(d["version"]),
         task_input_tokens={k: float(v) for k, v in d["task_input_tokens"].items()},
     )
@@ -139,9 +148,72 @@ def _accelerator(hw: Hardware) -> tuple[Accelerator, bool]:
 @functools.lru_cache(maxsize=256)
 def gpus_needed(total_params_b: float, precision: str, memory_gb: float) -> int:
     """Smallest power-of-two count whose memory holds the weights with 25% left for the KV cache."""
-    bytes_per = {"fp8": 1.0, "int8": 1.0, "mxfp4": 0.53, "int4": 0.53, "fp4": 0.53}.get(precision, 2.0)
-    n = max(1, math.ceil(total_params_b * bytes_per / (0.75 * memory_gb)))
+    n = max(1, math.ceil(total_params_b * _STORED_BYTES.get(precision, 2.0) / (0.75 * memory_gb)))
     return int(2 ** math.ceil(math.log2(n)))
+
+
+_STORED_BYTES = {"fp8": 1.0, "int8": 1.0, "mxfp4": 0.53, "int4": 0.53, "fp4": 0.53}
+
+
+@dataclass(frozen=True, slots=True)
+class Architecture:
+    """What the estimator reads from a model's published configuration."""
+
+    family: str
+    kv_bytes_per_token: float  # bf16 KV cache, all attention layers
+    attn_width_layers: float  # attention layers x heads x head dim
+    source: str
+
+
+@functools.lru_cache(maxsize=1)
+def _architectures() -> dict[str, Architecture]:
+    text = resources.files("wattlens.estimate").joinpath("architectures.csv").read_text(encoding="utf-8")
+    out: dict[str, Architecture] = {}
+    for r in csv.DictReader(io.StringIO(text)):
+        attn, kv_heads, head = int(r["attention_layers"]), int(r["kv_heads"]), int(r["head_dim"])
+        latent = int(r["kv_latent_dim"])
+        # K and V per KV head in bf16; MLA caches one compressed latent (+ rope key) per layer instead.
+        kv = attn * latent * 2.0 if latent else 2.0 * attn * kv_heads * head * 2.0
+        arch = Architecture(r["family"], kv, float(attn * int(r["attention_heads"]) * head), r["source"])
+        for mid in r["model_ids"].split(";"):
+            out[mid.lower()] = arch
+    return out
+
+
+def architecture(model_id: str | None) -> Architecture | None:
+    """The published configuration of a model, when the table has it (case-insensitive id)."""
+    return _architectures().get(model_id.lower()) if model_id else None
+
+
+@dataclass(frozen=True, slots=True)
+class ServingProfile:
+    """How a kind of service runs models when the request does not say (estimate/serving.json)."""
+
+    name: str
+    batch_per_gpu: tuple[float, float, float]
+    hardware: tuple[str, ...]
+    prefill_efficiency: tuple[float, float, float]
+    moe_replica_gpus: int  # the widest expert-parallel MoE replica (0: only the fewest that hold it)
+    known_moe_replica_gpus: int  # the provider's published layout, 0 when unpublished
+
+
+@functools.lru_cache(maxsize=1)
+def _profiles() -> dict[str, Any]:
+    text = resources.files("wattlens.estimate").joinpath("serving.json").read_text(encoding="utf-8")
+    return dict(json.loads(text)["profiles"])
+
+
+@functools.lru_cache(maxsize=64)
+def serving_profile(provider: str | None) -> ServingProfile:
+    """Production concurrency for API providers, a team's own server for everything else."""
+    profiles = _profiles()
+    name = "production" if provider and provider in profiles["production"]["applies_to"] else "self-hosted"
+    p = profiles[name]
+    lo, mid, hi = (float(x) for x in p["batch_per_gpu"])
+    e_lo, e_mid, e_hi = (float(x) for x in p["prefill_efficiency"])
+    hardware = tuple(p["hardware"].get(provider or "", ()))
+    known = int(p["known_moe_replica_gpus"].get(provider or "", 0))
+    return ServingProfile(name, (lo, mid, hi), hardware, (e_lo, e_mid, e_hi), int(p["moe_replica_gpus"]), known)
 
 
 def _bounds(v: IntervalLike) -> tuple[float, float, float]:
@@ -161,6 +233,15 @@ def _check(**values: float | None) -> None:
             raise InputError(f"{name} must be a non-negative number, got {v}")
 
 
+def _log_spread(mid: float, values: Sequence[float]) -> tuple[float, float]:
+    """How far below and above the mid a set of alternative evaluations reaches, in log units."""
+    lo = min(values)
+    hi = max(values)
+    if not (mid > 0 and lo > 0):  # a request with no tokens: nothing to spread
+        return 0.0, 0.0
+    return max(0.0, math.log(mid / lo)), max(0.0, math.log(hi / mid))
+
+
 def estimate_request(
     *,
     active_params_b: IntervalLike,
@@ -173,10 +254,20 @@ def estimate_request(
     output_tokens: int,
     cached_input_tokens: int = 0,
     factors: FactorSet,
+    model_id: str | None = None,
+    provider: str | None = None,
+    hardware_alternatives: Sequence[str] = (),
 ) -> RequestEstimate:
     """Accelerator energy (Wh) and accelerator-seconds of one request, as intervals.
 
     `hardware` is looked up in the factor set, so a user's hardware file reaches the model.
+    `batch_size` is the replica's concurrency; None takes the provider's serving profile
+    (sequences per accelerator). `model_id` finds the model's published configuration (KV cache,
+    attention width); `hardware_alternatives` are other chips the work may run on.
+
+    The interval combines, in quadrature on a log scale, the spread of each input that is really
+    unknown (batch, parameters, hardware, prefill efficiency) with the model's own out-of-sample
+    error (docs/estimator.md).
     """
     a_lo, a_mid, a_hi = _bounds(active_params_b)
     t_lo, t_mid, t_hi = _bounds(total_params_b)
@@ -196,34 +287,100 @@ def estimate_request(
         raise InputError(f"gpus must be at least 1, got {gpus}")
     cal = calibration()
     acc, calibrated = accelerator_for(factors.hardware.get(hardware))
-    n_gpus = gpus or gpus_needed(t_hi, precision, acc.memory_gb)
+    profile = serving_profile(provider)
+    moe = t_mid > a_mid
+
+    def replica_gpus(memory_gb: float) -> tuple[int, tuple[int, ...]]:
+        """The replica's chips (mid) and the range it may span: a production MoE runs on the fewest
+        that hold the weights (mid) up to a wide expert-parallel group, unless its layout is published."""
+        if gpus:
+            return gpus, ()
+        fewest = gpus_needed(t_hi, precision, memory_gb)
+        if not (moe and batch_size is None):
+            return fewest, ()
+        if profile.known_moe_replica_gpus:
+            return max(fewest, profile.known_moe_replica_gpus), ()
+        widest = profile.moe_replica_gpus
+        return fewest, ((fewest, widest) if widest > fewest else ())
+
+    n_gpus, n_range = replica_gpus(acc.memory_gb)
+    arch = architecture(model_id)
     warnings: list[str] = []
+    c = cal.coefficients
+    e_lo, e_mid, e_hi = profile.prefill_efficiency
+
+    kv_given = arch.kv_bytes_per_token if arch else 0.0
+    width_given = arch.attn_width_layers if arch else 0.0
+    stored = _STORED_BYTES.get(precision, 2.0)
+    fin, fout, fcached = float(input_tokens), float(output_tokens), float(cached_input_tokens)
+    eta_scale = e_mid / c.eta_prefill  # prefill time scales as 1 / efficiency: no re-evaluation needed
+
+    def run(
+        a: float, t: float, per_gpu: float | None, chip: Accelerator = acc, n: int = 0
+    ) -> tuple[Workload, float, float, float, float, float]:
+        """(workload, prefill J, decode J, prefill s, decode s, step s); prefill at the profile's mid efficiency."""
+        n = n or (n_gpus if chip is acc else replica_gpus(chip.memory_gb)[0])
+        t = max(t, a)
+        if per_gpu is None:
+            batch = float(batch_size or 1.0)
+        else:
+            # A long context cannot keep the assumed concurrency: the KV cache must fit in memory.
+            kv = kv_given or KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(a)
+            free = n * chip.memory_gb * 1e9 * 0.9 - t * 1e9 * stored
+            context = (fin + fout) * kv
+            batch = min(per_gpu * n, max(1.0, free / context)) if context > 0 else per_gpu * n
+        w = Workload(a, t, precision, n, batch, fin, fout, fcached, kv_given, width_given)
+        pj, dj, ps, ds, step = request_parts(w, chip, c)
+        return w, pj * eta_scale, dj, ps * eta_scale, ds, step
+
+    b_lo, b_mid, b_hi = (None, None, None) if batch_size is not None else profile.batch_per_gpu
     if batch_size is None:
-        b_low_energy, b_mid, b_high_energy = cal.unknown_batch[2], cal.unknown_batch[1], cal.unknown_batch[0]
         warnings.append("batch-unknown")
-    else:
-        b_low_energy = b_mid = b_high_energy = float(batch_size)
+    w_mid, pj_mid, dj_mid, ps_mid, ds_mid, step_mid = run(a_mid, t_mid, b_mid)
+    j_mid = pj_mid + dj_mid
 
-    def run(a: float, t: float, b: float) -> tuple[float, float]:
-        w = Workload(
-            a, max(t, a), precision, n_gpus, b, float(input_tokens), float(output_tokens), float(cached_input_tokens)
-        )
-        return request_j_and_gpu_s(w, acc, cal.coefficients)
+    def energy(r: tuple[Workload, float, float, float, float, float]) -> float:
+        return r[1] + r[2]
 
-    j_mid, s_mid = run(a_mid, t_mid, b_mid)
-    if a_lo == a_hi and t_lo == t_hi and b_low_energy == b_high_energy:
-        (j_lo, s_lo), (j_hi, s_hi) = (j_mid, s_mid), (j_mid, s_mid)  # a point input: one evaluation
-    else:
-        j_lo, s_lo = run(a_lo, t_lo, b_low_energy)
-        j_hi, s_hi = run(a_hi, t_hi, b_high_energy)
-    widen = 1.0 if calibrated else UNCALIBRATED_WIDENING
+    # Each unknown input moves the mid by its own spread; independent spreads add in quadrature.
+    down, up = [-cal.q_low], [cal.q_high]
+    spreads: list[tuple[float, float]] = []
+    if batch_size is None:
+        spreads.append(_log_spread(j_mid, [energy(run(a_mid, t_mid, b_lo)), energy(run(a_mid, t_mid, b_hi))]))
+    if n_range:
+        spreads.append(_log_spread(j_mid, [energy(run(a_mid, t_mid, b_mid, n=n)) for n in n_range]))
+    if a_lo != a_hi or t_lo != t_hi:
+        spreads.append(_log_spread(j_mid, [energy(run(a_lo, t_lo, b_mid)), energy(run(a_hi, t_hi, b_mid))]))
+    if pj_mid > 0:
+        spreads.append(_log_spread(j_mid, [dj_mid + pj_mid * e_mid / e for e in (e_lo, e_hi)]))
+    alternatives = [h for h in dict.fromkeys(hardware_alternatives) if h != hardware]
+    if alternatives:
+        chips = [accelerator_for(factors.hardware.get(h))[0] for h in alternatives]
+        spreads.append(_log_spread(j_mid, [j_mid, *(energy(run(a_mid, t_mid, b_mid, ch)) for ch in chips)]))
     if not calibrated:
         warnings.append("hardware-uncalibrated")
-    lo_f, hi_f = math.exp(cal.q_low) / widen, math.exp(cal.q_high) * widen
-    lo_j, hi_j = min(j_lo, j_mid, j_hi), max(j_lo, j_mid, j_hi)
-    energy = Interval(lo_j * lo_f / J_PER_WH, j_mid / J_PER_WH, hi_j * hi_f / J_PER_WH)
-    secs = Interval(min(s_lo, s_mid, s_hi) * lo_f, s_mid, max(s_lo, s_mid, s_hi) * hi_f)
-    return RequestEstimate(energy, secs, n_gpus, acc.name, tuple(warnings))
+        spreads.append((math.log(UNCALIBRATED_WIDENING), math.log(UNCALIBRATED_WIDENING)))
+    for d, u in spreads:
+        down.append(d)
+        up.append(u)
+    lo_f = math.exp(-math.sqrt(sum(x * x for x in down)))
+    hi_f = math.exp(math.sqrt(sum(x * x for x in up)))
+    energy_wh = Interval(j_mid * lo_f / J_PER_WH, j_mid / J_PER_WH, j_mid * hi_f / J_PER_WH)
+    s_mid = ps_mid + ds_mid
+    secs = Interval(s_mid * lo_f, s_mid, s_mid * hi_f)
+    assumptions = {
+        "serving_profile": profile.name if batch_size is None else "given",
+        "hardware": acc.name,
+        "gpus": n_gpus,
+        "batch_per_gpu": round(w_mid.batch_size / n_gpus, 2),
+        "precision": precision,
+        "active_params_b": round(a_mid, 3),
+        "kv_kb_per_token": round(kv_bytes_per_token(w_mid) / 1e3, 1),
+        "architecture": arch.family if arch else "size law",
+        "prefill_efficiency": e_mid,
+        "tokens_per_s_per_gpu": round(w_mid.batch_size / n_gpus / step_mid, 1),
+    }
+    return RequestEstimate(energy_wh, secs, n_gpus, acc.name, tuple(warnings), assumptions)
 
 
 def inference_energy(
@@ -270,8 +427,10 @@ __all__ = [
     "BOUNDARIES",
     "BOUNDARY_PARTS",
     "RequestEstimate",
+    "architecture",
     "calibration",
     "estimate_request",
     "inference_energy",
     "scale_to_boundary",
+    "serving_profile",
 ]

@@ -1,20 +1,24 @@
 """Physical model of the accelerator energy of one LLM inference request.
 
 Pure arithmetic on floats (no numpy) so one estimate costs microseconds. The
-fitting script (estimate/fit/fit.py) calls the same functions, so what is
+fitting script (fit/estimator/fit.py) calls the same functions, so what is
 validated is what ships. docs/estimator.md explains every term.
 
-Decode, one step for a batch of B sequences on N accelerators:
-  bytes   = weights touched this step + B x context x KV bytes per token
-  t_mem   = bytes / (N x bandwidth x eta_mem)
-  t_comp  = 2 x active params x B / (N x peak FLOP/s x eta_comp)
-  t_step  = t_fixed + t_comm x log2(N) + t_mem + t_comp
-  busy    = (t_mem + t_comp) / t_step                 (share of the step the chip works)
-  power   = N x TDP x (p_floor + p_busy x busy)      (power rises with work, from a floor)
-  J/token = power x t_step / B        (each step yields one token per sequence)
-Prefill: FLOPs = 2 x active params x input tokens at efficiency eta_prefill,
-  drawing (p_floor + p_busy) x TDP; cached input tokens cost CACHED_INPUT_COST
-  of a fresh one.
+A replica of N accelerators serves B sequences at once (b = B / N per chip).
+Up to one node (8 chips) is one tensor-parallel group; larger replicas are
+several such groups sharing expert-parallel MoE weights (DeepSeek's published
+serving layout), so communication and power follow the group, not the replica.
+
+Decode, one step, per chip:
+  bytes   = weights touched by the replica's batch / N + b x context x KV bytes per token
+  t_mem   = bytes / (bandwidth x eta_mem)
+  t_comp  = 2 x active params x b / (peak FLOP/s x eta_comp)
+  t_step  = t_fixed + t_comm x log2(g) + busy          (g = min(N, 8) chips in a group)
+  power   = TDP x (p_floor + p_busy x busy / t_step + p_batch x ln(b x g))
+  J/token = power x t_step / b        (each step yields one token per sequence)
+Prefill: FLOPs = 2 x active params x tokens + layers x attention width x tokens^2
+  (causal attention over the prompt), at efficiency eta_prefill of peak, drawing
+  p_prefill x TDP; cached input tokens cost CACHED_INPUT_COST of a fresh one.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ import math
 from dataclasses import dataclass
 
 PRECISIONS = ("bf16", "fp16", "fp8", "int8", "mxfp4", "int4", "fp4")
-# KV cache bytes per token of context per sqrt(billion active params), bf16 cache.
-# GQA models cluster here: Llama-3.1-8B 131 KB (46 KB/sqrt(B)), Llama-3.1-70B 328 KB (39),
-# Qwen3-32B 262 KB (46), Qwen3-235B-A22B 193 KB (41); from the models' published configs.
+# KV cache bytes per token of context per sqrt(billion active params), bf16 cache, for models
+# whose configuration is unknown. GQA models cluster here: Llama-3.1-8B 131 kB (46 kB/sqrt(B)),
+# Llama-3.1-70B 328 kB (39), Qwen3-32B 262 kB (46), Qwen3-235B-A22B 193 kB (41); published configs.
 KV_BYTES_PER_TOKEN_PER_SQRT_B = 43_000.0
+# Layers x attention width (heads x head dim) per billion active params^0.7, for the attention FLOPs
+# of prefill when the configuration is unknown: Llama-3.1 8B 32 x 4096 = 131k (law 131k), 70B
+# 80 x 8192 = 655k (596k), 405B 126 x 16384 = 2.06M (2.04M); Meta's published configs.
+ATTN_WIDTH_LAYERS_PER_B07 = 30_500.0
 CACHED_INPUT_COST = 0.1  # a cached prefix token is read, not recomputed: ~10% of its prefill
+TP_GROUP_MAX = 8  # chips in one NVLink/ICI node: one tensor-parallel group
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,7 @@ class Coefficients:
     moe_touch: float
     fp8_bytes: float
     fp4_bytes: float
+    p_prefill: float = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +77,12 @@ class Workload:
     total_params_b: float
     precision: str
     gpus: int
-    batch_size: float
+    batch_size: float  # sequences the whole replica serves at once
     input_tokens: float
     output_tokens: float
     cached_input_tokens: float = 0.0
+    kv_bytes_per_token: float = 0.0  # from the model's configuration; 0: the size law
+    attn_width_layers: float = 0.0  # layers x heads x head dim; 0: the size law
 
 
 def bytes_per_param(precision: str, c: Coefficients) -> float:
@@ -92,7 +104,7 @@ def peak_tflops(acc: Accelerator, precision: str) -> float:
 
 
 def weight_bytes_touched(w: Workload, c: Coefficients) -> float:
-    """Weights read per decode step. For MoE, the experts touched by B tokens grow with B."""
+    """Weights the replica reads per decode step. For MoE, the experts touched by B tokens grow with B."""
     b = bytes_per_param(w.precision, c)
     active, total = w.active_params_b, max(w.total_params_b, w.active_params_b)
     if total > active:
@@ -106,27 +118,29 @@ def weight_bytes_touched(w: Workload, c: Coefficients) -> float:
 
 
 def kv_bytes_per_token(w: Workload) -> float:
-    return KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(w.active_params_b)
+    return w.kv_bytes_per_token or KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(w.active_params_b)
 
 
-def _step_work(w: Workload, c: Coefficients) -> tuple[float, float]:
-    """Bytes read and FLOPs done by one decode step of the whole batch."""
+def attn_width_layers(w: Workload) -> float:
+    return w.attn_width_layers or ATTN_WIDTH_LAYERS_PER_B07 * math.pow(w.active_params_b, 0.7)
+
+
+def _step_times(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float, float]:
+    """(busy seconds, total seconds, sequences per tensor-parallel group) of one decode step."""
+    n = w.gpus
+    per_chip = w.batch_size / n
+    group = min(n, TP_GROUP_MAX)
     context = w.input_tokens + w.output_tokens / 2.0
-    bytes_read = weight_bytes_touched(w, c) + w.batch_size * context * kv_bytes_per_token(w)
-    flops = 2.0 * w.active_params_b * 1e9 * w.batch_size
-    return bytes_read, flops
-
-
-def _step_times(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float]:
-    """(busy seconds, total seconds) of one decode step."""
-    bytes_read, flops = _step_work(w, c)
-    t_mem = bytes_read / (w.gpus * acc.memory_bandwidth_tb_per_s * 1e12 * c.eta_mem * acc.efficiency)
-    t_comp = flops / (w.gpus * peak_tflops(acc, w.precision) * 1e12 * c.eta_comp * acc.efficiency)
+    bytes_read = weight_bytes_touched(w, c) / n + per_chip * context * kv_bytes_per_token(w)
+    flops = 2.0 * w.active_params_b * 1e9 * per_chip
+    t_mem = bytes_read / (acc.memory_bandwidth_tb_per_s * 1e12 * c.eta_mem * acc.efficiency)
+    t_comp = flops / (peak_tflops(acc, w.precision) * 1e12 * c.eta_comp * acc.efficiency)
     busy = max(t_mem, t_comp) + 0.5 * min(t_mem, t_comp)
+    group_batch = per_chip * group
     # Tensor-parallel all-reduces: a latency per layer (layers grow ~ sqrt(params)) and a volume
-    # per token of the batch (hidden size ~ sqrt(params)); none on one chip.
-    comm = math.log2(w.gpus) * math.sqrt(w.active_params_b) * (c.t_comm_s + c.t_comm_token_s * w.batch_size)
-    return busy, c.t_fixed_s + comm + busy
+    # per token of the group's batch (hidden size ~ sqrt(params)); none on one chip.
+    comm = math.log2(group) * math.sqrt(w.active_params_b) * (c.t_comm_s + c.t_comm_token_s * group_batch)
+    return busy, c.t_fixed_s + comm + busy, group_batch
 
 
 def power_share(c: Coefficients, busy_share: float, batch: float, gpus: int) -> float:
@@ -141,15 +155,33 @@ def decode_step_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
 
 
 def decode_j_per_token(w: Workload, acc: Accelerator, c: Coefficients) -> float:
-    busy, step = _step_times(w, acc, c)
-    power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, w.batch_size, w.gpus)
+    busy, step, group_batch = _step_times(w, acc, c)
+    power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, group_batch, min(w.gpus, TP_GROUP_MAX))
     return power_w * step / w.batch_size
 
 
+def tokens_per_s_per_gpu(w: Workload, acc: Accelerator, c: Coefficients) -> float:
+    """Output tokens per second per chip the assumed serving reaches (to check against published throughput)."""
+    return w.batch_size / w.gpus / decode_step_s(w, acc, c)
+
+
+def prefill_flops(w: Workload) -> float:
+    """Linear layers over the fresh prompt tokens, plus causal attention over the whole prompt
+    (cached tokens are attended to but not recomputed)."""
+    fresh = max(w.input_tokens - w.cached_input_tokens, 0.0)
+    linear = 2.0 * w.active_params_b * 1e9 * (fresh + CACHED_INPUT_COST * w.cached_input_tokens)
+    # sum over fresh positions i of 2 x layers x width x i  =  layers x width x (n^2 - cached^2)
+    attention = attn_width_layers(w) * (w.input_tokens**2 - w.cached_input_tokens**2)
+    return linear + attention
+
+
+def _prefill_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
+    """Chip-seconds of prefill (split over the replica's chips, the total is the same)."""
+    return prefill_flops(w) / (peak_tflops(acc, w.precision) * 1e12 * c.eta_prefill * acc.efficiency)
+
+
 def prefill_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
-    tokens = max(w.input_tokens - w.cached_input_tokens, 0.0) + CACHED_INPUT_COST * w.cached_input_tokens
-    seconds = 2.0 * w.active_params_b * 1e9 * tokens / (peak_tflops(acc, w.precision) * 1e12 * c.eta_prefill)
-    return seconds * acc.tdp_w * min(1.0, c.p_floor + c.p_busy)
+    return _prefill_s(w, acc, c) * acc.tdp_w * c.p_prefill
 
 
 def request_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
@@ -157,21 +189,26 @@ def request_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     return prefill_j(w, acc, c) + w.output_tokens * decode_j_per_token(w, acc, c)
 
 
+def request_parts(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float, float, float, float]:
+    """(prefill J, decode J, prefill chip-s, decode chip-s, decode step s) in one pass (the hot path)."""
+    busy, step, group_batch = _step_times(w, acc, c)
+    power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, group_batch, min(w.gpus, TP_GROUP_MAX))
+    prefill_s = _prefill_s(w, acc, c)
+    return (
+        prefill_s * acc.tdp_w * c.p_prefill,
+        w.output_tokens * power_w * step / w.batch_size,
+        prefill_s,
+        w.gpus * step * w.output_tokens / w.batch_size,
+        step,
+    )
+
+
 def request_j_and_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float]:
-    """request_j and request_gpu_s in one pass (the hot path of every receipt)."""
-    busy, step = _step_times(w, acc, c)
-    power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, w.batch_size, w.gpus)
-    tokens = max(w.input_tokens - w.cached_input_tokens, 0.0)
-    flop_s = 2.0 * w.active_params_b * 1e9 / (peak_tflops(acc, w.precision) * 1e12 * c.eta_prefill)
-    prefill_s = flop_s * (tokens + CACHED_INPUT_COST * w.cached_input_tokens)
-    joules = prefill_s * acc.tdp_w * min(1.0, c.p_floor + c.p_busy) + w.output_tokens * power_w * step / w.batch_size
-    gpu_s = w.gpus * step * w.output_tokens / w.batch_size + flop_s * tokens
-    return joules, gpu_s
+    """request_j and request_gpu_s in one pass."""
+    pj, dj, ps, ds, _ = request_parts(w, acc, c)
+    return pj + dj, ps + ds
 
 
 def request_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     """Accelerator-seconds the request occupies (its share of batched steps), for embodied emissions."""
-    decode = w.gpus * decode_step_s(w, acc, c) * w.output_tokens / w.batch_size
-    tokens = max(w.input_tokens - w.cached_input_tokens, 0.0)
-    prefill = 2.0 * w.active_params_b * 1e9 * tokens / (peak_tflops(acc, w.precision) * 1e12 * c.eta_prefill)
-    return decode + prefill
+    return w.gpus * decode_step_s(w, acc, c) * w.output_tokens / w.batch_size + _prefill_s(w, acc, c)
