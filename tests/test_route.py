@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,15 @@ def test_logistic_head_learns_a_separable_rule() -> None:
     assert ((p > 0.5) == (y > 0.5)).mean() > 0.97
 
 
-def test_train_and_evaluate_on_real_prompts(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sample() -> tuple[Any, Any]:
+    """The 400 sample prompts and their features, embedded once for the tests that train."""
     d = load(SAMPLE)
-    x = features(d.prompts)
+    return d, features(d.prompts)
+
+
+def test_train_and_evaluate_on_real_prompts(tmp_path: Path, sample: tuple[Any, Any]) -> None:
+    d, x = sample
     m = evaluate(d, x, quality=0.95, folds=3)
     assert m["n"] == len(d.prompts) and 0 <= m["router"]["share_large"] <= 1
     assert m["always_small"]["accuracy"] == pytest.approx(d.weak.mean())
@@ -149,12 +156,113 @@ def test_two_stage_router_decides_cheaply_when_confident() -> None:
     assert full.p_cheap("x") is None and 0 <= full.decide("What is the capital of France?")[1] <= 1
 
 
-def test_calibrate_to_a_share_of_large_model_calls() -> None:
+def test_calibrate_to_a_share_of_large_model_calls(sample: tuple[Any, Any]) -> None:
     from wattlens.route.train import at_share
 
-    d = load(SAMPLE)
-    x = features(d.prompts)
+    d, x = sample
     m = evaluate(d, x, quality=0.95, folds=3)
     art = train(d, x, 0.95, m, max_large_share=0.3)
     row = at_share(m["curves"]["two_stage"], 0.3)
     assert row["share_large"] <= 0.3 and art.threshold == min(max(row["threshold"], 0.0), 1.0)
+
+
+# -- everyday chat and the budget as the router's third target --------------------------------------
+
+EVERYDAY = Path(__file__).parents[1] / "fit" / "router" / "everyday_chat.csv"
+
+
+def test_threshold_for_preference_and_budget_worked_examples() -> None:
+    from wattlens.errors import InputError
+    from wattlens.route import threshold_for
+
+    assert threshold_for(0.8) == 0.8
+    assert threshold_for(0.8, "quality") == pytest.approx(0.9)  # halfway to 1
+    assert threshold_for(0.8, "energy") == pytest.approx(0.4)  # halfway to 0
+    assert threshold_for(0.8, budget_used_share=0.3) == 0.8  # below the start of the pressure: unchanged
+    assert threshold_for(0.8, budget_used_share=0.5) == 0.8
+    assert threshold_for(0.8, budget_used_share=0.75) == pytest.approx(0.4)  # half-way from 50 % to 100 %: half
+    assert threshold_for(0.8, "quality", 0.9) == pytest.approx(0.9 * 0.2)  # (0.9 - 0.5) / 0.5 = 0.8 of the way to 0
+    assert threshold_for(0.8, budget_used_share=1.0) == 0.0 and threshold_for(0.8, budget_used_share=3.0) == 0.0
+    shares = [i / 20 for i in range(31)]
+    ts = [threshold_for(0.9, "balanced", u) for u in shares]
+    assert all(a >= b for a, b in itertools.pairwise(ts))  # more budget used: never a higher threshold
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="budget_used_share"):
+            threshold_for(0.8, budget_used_share=bad)
+    with pytest.raises(InputError, match="preference"):
+        threshold_for(0.8, "cheapest")
+    with pytest.raises(InputError, match="threshold"):
+        threshold_for(1.2)
+
+
+def test_budget_pressure_moves_a_hard_request_to_the_small_model() -> None:
+    router = Router(Artefact.load())
+    hard = [{"role": "user", "content": "Prove that there are infinitely many primes, then generalise the proof."}]
+    calm = router.choose(hard, "balanced", budget_used_share=None)
+    spent = router.choose(hard, "balanced", budget_used_share=1.0)
+    assert spent.threshold == 0.0 and spent.small and spent.stage == "embedded"  # the cheap "large" is not final
+    assert calm.threshold == router.default_threshold
+    half = router.choose(hard, "balanced", budget_used_share=0.75)
+    assert half.threshold == pytest.approx(router.default_threshold / 2)
+    assert half.small == (half.p_small_ok >= half.threshold)
+
+
+def test_a_single_user_message_is_embedded_as_trained() -> None:
+    assert conversation_text([{"role": "user", "content": "hi"}]) == ("hi", 1)
+    assert (
+        conversation_text([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}])[0]
+        == "system: x\nuser: hi"
+    )
+
+
+def test_weights_count_rows_as_copies() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 2))
+    y = (x[:, 0] + rng.normal(size=60) > 0).astype(float)
+    weight = np.ones(60)
+    weight[:10] = 2.0
+    dup = fit_logistic(np.vstack([x, x[:10]]), np.concatenate([y, y[:10]]), l2=1.0)
+    weighted = fit_logistic(x, y, l2=1.0, weight=weight)
+    for a, b in zip(dup, weighted, strict=True):
+        assert np.allclose(a, b)
+
+
+def test_everyday_set_follows_its_rule_and_keeps_evaluation_out_of_training() -> None:
+    rows = list(csv.DictReader(EVERYDAY.open(encoding="utf-8")))
+    train_p = {r["prompt"].strip().lower() for r in rows if r["split"] == "train"}
+    eval_p = [r["prompt"].strip().lower() for r in rows if r["split"] == "eval"]
+    assert eval_p and not train_p & set(eval_p)
+    for r in rows:
+        easy = r["difficulty"] == "easy"
+        assert (r["weak_correct"], r["strong_correct"]) == (("True", "True") if easy else ("False", "True"))
+        assert (r["category"] == "hard") == (not easy)
+    cats = {r["category"] for r in rows}
+    assert cats == {"greeting", "fact", "arithmetic", "rewrite", "translation", "summary", "code", "hard"}
+    assert all({r["split"] for r in rows if r["category"] == c} == {"train", "eval"} for c in cats)
+    assert {"hi", "what is the capital of france?", "what is 2+2?"} <= set(eval_p)  # the issue's prompts
+
+
+def test_balanced_mode_keeps_everyday_chat_on_the_small_model() -> None:
+    """The shipped router on the held-out everyday prompts, routed as the gateway routes them."""
+    from wattlens.route.train import evaluate_requests
+
+    chat = load(EVERYDAY).where("split", "eval")
+    two = evaluate_requests(Router(Artefact.load()), chat)
+    full = evaluate_requests(Router(Artefact.load(), two_stage=False), chat)
+    assert two["easy"]["n"] + two["hard"]["n"] == len(chat.prompts)
+    assert two["easy"]["share_large"] <= 0.2 and full["easy"]["share_large"] <= 0.2
+    assert two["hard"]["share_large"] > two["easy"]["share_large"]  # not one-sided: hard requests still go large
+
+
+def test_extra_rows_train_but_are_not_scored(sample: tuple[Any, Any]) -> None:
+    d, x = sample
+    chat = load(EVERYDAY).where("split", "train")
+    xc = features(chat.prompts)
+    m = evaluate(d, x, quality=0.95, folds=3, extra=chat, x_extra=xc, extra_weight=3.0)
+    assert m["n"] == len(d.prompts) and m["extra_cv"]["n"] == len(chat.prompts)
+    for k in ("two_stage", "router"):
+        assert 0.0 <= m["extra_cv"][k]["easy_share_large"] <= 1.0
+    art = train(d, x, 0.95, m, extra=chat, x_extra=xc, extra_weight=3.0)
+    assert "weight 3" in art.trained_on and len(art.weights) == x.shape[1]

@@ -23,14 +23,26 @@ def route_train(
     max_large_share: Annotated[
         float | None, typer.Option(help="Calibrate to at most this share of large-model calls instead of the quality floor.")
     ] = None,
+    extra: Annotated[
+        str | None,
+        typer.Option(
+            help="A second CSV (same columns), e.g. fit/router/everyday_chat.csv: trains the first stage and the "
+            "chat heads, never scored; rows with a 'split' column other than 'train' are left out."
+        ),
+    ] = None,
+    extra_weight: Annotated[float, typer.Option(help="How many GSM8K/MMLU rows one --extra row counts for.")] = 10.0,
 ) -> None:
-    """Train the router (embeddings + logistic head) and calibrate its threshold by cross-validation."""
+    """Train the router (embeddings + logistic heads) and calibrate its threshold by cross-validation."""
     from wattlens.route.train import evaluate, features, load, train
 
     d = load(data, limit)
     x = features(d.prompts, progress=lambda m: err.print(m))
-    metrics = evaluate(d, x, quality)
-    art = train(d, x, quality, metrics, max_large_share=max_large_share)
+    more = load(extra) if extra else None
+    if more is not None and "split" in (more.columns or {}):
+        more = more.where("split", "train")
+    xe = features(more.prompts, progress=lambda m: err.print(m)) if more is not None else None
+    metrics = evaluate(d, x, quality, extra=more, x_extra=xe, extra_weight=extra_weight)
+    art = train(d, x, quality, metrics, max_large_share=max_large_share, extra=more, x_extra=xe, extra_weight=extra_weight)
     art.save(out)
     r = metrics["router"]
     err.print(

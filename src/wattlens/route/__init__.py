@@ -4,6 +4,9 @@ The decision is a logistic head over all-MiniLM-L6-v2 sentence embeddings of the
 plus cheap features (length, code and maths markers, turns). It predicts P(small is as good as
 large); the request goes to the small model when that probability clears a threshold chosen
 for a quality floor. `wattlens route train` fits an artefact; `wattlens route eval` evaluates.
+
+The threshold has three inputs: the calibrated quality floor, the caller's preference (quality,
+balanced, energy) and the pressure of an energy or carbon budget (`threshold_for`).
 """
 
 from __future__ import annotations
@@ -27,9 +30,16 @@ FEATURES = ("log_chars", "log_words", "digits_share", "has_code", "has_math", "q
 
 
 def conversation_text(messages: Sequence[dict[str, Any]] | str) -> tuple[str, int]:
-    """The whole conversation as one text (every turn counts), and its number of user turns."""
+    """The whole conversation as one text (every turn counts), and its number of user turns.
+
+    A single user message is its own text, exactly as the prompts the router was trained on.
+    """
     if isinstance(messages, str):
         return messages, 1
+    if len(messages) == 1 and messages[0].get("role", "user") == "user":
+        content = messages[0].get("content")
+        if isinstance(content, str):
+            return content, 1
     parts, turns = [], 0
     for m in messages:
         content = m.get("content")
@@ -56,6 +66,51 @@ def cheap_features(text: str, turns: int = 1) -> list[float]:
     ]
 
 
+PREFERENCES = ("quality", "balanced", "energy")
+BUDGET_PRESSURE_START = 0.5  # share of a budget used before the router starts to favour the small model
+
+
+def threshold_for(
+    base: float,
+    preference: str = "balanced",
+    budget_used_share: float | None = None,
+    pressure_start: float = BUDGET_PRESSURE_START,
+) -> float:
+    """The threshold on P(small is as good) for one request, from its three targets.
+
+    1. quality: `base`, the threshold calibrated for the quality floor;
+    2. preference: `quality` moves it halfway to 1, `energy` halfway to 0, `balanced` keeps it;
+    3. budget: `budget_used_share` (energy or carbon used so far in the period / the budget, 0..1;
+       None when the team has no budget) leaves the threshold alone up to `pressure_start` and
+       then lowers it linearly to 0 at 100 % of the budget (every request to the small model);
+       beyond the budget it stays 0.
+    """
+    if not 0.0 <= base <= 1.0:
+        raise InputError(f"router threshold must be in [0, 1], got {base}")
+    scaled = {"quality": (base + 1.0) / 2.0, "balanced": base, "energy": base / 2.0}
+    if preference not in scaled:
+        raise InputError(f"routing preference must be one of {', '.join(PREFERENCES)}, got {preference!r}")
+    t = scaled[preference]
+    if budget_used_share is None:
+        return t
+    if not math.isfinite(budget_used_share) or budget_used_share < 0.0:
+        raise InputError(f"budget_used_share must be a finite number >= 0, got {budget_used_share}")
+    if not 0.0 <= pressure_start < 1.0:
+        raise InputError(f"pressure_start must be in [0, 1), got {pressure_start}")
+    pressure = min(max((budget_used_share - pressure_start) / (1.0 - pressure_start), 0.0), 1.0)
+    return t * (1.0 - pressure)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One routing decision: which model, how sure, against which threshold, and how it was decided."""
+
+    small: bool
+    p_small_ok: float
+    threshold: float
+    stage: str  # "cheap": the first stage decided alone; "embedded": the embedding head decided
+
+
 @dataclass(frozen=True)
 class Artefact:
     version: int
@@ -74,6 +129,10 @@ class Artefact:
     cheap_std: list[float] | None = None
     cheap_lo: float = -1.0  # p <= lo: large model without embedding
     cheap_hi: float = 2.0  # p >= hi: small model without embedding
+    # Optional everyday-chat heads, each {"weights", "bias", "mean", "std"}: the embedded probability
+    # is gate * chat + (1 - gate) * main, where gate is P(a trivially easy everyday request).
+    gate: dict[str, Any] | None = None
+    chat: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Artefact:
@@ -111,6 +170,22 @@ def design(emb: Any, feats: Any) -> Any:
     return np.hstack([emb, np.asarray(feats, dtype=np.float64)])
 
 
+def _logistic(x: Any, w: Any, b: float, mean: Any, std: Any) -> float:
+    z = float(((x - mean) / std) @ w + b)
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+def _head(d: dict[str, Any] | None) -> tuple[Any, float, Any, Any] | None:
+    import numpy as np
+
+    if d is None:
+        return None
+    try:
+        return np.asarray(d["weights"]), float(d["bias"]), np.asarray(d["mean"]), np.asarray(d["std"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"router artefact has a malformed head: {e}") from e
+
+
 class Router:
     """Loaded once at gateway start; decide() costs one embedding and a dot product."""
 
@@ -130,12 +205,17 @@ class Router:
             if a.cheap_weights is not None and a.cheap_mean is not None and a.cheap_std is not None
             else None
         )
+        self._gate = _head(a.gate)
+        self._chat = _head(a.chat)
 
     def p_small_ok(self, messages: Sequence[dict[str, Any]] | str) -> float:
         text, turns = conversation_text(messages)
         x = design(embed([text[-4000:]]), [cheap_features(text, turns)])[0]
-        z = float(((x - self._mean) / self._std) @ self._w + self.a.bias)
-        return 1.0 / (1.0 + math.exp(-z))
+        p = _logistic(x, self._w, self.a.bias, self._mean, self._std)
+        if self._gate is not None and self._chat is not None:
+            g = _logistic(x, *self._gate)
+            p = g * _logistic(x, *self._chat) + (1.0 - g) * p
+        return p
 
     def p_cheap(self, messages: Sequence[dict[str, Any]] | str) -> float | None:
         """The first stage's probability from the cheap features alone (None without a first stage)."""
@@ -146,20 +226,62 @@ class Router:
         z = float(((cheap_features(text, turns) - mean) / std) @ w + self.a.cheap_bias)
         return 1.0 / (1.0 + math.exp(-z))
 
-    def decide(self, messages: Sequence[dict[str, Any]] | str, threshold: float | None = None) -> tuple[bool, float]:
-        """(use the small model?, its probability of being as good as the large one).
+    @property
+    def default_threshold(self) -> float:
+        """The threshold calibrated for the quality floor (balanced mode, no budget pressure)."""
+        return self.a.threshold if self.two_stage else self.full_threshold
 
-        A confident first stage decides alone in microseconds; the rest pay for the embedding.
+    def decision(self, messages: Sequence[dict[str, Any]] | str, threshold: float | None = None) -> Decision:
+        """Decide small or large against a threshold (default: the calibrated one).
+
+        A confident first stage decides alone in microseconds when the threshold can only confirm
+        it: "small" at the calibrated threshold or below, "large" at it or above. The rest (and
+        every request once a preference or budget moves the threshold the other way) pay for
+        the embedding.
         """
-        default = self.a.threshold if self.two_stage else self.full_threshold
+        default = self.default_threshold
         t = default if threshold is None else threshold
         if not 0.0 <= t <= 1.0:
             raise InputError(f"router threshold must be in [0, 1], got {t}")
         p1 = self.p_cheap(messages)
-        if p1 is not None and threshold is None and (p1 >= self.a.cheap_hi or p1 <= self.a.cheap_lo):
-            return p1 >= self.a.cheap_hi, p1
+        if p1 is not None:
+            if p1 >= self.a.cheap_hi and t <= default:
+                return Decision(True, p1, t, "cheap")
+            if p1 <= self.a.cheap_lo and t >= default:
+                return Decision(False, p1, t, "cheap")
         p = self.p_small_ok(messages)
-        return p >= t, p
+        return Decision(p >= t, p, t, "embedded")
+
+    def decide(self, messages: Sequence[dict[str, Any]] | str, threshold: float | None = None) -> tuple[bool, float]:
+        """(use the small model?, its probability of being as good as the large one)."""
+        d = self.decision(messages, threshold)
+        return d.small, d.p_small_ok
+
+    def choose(
+        self,
+        messages: Sequence[dict[str, Any]] | str,
+        preference: str = "balanced",
+        budget_used_share: float | None = None,
+        threshold: float | None = None,
+    ) -> Decision:
+        """The decision for a request with a preference and a team's budget use (see threshold_for).
+
+        `threshold` replaces the calibrated base (a route's configured threshold).
+        """
+        base = self.default_threshold if threshold is None else threshold
+        return self.decision(messages, threshold_for(base, preference, budget_used_share))
 
 
-__all__ = ["FEATURES", "Artefact", "Router", "cheap_features", "conversation_text", "design", "embed"]
+__all__ = [
+    "BUDGET_PRESSURE_START",
+    "FEATURES",
+    "PREFERENCES",
+    "Artefact",
+    "Decision",
+    "Router",
+    "cheap_features",
+    "conversation_text",
+    "design",
+    "embed",
+    "threshold_for",
+]

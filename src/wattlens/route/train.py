@@ -1,7 +1,11 @@
 """Train and evaluate the router on a CSV of prompts with per-model correctness.
 
-Columns: prompt, weak_correct, strong_correct (True/False); optional: dataset.
+Columns: prompt, weak_correct, strong_correct (True/False); optional: dataset, category, split,
+difficulty (the everyday-chat set, fit/router/everyday_chat.csv).
 Label: the small (weak) model is good enough when it is right or the large one is wrong too.
+
+Extra rows (everyday chat) can join every training fold with a weight, without being scored in the
+cross-validation of the main file, so the main file's held-out result stays comparable.
 """
 
 from __future__ import annotations
@@ -27,6 +31,21 @@ class Data:
     weak: Any  # numpy bool arrays
     strong: Any
     digest: str
+    columns: dict[str, list[str]] | None = None  # other columns of the file, by name
+
+    def where(self, column: str, value: str) -> Data:
+        """The rows whose `column` equals `value` (for the everyday set's split or difficulty)."""
+        cols = self.columns or {}
+        if column not in cols:
+            raise InputError(f"the data has no column {column!r}")
+        keep = [i for i, v in enumerate(cols[column]) if v == value]
+        return Data(
+            [self.prompts[i] for i in keep],
+            self.weak[keep],
+            self.strong[keep],
+            f"{self.digest}:{column}={value}",
+            {k: [v[i] for i in keep] for k, v in cols.items()},
+        )
 
 
 def _bool(v: str, where: str) -> bool:
@@ -52,7 +71,9 @@ def load(path: str | Path, limit: int | None = None) -> Data:
     rows = rows[:limit] if limit else rows
     weak = np.array([_bool(r["weak_correct"], f"{p} line {i + 2}") for i, r in enumerate(rows)])
     strong = np.array([_bool(r["strong_correct"], f"{p} line {i + 2}") for i, r in enumerate(rows)])
-    return Data([r["prompt"] for r in rows], weak, strong, hashlib.sha256(text.encode()).hexdigest()[:16])
+    other = [k for k in rows[0] if k not in ("prompt", "weak_correct", "strong_correct")]
+    columns = {k: [r[k] or "" for r in rows] for k in other}
+    return Data([r["prompt"] for r in rows], weak, strong, hashlib.sha256(text.encode()).hexdigest()[:16], columns)
 
 
 def features(prompts: Sequence[str], progress: Callable[[str], None] | None = None) -> Any:
@@ -61,11 +82,16 @@ def features(prompts: Sequence[str], progress: Callable[[str], None] | None = No
     return design(embed([p[-4000:] for p in prompts]), [cheap_features(p) for p in prompts])
 
 
-def fit_logistic(x: Any, y: Any, l2: float = 1.0, iters: int = 25) -> tuple[Any, float, Any, Any]:
-    """L2-regularised logistic regression by Newton's method on standardised features."""
+def fit_logistic(x: Any, y: Any, l2: float = 1.0, iters: int = 25, weight: Any = None) -> tuple[Any, float, Any, Any]:
+    """L2-regularised logistic regression by Newton's method on standardised features.
+
+    `weight` (one per row, default 1) counts a row as that many copies of itself.
+    """
     import numpy as np
 
-    mean, std = x.mean(0), x.std(0) + 1e-6
+    sw = np.ones(len(x)) if weight is None else np.asarray(weight, dtype=np.float64)
+    mean = np.average(x, axis=0, weights=sw)
+    std = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=sw)) + 1e-6
     z = (x - mean) / std
     n, d = z.shape
     a = np.hstack([z, np.ones((n, 1))])
@@ -74,8 +100,8 @@ def fit_logistic(x: Any, y: Any, l2: float = 1.0, iters: int = 25) -> tuple[Any,
     reg[-1] = 0.0
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-(a @ w)))
-        g = a.T @ (p - y) + reg * w
-        h = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg)
+        g = a.T @ (sw * (p - y)) + reg * w
+        h = (a * (sw * p * (1 - p))[:, None]).T @ a + np.diag(reg)
         step = np.linalg.solve(h, g)
         w -= step
         if np.abs(step).max() < 1e-7:
@@ -140,25 +166,93 @@ def at_quality(rows: list[dict[str, float]], target: float) -> dict[str, float]:
     return min(ok, key=lambda r: r["share_large"]) if ok else rows[-1]
 
 
-def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: int = 7, l2: float = 30.0) -> dict[str, Any]:
-    """K-fold cross-validated curves for the router and the baselines, and the point at the quality floor."""
+def _stack(x: Any, y: Any, x_extra: Any, y_extra: Any, extra_weight: float) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    if x_extra is None or len(x_extra) == 0:
+        return x, y, None
+    w = np.concatenate([np.ones(len(x)), np.full(len(x_extra), extra_weight)])
+    return np.vstack([x, x_extra]), np.concatenate([y, y_extra]), w
+
+
+CHAT_L2 = 10.0  # L2 strength of the everyday-chat head (162 training rows: stronger than the main head's)
+Head = tuple[Any, float, Any, Any]  # weights, bias, mean, std of one logistic head
+
+
+def fit_heads(x: Any, y: Any, x_e: Any, y_e: Any, l2: float, extra_weight: float) -> dict[str, Head]:
+    """The router's logistic heads on one training set.
+
+    main: P(small good enough) on the main data (GSM8K/MMLU) alone, so its result stays comparable;
+    cheap: the first stage on the cheap features, main and everyday rows (weighted);
+    gate: P(a trivially easy everyday request), everyday rows whose label is "small good enough"
+    against the main rows and the hard everyday rows; chat: P(small good enough) on everyday rows.
+    The embedded probability mixes them: gate * chat + (1 - gate) * main (see score_heads).
+    """
+    import numpy as np
+
+    n_cheap = len(cheap_features("x"))
+    heads = {"main": fit_logistic(x, y, l2)}
+    xa, ya, wa = _stack(x, y, x_e, y_e, extra_weight)
+    heads["cheap"] = fit_logistic(xa[:, -n_cheap:], ya, 1.0, weight=wa)
+    if x_e is not None and len(x_e) and extra_weight > 0:
+        xg, yg, wg = _stack(x, np.zeros(len(x)), x_e, y_e, extra_weight)
+        heads["gate"] = fit_logistic(xg, yg, l2, weight=wg)
+        heads["chat"] = fit_logistic(x_e, y_e, CHAT_L2)
+    return heads
+
+
+def score_heads(heads: dict[str, Head], x: Any) -> tuple[Any, Any]:
+    """(embedded P(small good enough), the cheap first stage's P) for each row of x."""
+    p = predict(x, *heads["main"])
+    if "gate" in heads:
+        g = predict(x, *heads["gate"])
+        p = g * predict(x, *heads["chat"]) + (1.0 - g) * p
+    return p, predict(x[:, -len(cheap_features("x")) :], *heads["cheap"])
+
+
+def labels(data: Data) -> Any:
+    """1 where the small model is good enough: it is right, or the large one is wrong too."""
+    return (data.weak | ~data.strong).astype(float)
+
+
+def evaluate(
+    data: Data,
+    x: Any,
+    quality: float = 0.95,
+    folds: int = 5,
+    seed: int = 7,
+    l2: float = 30.0,
+    extra: Data | None = None,
+    x_extra: Any = None,
+    extra_weight: float = 1.0,
+) -> dict[str, Any]:
+    """K-fold cross-validated curves for the router and the baselines, and the point at the quality floor.
+
+    Only `data` is scored. `extra` rows (everyday chat) are split into the same number of folds:
+    the other folds' extra rows join each training fold with `extra_weight`, and the held-out
+    extra rows get routed at the calibrated thresholds (`extra_cv`), so a weight can be chosen
+    on training data alone.
+    """
     import numpy as np
 
     n = len(data.prompts)
-    y = (data.weak | ~data.strong).astype(float)
+    y = labels(data)
     rng = np.random.default_rng(seed)
     fold = rng.permutation(n) % folds
-    score = np.zeros(n)
+    has_extra = extra is not None and x_extra is not None and len(extra.prompts) > 0
+    ne = len(extra.prompts) if has_extra and extra is not None else 0
+    y_e = labels(extra) if has_extra and extra is not None else np.zeros(0)
+    fold_e = np.random.default_rng(seed + 1).permutation(ne) % folds
+    x_e = x_extra if has_extra else np.zeros((0, x.shape[1]))
+    score, p1 = np.zeros(n), np.zeros(n)
+    score_e, p1_e = np.zeros(ne), np.zeros(ne)
     for k in range(folds):
         tr, te = fold != k, fold == k
-        w, b, m, s = fit_logistic(x[tr], y[tr], l2)
-        score[te] = predict(x[te], w, b, m, s)
-    n_cheap = len(cheap_features("x"))
-    p1 = np.zeros(n)
-    for k in range(folds):
-        tr, te = fold != k, fold == k
-        w, b, m, s = fit_logistic(x[tr][:, -n_cheap:], y[tr], 1.0)
-        p1[te] = predict(x[te][:, -n_cheap:], w, b, m, s)
+        tr_e, te_e = fold_e != k, fold_e == k
+        heads = fit_heads(x[tr], y[tr], x_e[tr_e] if has_extra else None, y_e[tr_e], l2, extra_weight)
+        score[te], p1[te] = score_heads(heads, x[te])
+        if has_extra:
+            score_e[te_e], p1_e[te_e] = score_heads(heads, x_e[te_e])
     lo, hi = float(np.quantile(p1, CHEAP_BAND[0])), float(np.quantile(p1, CHEAP_BAND[1]))
     early_small, early_large = p1 >= hi, p1 <= lo
     # Two stages as one score: confident first-stage answers sit above or below every second-stage score.
@@ -174,8 +268,9 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
     oracle_large = ~data.weak & data.strong
     random_share = (target - acc_small) / (acc_large - acc_small) if acc_large > acc_small else 0.0
     best = at_quality(router, target)
+    best_two = at_quality(two_rows, target)
     e_all_large = float(e_large.sum())
-    return {
+    out: dict[str, Any] = {
         "n": n,
         "folds": folds,
         "quality": quality,
@@ -188,11 +283,11 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
             "energy_saved_wh_per_request": (e_all_large - best["energy_wh"]) / n,
         },
         "two_stage": {
-            **at_quality(two_rows, target),
+            **best_two,
             "decided_early": float((early_small | early_large).mean()),
             "cheap_lo": lo,
             "cheap_hi": hi,
-            "energy_saved_share": 1 - at_quality(two_rows, target)["energy_wh"] / float(e_large.sum()),
+            "energy_saved_share": 1 - best_two["energy_wh"] / e_all_large,
         },
         "random": {"share_large": max(0.0, min(1.0, random_share))},
         "length_rule": at_quality(length, target),
@@ -206,6 +301,23 @@ def evaluate(data: Data, x: Any, quality: float = 0.95, folds: int = 5, seed: in
         "at_large_share": {str(k): at_share(two_rows, k) for k in (0.2, 0.3, 0.4, 0.5)},
         "energy_models": {"small": SMALL, "large": LARGE, "output_tokens": OUTPUT_TOKENS},
     }
+    if has_extra:
+        easy = y_e > 0.5
+        two_small = (p1_e >= hi) | ((p1_e > lo) & (score_e >= best_two["threshold"]))
+        full_small = score_e >= best["threshold"]
+        out["extra_cv"] = {
+            "n": ne,
+            "weight": extra_weight,
+            "two_stage": {
+                "easy_share_large": float((~two_small[easy]).mean()) if easy.any() else 0.0,
+                "hard_share_large": float((~two_small[~easy]).mean()) if (~easy).any() else 0.0,
+            },
+            "router": {
+                "easy_share_large": float((~full_small[easy]).mean()) if easy.any() else 0.0,
+                "hard_share_large": float((~full_small[~easy]).mean()) if (~easy).any() else 0.0,
+            },
+        }
+    return out
 
 
 def evaluate_artefact(data: Data, x: Any, artefact: Artefact, quality: float = 0.95) -> dict[str, Any]:
@@ -243,6 +355,9 @@ def train(
     metrics: dict[str, Any] | None = None,
     l2: float = 30.0,
     max_large_share: float | None = None,
+    extra: Data | None = None,
+    x_extra: Any = None,
+    extra_weight: float = 1.0,
 ) -> Artefact:
     """Fit on all rows; the threshold is the one that met the quality floor in cross-validation.
 
@@ -250,17 +365,21 @@ def train(
     """
     import numpy as np
 
-    y = (data.weak | ~data.strong).astype(float)
-    w, b, m, s = fit_logistic(x, y, l2)
-    n_cheap = len(cheap_features("x"))
-    cw, cb, cm, cs = fit_logistic(x[:, -n_cheap:], y, 1.0)
-    p1 = predict(x[:, -n_cheap:], cw, cb, cm, cs)
+    y = labels(data)
+    y_e = labels(extra) if extra is not None and x_extra is not None else None
+    heads = fit_heads(x, y, x_extra, y_e, l2, extra_weight)
+    w, b, m, s = heads["main"]
+    cw, cb, cm, cs = heads["cheap"]
+    _, p1 = score_heads(heads, x)  # the band is set on the main data, as in evaluate()
     lo, hi = float(np.quantile(p1, CHEAP_BAND[0])), float(np.quantile(p1, CHEAP_BAND[1]))
     two = (metrics or {}).get("two_stage") or (metrics or {}).get("router", {})
     if max_large_share is not None:  # calibrate to a share of large-model calls instead of a quality floor
         two = at_share((metrics or {}).get("curves", {}).get("two_stage", []) or [two], max_large_share)
     threshold = float(min(max(two.get("threshold", 0.5), 0.0), 1.0))
     summary = {k: v for k, v in (metrics or {}).items() if k != "curves"}
+    trained_on = f"sha256:{data.digest} ({len(data.prompts)} rows)"
+    if extra is not None and x_extra is not None:
+        trained_on += f" + sha256:{extra.digest} ({len(extra.prompts)} rows, weight {extra_weight:g})"
     return Artefact(
         ARTEFACT_VERSION,
         [float(v) for v in w],
@@ -269,7 +388,7 @@ def train(
         [float(v) for v in s],
         threshold,
         quality,
-        f"sha256:{data.digest} ({len(data.prompts)} rows)",
+        trained_on,
         summary,
         [float(v) for v in cw],
         cb,
@@ -277,4 +396,38 @@ def train(
         [float(v) for v in cs],
         lo,
         hi,
+        _head_json(heads.get("gate")),
+        _head_json(heads.get("chat")),
     )
+
+
+def _head_json(head: Head | None) -> dict[str, Any] | None:
+    if head is None:
+        return None
+    w, b, m, s = head
+    return {"weights": [float(v) for v in w], "bias": float(b), "mean": [float(v) for v in m], "std": [float(v) for v in s]}
+
+
+def evaluate_requests(router: Any, data: Data, group: str = "category") -> dict[str, Any]:
+    """Route each prompt of a labelled set exactly as the gateway does in balanced mode.
+
+    Returns the share sent to the large model for the easy rows (label: small is good enough) and
+    the hard ones, and per value of `group` (a column of the file).
+    """
+    decisions = [router.decision([{"role": "user", "content": p}]) for p in data.prompts]
+    easy = [bool(v) for v in labels(data) > 0.5]
+    groups = (data.columns or {}).get(group, ["all"] * len(data.prompts))
+
+    def share(idx: list[int]) -> dict[str, Any]:
+        large = sum(not decisions[i].small for i in idx)
+        return {"n": len(idx), "to_large": large, "share_large": large / len(idx) if idx else 0.0}
+
+    out: dict[str, Any] = {
+        "threshold": router.default_threshold,
+        "easy": share([i for i, e in enumerate(easy) if e]),
+        "hard": share([i for i, e in enumerate(easy) if not e]),
+        "decided_early": sum(d.stage == "cheap" for d in decisions) / max(len(decisions), 1),
+        "by": {g: share([i for i, v in enumerate(groups) if v == g]) for g in dict.fromkeys(groups)},
+        "p_small_ok": {p: round(d.p_small_ok, 3) for p, d in zip(data.prompts, decisions, strict=True)},
+    }
+    return out
