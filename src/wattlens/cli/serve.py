@@ -52,6 +52,9 @@ def serve(
     from wattlens.metering import Serving
 
     st = settings_for(config, factors, zone=zone, region=region, ledger=ledger, grid_feed=grid)
+    # A live grid feed must never put a provider's latency on a request: fetch off the request path
+    # unless the config says otherwise.
+    st = dataclasses.replace(st, grid_options={"fetch": "background", **st.grid_options})
     context = st.context()
     local = None
     if upstream:
