@@ -138,8 +138,9 @@ def seconds_to_period_end(period: str) -> float:
 
 
 def test_soft_limit_header_webhook_hard_limit_429_and_restart(
-    upstream_server: up.ServerThread, hooks: Hooks, tmp_path: Path
+    upstream_server: up.ServerThread, hooks: Hooks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("wattlens.gateway.budgets.PAGE", 2)  # the ledger is read back in several pages
     e1 = cost_wh("gpt-4o-mini")
     b = parse_budget(
         {

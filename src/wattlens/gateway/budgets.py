@@ -58,6 +58,7 @@ BUDGET_KEYS = (
 )
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SYNC_S = 1.0  # how often a replica reads the others' use from the ledger
+PAGE = 5000  # records read at a time: a month of a busy gateway is read in pages, not all at once
 WEBHOOK_TIMEOUT_S = 5.0
 
 
@@ -505,6 +506,7 @@ class Budgets:
             self._read_usage()
 
     def _read_usage(self) -> None:
+        """Sum the new records page by page outside the counters' lock, then add the sums under it."""
         if self._ledger is None or not self.budgets:
             return
         now = self.clock()
@@ -515,27 +517,36 @@ class Budgets:
                 self._seq = 0
             since = min(starts.values())
             seq, gen = self._seq, self._gen
-        rows = list(self._ledger.records_after(seq, since if seq == 0 else None))
-        with self._lock:
-            if self._gen != gen:  # the budget set changed meanwhile: the next sync reads again
-                return
-            self._starts = starts
-            if seq == 0:
-                for u in usages.values():
-                    u.synced = 0.0
+        added = dict.fromkeys(usages, 0.0)
+        mine: list[tuple[str, str]] = []  # (budget, record id): settled here, now read back from the ledger
+        last = seq
+        while True:
+            rows = self._ledger.records_after(last, since if seq == 0 else None, PAGE)
             for s, rec in rows:
-                self._seq = max(self._seq, s)
+                last = s
                 ts = str(rec.get("ts", ""))
-                tags = rec.get("tags") if isinstance(rec.get("tags"), dict) else {}
-                for b in self.matching(rec.get("key_id"), rec.get("team"), rec.get("user"), tags or {}):
+                tags = rec.get("tags")
+                for b in self.matching(
+                    rec.get("key_id"), rec.get("team"), rec.get("user"), tags if isinstance(tags, dict) else {}
+                ):
                     u = usages[b.name]
-                    if not (u.start_iso <= ts < u.end_iso):
-                        continue
-                    x = amount(rec.get("footprint"), b.unit)
-                    u.synced += x
-                    mine = u.pending.pop(str(rec.get("id")), None)
-                    if mine is not None:
-                        u.pending_sum -= mine
+                    if u.start_iso <= ts < u.end_iso:
+                        added[b.name] += amount(rec.get("footprint"), b.unit)
+                        rid = str(rec.get("id"))
+                        if rid in u.pending:  # its entry was made before the writer could store it
+                            mine.append((b.name, rid))
+            if len(rows) < PAGE:
+                break
+        with self._lock:
+            if self._gen != gen or self._seq != seq:  # the budget set changed meanwhile: the next sync reads again
+                return
+            self._starts, self._seq = starts, last
+            for n, u in usages.items():
+                u.synced = added[n] if seq == 0 else u.synced + added[n]
+            for n, rid in mine:
+                x = usages[n].pending.pop(rid, None)
+                if x is not None:
+                    usages[n].pending_sum -= x
             for n, b in self.budgets.items():
                 u = usages[n]
                 if u is self._usage.get(n):

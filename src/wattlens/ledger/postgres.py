@@ -236,8 +236,8 @@ class PostgresLedger:
         """Where this ledger is, for open_ledger (it may hold a password: never print it)."""
         return self._url
 
-    def records_after(self, seq: int, since: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(seq, body) of the records appended after `seq`, from the ISO time `since` on.
+    def records_after(self, seq: int, since: str | None = None, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, body) of up to `limit` records appended after `seq`, from the ISO time `since` on.
 
         Appends hold one advisory lock until they commit, so seq order is commit order: a reader
         that remembers the last seq it saw misses nothing.
@@ -246,9 +246,8 @@ class PostgresLedger:
         if since:
             q, args = q + " AND ts >= %s", [*args, since]
         with self._lock:
-            rows = self._connection().execute(q + " ORDER BY seq", args).fetchall()
-        for s, body in rows:
-            yield int(s), json.loads(body)
+            rows = self._connection().execute(q + " ORDER BY seq LIMIT %s", [*args, limit]).fetchall()
+        return [(int(s), json.loads(body)) for s, body in rows]
 
     def _budget_tables(self) -> Any:
         """The connection, with the budget tables created once per connection (not at every sync)."""

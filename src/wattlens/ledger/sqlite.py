@@ -248,13 +248,13 @@ class SQLiteLedger:
         """Where this ledger is, for open_ledger (a reader of its own in another thread)."""
         return str(self.path)
 
-    def records_after(self, seq: int, since: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(seq, body) of the records appended after `seq`, from the ISO time `since` on."""
+    def records_after(self, seq: int, since: str | None = None, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, body) of up to `limit` records appended after `seq`, from the ISO time `since` on."""
         q, args = "SELECT seq, body FROM records WHERE seq > ?", list[Any]([seq])
         if since:
             q, args = q + " AND ts >= ?", [*args, since]
-        for s, body in self._db.execute(q + " ORDER BY seq", args).fetchall():
-            yield int(s), json.loads(body)
+        rows = self._db.execute(q + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+        return [(int(s), json.loads(body)) for s, body in rows]
 
     def budget_overrides(self) -> dict[str, dict[str, Any] | None]:
         """Budgets set at run time by the admin API: name -> definition (None: deleted)."""
