@@ -266,3 +266,11 @@ def test_extra_rows_train_but_are_not_scored(sample: tuple[Any, Any]) -> None:
         assert 0.0 <= m["extra_cv"][k]["easy_share_large"] <= 1.0
     art = train(d, x, 0.95, m, extra=chat, x_extra=xc, extra_weight=3.0)
     assert "weight 3" in art.trained_on and len(art.weights) == x.shape[1]
+
+
+def test_everyday_prompts_from_the_issue_go_to_the_small_model_through_the_gateway(routed: dict[str, Any]) -> None:
+    c = openai.OpenAI(base_url=routed["url"] + "/v1", api_key="x", max_retries=0)
+    for prompt in ("hi", "What is the capital of France?", "What is 2+2?"):
+        r = c.chat.completions.create(model="wattlens/auto", messages=[{"role": "user", "content": prompt}])
+        routing = r.usage.footprint["routing"]  # type: ignore[union-attr]
+        assert r.model == "gpt-4o-mini" and routing["preference"] == "balanced", (prompt, routing)
