@@ -431,3 +431,20 @@ def test_a_stream_that_crosses_the_hard_limit_finishes(upstream_server: up.Serve
         assert gw.used("tiny") == pytest.approx(fp["carbon_g"]["location"]["mid"])  # counted when it settled
         with pytest.raises(openai.RateLimitError):
             c.chat.completions.create(model="gpt-4o", messages=PROMPT, stream=True)
+
+
+def test_without_a_ledger_budgets_count_in_memory(upstream_server: up.ServerThread) -> None:
+    e1 = cost_wh("gpt-4o-mini")
+    b = parse_budget({"name": "mem", "scope": "all", "unit": "energy_wh", "period": "day", "hard": 1.5 * e1}, "test")
+    cfg = GatewayConfig(
+        upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", place=Place(zone="FR")),), budgets=(b,)
+    )
+    app = create_app(cfg)  # no ledger writer
+    with up.ServerThread(app) as gw:
+        c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+        for _ in range(2):
+            c.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+        with pytest.raises(openai.RateLimitError):
+            c.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+        usage = app.state.gateway.budgets._usage["mem"]
+        assert usage.synced == pytest.approx(2 * e1) and not usage.pending  # nothing waits for a ledger

@@ -400,8 +400,11 @@ class Budgets:
                 if x <= 0:
                     continue
                 u = self._current(b, now)
-                u.pending[call.request_id] = u.pending.get(call.request_id, 0.0) + x
-                u.pending_sum += x
+                if self.location is None:  # no ledger to read it back from: counted for good
+                    u.synced += x
+                else:  # until the sync reads its record back (then it moves to `synced`)
+                    u.pending[call.request_id] = u.pending.get(call.request_id, 0.0) + x
+                    u.pending_sum += x
                 self._crossed(b, u)
 
     def _crossed(self, b: Budget, u: Usage) -> None:
