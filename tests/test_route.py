@@ -274,3 +274,16 @@ def test_everyday_prompts_from_the_issue_go_to_the_small_model_through_the_gatew
         r = c.chat.completions.create(model="wattlens/auto", messages=[{"role": "user", "content": prompt}])
         routing = r.usage.footprint["routing"]  # type: ignore[union-attr]
         assert r.model == "gpt-4o-mini" and routing["preference"] == "balanced", (prompt, routing)
+
+
+def test_vectorised_scores_match_the_router() -> None:
+    """route eval (vectorised) and the gateway's Router score a prompt the same way, chat heads included."""
+    from wattlens.route.train import artefact_scores
+
+    art = Artefact.load()
+    assert art.gate is not None and art.chat is not None
+    prompts = ["hi", "Translate 'thank you' into Italian.", "Prove that there are infinitely many primes."]
+    batch = artefact_scores(art, features(prompts))
+    router = Router(art, two_stage=False)
+    for p, s in zip(prompts, batch, strict=True):
+        assert router.p_small_ok(p) == pytest.approx(float(s), abs=1e-4)

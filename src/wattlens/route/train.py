@@ -320,11 +320,22 @@ def evaluate(
     return out
 
 
+def artefact_scores(artefact: Artefact, x: Any) -> Any:
+    """P(small good enough) of a trained artefact for each row of x: Router.p_small_ok, vectorised."""
+    import numpy as np
+
+    score = predict(x, np.asarray(artefact.weights), artefact.bias, np.asarray(artefact.mean), np.asarray(artefact.std))
+    if artefact.gate is not None and artefact.chat is not None:  # the everyday-chat heads
+        g = predict(x, *_head_arrays(artefact.gate))
+        score = g * predict(x, *_head_arrays(artefact.chat)) + (1.0 - g) * score
+    return score
+
+
 def evaluate_artefact(data: Data, x: Any, artefact: Artefact, quality: float = 0.95) -> dict[str, Any]:
     """The curve of a trained artefact on a file (no refitting), and the point at the quality floor."""
     import numpy as np
 
-    score = predict(x, np.asarray(artefact.weights), artefact.bias, np.asarray(artefact.mean), np.asarray(artefact.std))
+    score = artefact_scores(artefact, x)
     e_small, e_large = energy_per_request(data.prompts)
     target = quality * float(data.strong.mean())
     rows = curve(score, data.weak, data.strong, e_small, e_large)
@@ -399,6 +410,12 @@ def train(
         _head_json(heads.get("gate")),
         _head_json(heads.get("chat")),
     )
+
+
+def _head_arrays(d: dict[str, Any]) -> Head:
+    import numpy as np
+
+    return np.asarray(d["weights"]), float(d["bias"]), np.asarray(d["mean"]), np.asarray(d["std"])
 
 
 def _head_json(head: Head | None) -> dict[str, Any] | None:
