@@ -191,3 +191,137 @@ def test_a_journal_line_cut_by_a_crash_is_set_aside_and_the_rest_replayed(tmp_pa
     w.submit(body(4))
     w.close()
     assert ids(tmp_path / "l.db") == ["r0", "r1", "r2", "r4"] and w.dead == 1 and not w.degraded
+
+
+# -- slow clients: read deadlines and the connection limit (gateway/timeouts.py) ------------------------
+
+
+class SlowGateway:
+    """The gateway app under uvicorn with serve()'s own settings, on loopback, in a thread."""
+
+    def __init__(self, tmp: Path, header_timeout_s: float, max_connections: int = 768) -> None:
+        import uvicorn
+        from upstream import free_port
+
+        from wattlens.context import Context, Place
+        from wattlens.gateway import server_options
+        from wattlens.gateway.app import create_app
+        from wattlens.gateway.config import GatewayConfig, Upstream
+        from wattlens.gateway.transport import MockRequest, MockTransport
+
+        async def answer(req: MockRequest) -> tuple[int, bytes]:
+            usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+            return 200, json.dumps({"model": "gpt-4o-mini", "choices": [], "usage": usage}).encode()
+
+        self.port = free_port()
+        up = Upstream("u", "openai", "http://up.invalid/v1")
+        cfg = GatewayConfig((up,), port=self.port, header_timeout_s=header_timeout_s, context=Context(Place(zone="FR")))
+        self.writer = LedgerWriter(open_ledger(tmp / "l.db"), flush_s=0.01)
+        app = create_app(cfg, self.writer, transports={"u": MockTransport(answer)})
+        options = server_options(cfg, max_connections=max_connections)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on", **options))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.db, self.url = tmp / "l.db", f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> SlowGateway:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def trickle(self, head: bytes, tail: bytes, every_s: float = 0.05) -> tuple[bytes, float]:
+        """Send `head`, then `tail` a byte at a time; what the server answered and when it closed."""
+        import socket
+
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", self.port)) as s:
+            s.sendall(head)
+            s.settimeout(every_s)
+            got = b""
+            for i in range(len(tail)):
+                try:
+                    s.sendall(tail[i : i + 1])
+                    chunk = s.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:  # reset by the server while we were still sending
+                    break
+                got += chunk
+                if not chunk:
+                    break
+            return got, time.monotonic() - t0
+
+
+def get(url: str) -> int:
+    import httpx
+
+    return httpx.get(url, timeout=30).status_code
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_and_others_are_served_meanwhile(tmp_path: Path) -> None:
+    with SlowGateway(tmp_path, header_timeout_s=0.5) as gw:
+        statuses: list[int] = []
+        t = threading.Thread(target=lambda: statuses.extend(get(gw.url + "/healthz") for _ in range(5)))
+        t.start()
+        got, took_s = gw.trickle(b"GET /healthz HTTP/1.1\r\n", b"X-Slow: " + b"a" * 2000)  # would take 100 s
+        t.join()
+    assert got.startswith(b"HTTP/1.1 408 ") and b"connection: close" in got
+    assert 0.5 <= took_s < 0.5 + 5  # cut at the deadline (slack for a loaded machine), not after 100 s
+    assert statuses == [200] * 5
+
+
+def test_a_body_trickle_is_cut_and_recorded_while_a_slow_steady_upload_goes_through(tmp_path: Path) -> None:
+    import socket
+
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 8000}]}).encode()
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+    head += b"content-length: %d\r\n\r\n" % len(body)
+    with SlowGateway(tmp_path, header_timeout_s=0.5) as gw:
+        got, took_s = gw.trickle(head, body[:2000])  # 20 bytes/s: under the 500 bytes/s floor
+        # 8 KB in 1 KB pieces every 0.15 s: longer than the 0.5 s allowance, but each piece extends it by 2 s.
+        with socket.create_connection(("127.0.0.1", gw.port)) as s:
+            s.sendall(head)
+            for i in range(0, len(body), 1000):
+                time.sleep(0.15)
+                s.sendall(body[i : i + 1000])
+            answer = s.recv(4096)
+    gw.writer.close()
+    assert got.startswith(b"HTTP/1.1 408 ") and 0.5 <= took_s < 0.5 + 5
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    led = open_ledger(gw.db)
+    outcomes = sorted(str(r["outcome"]) for r in led.records())
+    led.close()
+    assert outcomes == ["client_disconnected", "ok"]  # the cut request is recorded too
+
+
+def test_past_the_connection_limit_clients_get_503_until_the_slow_ones_are_cut(tmp_path: Path) -> None:
+    import socket
+
+    with SlowGateway(tmp_path, header_timeout_s=1.0, max_connections=3) as gw:
+        slow = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+        for s in slow:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.")  # and nothing more
+        refused = get(gw.url + "/healthz")
+        for s in slow:
+            s.settimeout(30)
+            assert s.recv(4096).startswith(b"HTTP/1.1 408 ")
+            s.close()
+        served = get(gw.url + "/healthz")
+    assert (refused, served) == (503, 200)
+
+
+def test_header_timeout_is_read_from_the_config_file_and_checked(tmp_path: Path) -> None:
+    from wattlens.errors import ConfigError
+    from wattlens.gateway import load_gateway_config, server_options
+
+    f = tmp_path / "w.toml"
+    f.write_text('[server]\nheader_timeout_s = 2.5\n[[upstreams]]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    assert load_gateway_config(f).header_timeout_s == 2.5
+    for bad in ("10", 0, -1, True):
+        f.write_text(f'[server]\nheader_timeout_s = {json.dumps(bad)}\n[[upstreams]]\nbase_url = "http://127.0.0.1:9/v1"\n')
+        with pytest.raises(ConfigError, match="header_timeout_s"):
+            server_options(load_gateway_config(f))

@@ -47,7 +47,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "factors": ("files",),
     "grid": ("feed", "cache_dir", "timeout_s", "base_url", "token_env", "fetch"),
     "ledger": ("location",),
-    "server": ("host", "port", "ledger", "max_body_mb", "keys_file", "allowed_hosts"),
+    "server": ("host", "port", "ledger", "max_body_mb", "keys_file", "allowed_hosts", "header_timeout_s"),
     "upstreams": (
         "name",
         "kind",

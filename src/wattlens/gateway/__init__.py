@@ -44,27 +44,41 @@ def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None) 
     from wattlens.ledger import LedgerWriter, open_ledger
 
     check_exposure(config)
+    options = server_options(config)  # a bad [server] setting is refused before anything starts
     check_port(config.host, config.port)
     if local is not None:
         local.embedder()  # load now, so no request is charged for loading the model
     ledger = LedgerWriter(open_ledger(config.ledger)) if config.ledger != "none" else None
     app = create_app(config, ledger, local)
-    # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then runs
-    # the app's shutdown, which flushes the ledger. Past MAX_CONNECTIONS concurrent connections it
-    # answers 503 instead of letting slow clients exhaust the file descriptors.
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        limit_concurrency=MAX_CONNECTIONS,
-        timeout_keep_alive=5,
-    )
+    uvicorn.run(app, log_level=log_level, **options)
 
 
 MAX_CONNECTIONS = 768  # under the usual 1,024 file descriptors, with room for upstream and ledger sockets
+
+
+def server_options(config: GatewayConfig, max_connections: int = MAX_CONNECTIONS) -> dict[str, Any]:
+    """uvicorn's settings for the gateway (serve() and the tests use the same ones).
+
+    uvicorn handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then runs the
+    app's shutdown, which flushes the ledger. Past `max_connections` concurrent connections it answers
+    503 instead of letting slow clients exhaust the file descriptors, and the read deadlines
+    (gateway/timeouts.py) close connections whose headers or body trickle in, so slow clients cannot
+    hold those places either.
+    """
+    from wattlens.gateway.timeouts import deadline_protocol
+
+    t = config.header_timeout_s
+    if isinstance(t, bool) or not isinstance(t, int | float) or not t > 0:
+        raise ConfigError(f"[server] header_timeout_s must be a number of seconds above 0, got {t!r}")
+    return {
+        "host": config.host,
+        "port": config.port,
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+        "limit_concurrency": max_connections,
+        "timeout_keep_alive": 5,
+        "http": deadline_protocol(float(t)),
+    }
 
 
 def check_port(host: str, port: int) -> None:
@@ -80,4 +94,13 @@ def check_port(host: str, port: int) -> None:
             ) from e
 
 
-__all__ = ["GatewayConfig", "Upstream", "check_exposure", "embedded_config", "is_loopback", "load_gateway_config", "serve"]
+__all__ = [
+    "GatewayConfig",
+    "Upstream",
+    "check_exposure",
+    "embedded_config",
+    "is_loopback",
+    "load_gateway_config",
+    "serve",
+    "server_options",
+]

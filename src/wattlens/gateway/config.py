@@ -96,6 +96,7 @@ class GatewayConfig:
     require_keys: bool = False
     routes: tuple[Route, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # host names beyond loopback and the bind address (a proxy's name)
+    header_timeout_s: float = 10.0  # to receive a request's headers, then its body (gateway/timeouts.py)
     context: Context = field(default_factory=Context)  # factors, grid feed and default place of every upstream
     budgets: tuple[Any, ...] = ()  # wattlens.gateway.budgets.Budget, from [[budgets]]
 
@@ -201,6 +202,7 @@ def gateway_config(settings: Settings, context: Context | None = None) -> Gatewa
         max_body_bytes=int(float(server.get("max_body_mb", 8)) * 1024 * 1024),
         keys=keys,
         allowed_hosts=tuple(str(h) for h in server.get("allowed_hosts", [])),
+        header_timeout_s=server.get("header_timeout_s", 10.0),  # checked by serve()
         context=context or settings.context(),
         budgets=_budgets(data, str(where)),
     )
