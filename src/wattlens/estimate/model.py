@@ -185,8 +185,12 @@ def prefill_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
 
 
 def request_j(w: Workload, acc: Accelerator, c: Coefficients) -> float:
-    """Accelerator energy of one request (J), all accelerators of the replica included."""
-    return prefill_j(w, acc, c) + w.output_tokens * decode_j_per_token(w, acc, c)
+    """Accelerator energy of one request (J), all accelerators of the replica included.
+
+    Besides its output steps, a request's prompt pass costs one step's fixed overhead (launches,
+    scheduling), shared by the batch: negligible for chat, most of a small embedding at batch 1."""
+    steps = w.output_tokens + c.t_fixed_s / decode_step_s(w, acc, c)
+    return prefill_j(w, acc, c) + steps * decode_j_per_token(w, acc, c)
 
 
 def request_parts(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float, float, float, float, float]:
@@ -194,11 +198,12 @@ def request_parts(w: Workload, acc: Accelerator, c: Coefficients) -> tuple[float
     busy, step, group_batch = _step_times(w, acc, c)
     power_w = w.gpus * acc.tdp_w * power_share(c, busy / step, group_batch, min(w.gpus, TP_GROUP_MAX))
     prefill_s = _prefill_s(w, acc, c)
+    step_s = w.output_tokens * step + c.t_fixed_s  # output steps plus the prompt pass's fixed overhead
     return (
         prefill_s * acc.tdp_w * c.p_prefill,
-        w.output_tokens * power_w * step / w.batch_size,
+        power_w * step_s / w.batch_size,
         prefill_s,
-        w.gpus * step * w.output_tokens / w.batch_size,
+        w.gpus * step_s / w.batch_size,
         step,
     )
 
@@ -211,4 +216,5 @@ def request_j_and_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> tuple
 
 def request_gpu_s(w: Workload, acc: Accelerator, c: Coefficients) -> float:
     """Accelerator-seconds the request occupies (its share of batched steps), for embodied emissions."""
-    return w.gpus * decode_step_s(w, acc, c) * w.output_tokens / w.batch_size + _prefill_s(w, acc, c)
+    step_s = decode_step_s(w, acc, c) * w.output_tokens + c.t_fixed_s
+    return w.gpus * step_s / w.batch_size + _prefill_s(w, acc, c)
