@@ -20,30 +20,32 @@ def main() -> None:
     args = ap.parse_args()
     from wattlens.route import Artefact, Router
 
-    sample = Path(__file__).resolve().parents[1] / "tests" / "data" / "router_sample.csv"
-    prompts = [r["prompt"] for r in csv.DictReader(sample.open())]
-    router = Router(Artefact.load())
-    router.decide("warm up")
-    times = []
-    for i in range(args.n):
-        msgs = [{"role": "user", "content": prompts[i % len(prompts)]}]
-        t = time.perf_counter()
-        router.decide(msgs)
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    rows = [
-        [
-            "routing decision (MiniLM embedding + features + logistic head)",
-            f"{statistics.median(times):.2f}",
-            f"{times[int(len(times) * 0.99) - 1]:.2f}",
-            str(args.n),
-        ]
-    ]
+    root = Path(__file__).resolve().parents[1]
+    sample = [r["prompt"] for r in csv.DictReader((root / "tests" / "data" / "router_sample.csv").open())]
+    everyday = csv.DictReader((root / "fit" / "router" / "everyday_chat.csv").open())
+    chat = [r["prompt"] for r in everyday if r["split"] == "eval"]
+    rows = []
+    for label, prompts, two_stage in (
+        ("two stages (default), GSM8K/MMLU sample", sample, True),
+        ("two stages (default), everyday-chat evaluation prompts", chat, True),
+        ("every request embedded (embed_all), GSM8K/MMLU sample", sample, False),
+    ):
+        router = Router(Artefact.load(), two_stage=two_stage)
+        router.decide("warm up")
+        times = []
+        for i in range(args.n):
+            msgs = [{"role": "user", "content": prompts[i % len(prompts)]}]
+            t = time.perf_counter()
+            router.decide(msgs)
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        rows.append([label, f"{statistics.median(times):.2f}", f"{times[int(len(times) * 0.99) - 1]:.2f}", str(args.n)])
     write(
         "route.md",
         "Routing decision latency",
         table(["what", "p50 ms", "p99 ms", "decisions"], rows)
-        + "\n\nPrompts from tests/data/router_sample.csv (GSM8K and MMLU), one at a time, on the CPU.",
+        + "\n\nOne decision at a time on the CPU (MiniLM embedding when needed, cheap features, logistic heads); "
+        "prompts from tests/data/router_sample.csv and the evaluation split of fit/router/everyday_chat.csv.",
         f"python bench/route.py --n {args.n}",
     )
 
