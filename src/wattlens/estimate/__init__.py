@@ -12,7 +12,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +62,27 @@ class RequestEstimate:
     gpus: int
     hardware: str
     warnings: tuple[str, ...]
-    assumptions: dict[str, Any] = field(default_factory=dict)  # why the figure is what it is (in the receipt)
+    # (serving profile, architecture, prefill efficiency, mid workload, decode step s): what `assumptions` shows
+    basis: tuple[str, str, float, Workload, float] | None = None
+
+    @property
+    def assumptions(self) -> dict[str, Any]:
+        """Why the figure is what it is: the serving the mid assumes (shown in the receipt)."""
+        if self.basis is None:
+            return {}
+        profile, arch, eta, w, step = self.basis
+        return {
+            "serving_profile": profile,
+            "hardware": self.hardware,
+            "gpus": self.gpus,
+            "batch_per_gpu": round(w.batch_size / w.gpus, 2),
+            "precision": w.precision,
+            "active_params_b": round(w.active_params_b, 3),
+            "kv_kb_per_token": round(kv_bytes_per_token(w) / 1e3, 1),
+            "architecture": arch,
+            "prefill_efficiency": eta,
+            "tokens_per_s_per_gpu": round(w.batch_size / w.gpus / step, 1),
+        }
 
     def at_boundary(self, boundary: str, pue: IntervalLike = 1.0) -> Interval:
         return scale_to_boundary(self.accelerator_wh, boundary, pue)
@@ -242,6 +262,113 @@ def _log_spread(mid: float, values: Sequence[float]) -> tuple[float, float]:
     return max(0.0, math.log(mid / lo)), max(0.0, math.log(hi / mid))
 
 
+class _Case:
+    """What one estimate holds fixed while it varies the unknown inputs (hashable, for the spread cache)."""
+
+    __slots__ = ("_key", "acc", "active", "alternatives", "arch", "batch_size", "c", "gpus", "precision", "profile", "total")
+
+    def __init__(
+        self,
+        active: tuple[float, float, float],
+        total: tuple[float, float, float],
+        precision: str,
+        acc: Accelerator,
+        alternatives: tuple[Accelerator, ...],
+        gpus: int | None,
+        batch_size: float | None,
+        profile: ServingProfile,
+        arch: Architecture | None,
+        c: Coefficients,
+    ) -> None:
+        self.active, self.total, self.precision, self.acc, self.alternatives = active, total, precision, acc, alternatives
+        self.gpus, self.batch_size, self.profile, self.arch, self.c = gpus, batch_size, profile, arch, c
+        self._key: tuple[Any, ...] | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        if self._key is None:  # hashed only when the spread cache is consulted
+            self._key = (self.active, self.total, self.precision, self.acc, self.alternatives, self.gpus,
+                         self.batch_size, self.profile, self.arch, self.c)  # fmt: skip
+        return self._key
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Case) and self.key() == other.key()
+
+    def replica_gpus(self, memory_gb: float) -> tuple[int, tuple[int, ...]]:
+        """The replica's chips (mid) and the range it may span: a production MoE runs on the fewest
+        that hold the weights (mid) up to a wide expert-parallel group, unless its layout is published."""
+        if self.gpus:
+            return self.gpus, ()
+        fewest = gpus_needed(self.total[2], self.precision, memory_gb)
+        if not (self.total[1] > self.active[1] and self.batch_size is None):
+            return fewest, ()
+        if self.profile.known_moe_replica_gpus:
+            return max(fewest, self.profile.known_moe_replica_gpus), ()
+        widest = self.profile.moe_replica_gpus
+        return fewest, ((fewest, widest) if widest > fewest else ())
+
+    def run(
+        self, a: float, t: float, per_gpu: float | None, chip: Accelerator, n: int, fin: float, fout: float, fcached: float
+    ) -> tuple[Workload, float, float, float, float, float]:
+        """(workload, prefill J, decode J, prefill s, decode s, step s), prefill at the profile's mid efficiency."""
+        t = max(t, a)
+        kv_given = self.arch.kv_bytes_per_token if self.arch else 0.0
+        if per_gpu is None:
+            batch = float(self.batch_size or 1.0)
+        else:
+            # A long context cannot keep the assumed concurrency: the KV cache must fit in memory.
+            kv = kv_given or KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(a)
+            free = n * chip.memory_gb * 1e9 * 0.9 - t * 1e9 * _STORED_BYTES.get(self.precision, 2.0)
+            context = (fin + fout) * kv
+            batch = min(per_gpu * n, max(1.0, free / context)) if context > 0 else per_gpu * n
+        width = self.arch.attn_width_layers if self.arch else 0.0
+        w = Workload(a, t, self.precision, n, batch, fin, fout, fcached, kv_given, width)
+        pj, dj, ps, ds, step = request_parts(w, chip, self.c)
+        scale = self.profile.prefill_efficiency[1] / self.c.eta_prefill  # prefill time ~ 1 / efficiency
+        return w, pj * scale, dj, ps * scale, ds, step
+
+
+def _bucket(tokens: float) -> float:
+    """Tokens rounded to a quarter-octave (±9 %), the resolution of the cached spreads."""
+    return 0.0 if tokens <= 0 else 2.0 ** (round(4.0 * math.log2(tokens)) / 4.0)
+
+
+@functools.lru_cache(maxsize=8192)
+def _input_spreads(case: _Case, fin: float, fout: float, fcached: float) -> tuple[tuple[float, float], ...]:
+    """Log spreads (down, up) of the energy over each unknown input's range: batch, replica, parameters, hardware."""
+    (a_lo, a_mid, a_hi), (t_lo, t_mid, t_hi) = case.active, case.total
+    fcached = min(fcached, fin)
+    b_lo, b_mid, b_hi = (None, None, None) if case.batch_size is not None else case.profile.batch_per_gpu
+    n_mid, n_range = case.replica_gpus(case.acc.memory_gb)
+
+    def energy(a: float, t: float, per_gpu: float | None, chip: Accelerator = case.acc, n: int = 0) -> float:
+        r = case.run(
+            a,
+            t,
+            per_gpu,
+            chip,
+            n or (n_mid if chip is case.acc else case.replica_gpus(chip.memory_gb)[0]),
+            fin,
+            fout,
+            fcached,
+        )
+        return r[1] + r[2]
+
+    j_mid = energy(a_mid, t_mid, b_mid)
+    out: list[tuple[float, float]] = []
+    if case.batch_size is None:
+        out.append(_log_spread(j_mid, [energy(a_mid, t_mid, b_lo), energy(a_mid, t_mid, b_hi)]))
+    if n_range:
+        out.append(_log_spread(j_mid, [energy(a_mid, t_mid, b_mid, n=n) for n in n_range]))
+    if a_lo != a_hi or t_lo != t_hi:
+        out.append(_log_spread(j_mid, [energy(a_lo, t_lo, b_mid), energy(a_hi, t_hi, b_mid)]))
+    if case.alternatives:
+        out.append(_log_spread(j_mid, [j_mid, *(energy(a_mid, t_mid, b_mid, ch) for ch in case.alternatives)]))
+    return tuple(out)
+
+
 def estimate_request(
     *,
     active_params_b: IntervalLike,
@@ -288,99 +415,57 @@ def estimate_request(
     cal = calibration()
     acc, calibrated = accelerator_for(factors.hardware.get(hardware))
     profile = serving_profile(provider)
-    moe = t_mid > a_mid
-
-    def replica_gpus(memory_gb: float) -> tuple[int, tuple[int, ...]]:
-        """The replica's chips (mid) and the range it may span: a production MoE runs on the fewest
-        that hold the weights (mid) up to a wide expert-parallel group, unless its layout is published."""
-        if gpus:
-            return gpus, ()
-        fewest = gpus_needed(t_hi, precision, memory_gb)
-        if not (moe and batch_size is None):
-            return fewest, ()
-        if profile.known_moe_replica_gpus:
-            return max(fewest, profile.known_moe_replica_gpus), ()
-        widest = profile.moe_replica_gpus
-        return fewest, ((fewest, widest) if widest > fewest else ())
-
-    n_gpus, n_range = replica_gpus(acc.memory_gb)
-    arch = architecture(model_id)
-    warnings: list[str] = []
-    c = cal.coefficients
-    e_lo, e_mid, e_hi = profile.prefill_efficiency
-
-    kv_given = arch.kv_bytes_per_token if arch else 0.0
-    width_given = arch.attn_width_layers if arch else 0.0
-    stored = _STORED_BYTES.get(precision, 2.0)
+    alternatives = (
+        tuple(accelerator_for(factors.hardware.get(h))[0] for h in dict.fromkeys(hardware_alternatives) if h != hardware)
+        if hardware_alternatives
+        else ()
+    )
+    case = _Case(
+        (a_lo, a_mid, a_hi),
+        (t_lo, t_mid, t_hi),
+        precision,
+        acc,
+        alternatives,
+        gpus,
+        batch_size,
+        profile,
+        architecture(model_id),
+        cal.coefficients,
+    )
+    n_gpus, _ = case.replica_gpus(acc.memory_gb)
+    b_mid = None if batch_size is not None else profile.batch_per_gpu[1]
     fin, fout, fcached = float(input_tokens), float(output_tokens), float(cached_input_tokens)
-    eta_scale = e_mid / c.eta_prefill  # prefill time scales as 1 / efficiency: no re-evaluation needed
-
-    def run(
-        a: float, t: float, per_gpu: float | None, chip: Accelerator = acc, n: int = 0
-    ) -> tuple[Workload, float, float, float, float, float]:
-        """(workload, prefill J, decode J, prefill s, decode s, step s); prefill at the profile's mid efficiency."""
-        n = n or (n_gpus if chip is acc else replica_gpus(chip.memory_gb)[0])
-        t = max(t, a)
-        if per_gpu is None:
-            batch = float(batch_size or 1.0)
-        else:
-            # A long context cannot keep the assumed concurrency: the KV cache must fit in memory.
-            kv = kv_given or KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(a)
-            free = n * chip.memory_gb * 1e9 * 0.9 - t * 1e9 * stored
-            context = (fin + fout) * kv
-            batch = min(per_gpu * n, max(1.0, free / context)) if context > 0 else per_gpu * n
-        w = Workload(a, t, precision, n, batch, fin, fout, fcached, kv_given, width_given)
-        pj, dj, ps, ds, step = request_parts(w, chip, c)
-        return w, pj * eta_scale, dj, ps * eta_scale, ds, step
-
-    b_lo, b_mid, b_hi = (None, None, None) if batch_size is not None else profile.batch_per_gpu
-    if batch_size is None:
-        warnings.append("batch-unknown")
-    w_mid, pj_mid, dj_mid, ps_mid, ds_mid, step_mid = run(a_mid, t_mid, b_mid)
+    w_mid, pj_mid, dj_mid, ps_mid, ds_mid, step_mid = case.run(a_mid, t_mid, b_mid, acc, n_gpus, fin, fout, fcached)
     j_mid = pj_mid + dj_mid
-
-    def energy(r: tuple[Workload, float, float, float, float, float]) -> float:
-        return r[1] + r[2]
-
-    # Each unknown input moves the mid by its own spread; independent spreads add in quadrature.
+    warnings: list[str] = ["batch-unknown"] if batch_size is None else []
+    # Each unknown input moves the mid by its own spread; independent spreads add in quadrature. The
+    # spreads of batch, replica, parameters and hardware are ratios that vary slowly with the token
+    # counts: computed at tokens rounded to a quarter-octave and cached, so a receipt costs one evaluation.
     down, up = [-cal.q_low], [cal.q_high]
-    spreads: list[tuple[float, float]] = []
-    if batch_size is None:
-        spreads.append(_log_spread(j_mid, [energy(run(a_mid, t_mid, b_lo)), energy(run(a_mid, t_mid, b_hi))]))
-    if n_range:
-        spreads.append(_log_spread(j_mid, [energy(run(a_mid, t_mid, b_mid, n=n)) for n in n_range]))
-    if a_lo != a_hi or t_lo != t_hi:
-        spreads.append(_log_spread(j_mid, [energy(run(a_lo, t_lo, b_mid)), energy(run(a_hi, t_hi, b_mid))]))
+    unknown = batch_size is None or a_lo != a_hi or t_lo != t_hi or alternatives
+    spreads = list(_input_spreads(case, _bucket(fin), _bucket(fout), _bucket(fcached))) if unknown else []
+    e_lo, e_mid, e_hi = profile.prefill_efficiency
     if pj_mid > 0:
         spreads.append(_log_spread(j_mid, [dj_mid + pj_mid * e_mid / e for e in (e_lo, e_hi)]))
-    alternatives = [h for h in dict.fromkeys(hardware_alternatives) if h != hardware]
-    if alternatives:
-        chips = [accelerator_for(factors.hardware.get(h))[0] for h in alternatives]
-        spreads.append(_log_spread(j_mid, [j_mid, *(energy(run(a_mid, t_mid, b_mid, ch)) for ch in chips)]))
     if not calibrated:
         warnings.append("hardware-uncalibrated")
         spreads.append((math.log(UNCALIBRATED_WIDENING), math.log(UNCALIBRATED_WIDENING)))
     for d, u in spreads:
         down.append(d)
         up.append(u)
-    lo_f = math.exp(-math.sqrt(sum(x * x for x in down)))
-    hi_f = math.exp(math.sqrt(sum(x * x for x in up)))
+    lo_f = math.exp(-math.hypot(*down))
+    hi_f = math.exp(math.hypot(*up))
     energy_wh = Interval(j_mid * lo_f / J_PER_WH, j_mid / J_PER_WH, j_mid * hi_f / J_PER_WH)
     s_mid = ps_mid + ds_mid
     secs = Interval(s_mid * lo_f, s_mid, s_mid * hi_f)
-    assumptions = {
-        "serving_profile": profile.name if batch_size is None else "given",
-        "hardware": acc.name,
-        "gpus": n_gpus,
-        "batch_per_gpu": round(w_mid.batch_size / n_gpus, 2),
-        "precision": precision,
-        "active_params_b": round(a_mid, 3),
-        "kv_kb_per_token": round(kv_bytes_per_token(w_mid) / 1e3, 1),
-        "architecture": arch.family if arch else "size law",
-        "prefill_efficiency": e_mid,
-        "tokens_per_s_per_gpu": round(w_mid.batch_size / n_gpus / step_mid, 1),
-    }
-    return RequestEstimate(energy_wh, secs, n_gpus, acc.name, tuple(warnings), assumptions)
+    basis = (
+        profile.name if batch_size is None else "given",
+        case.arch.family if case.arch else "size law",
+        e_mid,
+        w_mid,
+        step_mid,
+    )
+    return RequestEstimate(energy_wh, secs, n_gpus, acc.name, tuple(warnings), basis)
 
 
 def inference_energy(

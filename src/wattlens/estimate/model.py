@@ -71,7 +71,7 @@ class Coefficients:
     p_prefill: float = 0.75
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built several times per receipt, and frozen init costs microseconds
 class Workload:
     active_params_b: float
     total_params_b: float
