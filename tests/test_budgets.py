@@ -267,6 +267,7 @@ def test_reroute_to_a_route_set_at_run_time(upstream_server: up.ServerThread, tm
         routing = r.usage.footprint["routing"]  # type: ignore[union-attr]
         assert r.model == "gpt-4o-mini" and routing["preference"] == "energy"
         assert routing["budget"] == "cap" and routing["requested"] == "gpt-4o"
+        assert routing["budget_used_share"] >= 1.0  # the router is told how much of the budget is gone
         assert httpx.delete(url, headers=admin).status_code == 200
         r = c.chat.completions.create(model="gpt-4o", messages=PROMPT)
         assert r.model == "gpt-4o" and "routing" not in r.usage.footprint  # type: ignore[union-attr,operator]

@@ -130,7 +130,8 @@ class Gateway:
     ) -> dict[str, Any]:
         """A virtual model: the router picks small or large from the whole conversation.
 
-        preference: set by the gateway (a budget near or past its limit asks for `energy`).
+        preference: set by the gateway (a budget past its hard limit reroutes with `energy`); the
+        share of the request's budgets already used pushes the router toward the small model too.
         """
         from starlette.concurrency import run_in_threadpool
 
@@ -147,19 +148,23 @@ class Gateway:
             or "balanced"
         ).lower()
         data.pop("wattlens_preference", None)
-        scale = {"quality": (base + 1.0) / 2.0, "balanced": base, "energy": base / 2.0}
-        if pref not in scale:
+        from wattlens.route import PREFERENCES
+
+        if pref not in PREFERENCES:
             raise ApiError(400, "x-wattlens-preference must be quality, balanced or energy")
+        share = self.budgets.used_share(call)  # None without a budget
         messages = data.get("messages") or data.get("input") or ""
-        small_ok, p = await run_in_threadpool(router.decide, messages, scale[pref])
-        chosen = route.small if small_ok else route.large
+        d = await run_in_threadpool(router.choose, messages, pref, share, base)
+        chosen = route.small if d.small else route.large
         call.routing = {
             "route": route.name,
             "chosen": chosen,
-            "instead_of": route.large if small_ok else None,
-            "p_small_ok": round(p, 4),
+            "instead_of": route.large if d.small else None,
+            "p_small_ok": round(d.p_small_ok, 4),
             "preference": pref,
         }
+        if share is not None:
+            call.routing["budget_used_share"] = round(share, 4)
         return {**data, "model": chosen}
 
     def route(self, model: str, proto: WireProtocol) -> Upstream:
@@ -196,8 +201,7 @@ class Gateway:
             if verdict.over_hard is not None:
                 data = self.over_budget(call, data, verdict, proto)
             if data["model"] in self.routers:
-                near = verdict.over_hard is not None or bool(verdict.warnings)  # near a budget: the small model
-                data = await self.choose(request, call, data, "energy" if near else None)
+                data = await self.choose(request, call, data, "energy" if verdict.over_hard is not None else None)
                 if verdict.over_hard is not None and call.routing is not None:
                     call.routing.update(budget=verdict.over_hard.name, requested=call.model)
             u = self.route(data["model"], proto)
