@@ -161,6 +161,7 @@ def test_sign_in_in_chromium(site: dict[str, Any]) -> None:
             # The playground, signed in: the picker lists the route, and a chat goes through with the session.
             page.goto(site["url"] + "/")
             page.wait_for_function("[...document.querySelectorAll('#model option')].some(o => o.value === 'gpt-4o-mini')")
+            page.wait_for_function("document.getElementById('signin-link').textContent === 'Signed in (c)'")
             options = page.locator("#model option").all_text_contents()
             assert any(o.startswith("wattlens/auto · routed: gpt-4o-mini or gpt-4o") for o in options)
             page.select_option("#model", "gpt-4o-mini")

@@ -140,6 +140,14 @@ $("mode").addEventListener("change", pickForMode);
 $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask").requestSubmit(); }
 });
+// The nav's sign-in link: hidden where the gateway has no keys, "Sign out" style text once signed in.
+fetch("/wattlens/api/session").then((r) => r.json()).then((s) => {
+  const link = $("signin-link");
+  if (!link) return;
+  if (!s.keys_required) link.hidden = true;
+  else if (s.signed_in) link.textContent = `Signed in (${s.admin ? "admin" : s.team || s.key_id})`;
+}).catch(() => {});
+
 loadModels().catch((e) => {
   // a gateway with keys and no session: the key is entered once on the sign-in page
   if (/: 401$/.test(e.message)) location.assign("/signin?next=/");
