@@ -833,3 +833,14 @@ def test_recompute_catches_an_edited_figure_whose_hashes_were_recomputed(
     forge_tail(s["db"], body, replace_last=True)
     code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--recompute")
     assert code == 0 and "1 with factor tables 2001.01" in e
+
+
+def test_verify_reads_past_a_body_that_is_not_json(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    s = setup
+    sql(
+        s["db"],
+        ("UPDATE records SET body = '{not json' WHERE seq = 4", ()),
+        ("UPDATE records SET ts = '2020-01-01T00:00:00+00:00' WHERE seq = 8", ()),  # after it: still checked
+    )
+    code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]))
+    assert code == 1 and "record 4: changed - the record is not valid JSON" in e and "record 8: changed - the ts column" in e

@@ -196,7 +196,24 @@ class SQLiteLedger:
         return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2]))) if row else None
 
     def entries(self) -> Iterator[Entry]:
-        cur = self._db.execute("SELECT seq, ts, body, leaf, id FROM records ORDER BY seq")
+        """Every record in order, with its top-level ts and id read by SQLite's JSON functions (in C, for
+        verify's speed); from a body that is not JSON on, the rest are read plainly (verify names it)."""
+        last = 0
+        fast = (
+            "SELECT seq, ts, body, leaf, id, json_extract(body, '$.ts'), json_extract(body, '$.id') "
+            "FROM records WHERE seq > ? ORDER BY seq"
+        )
+        try:
+            for seq, ts, body, leaf, rid, bts, bid in self._db.execute(fast, (last,)):
+                last = int(seq)
+                yield Entry(
+                    int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid),
+                    True, bts, bid,
+                )  # fmt: skip
+            return
+        except sqlite3.OperationalError:  # malformed JSON
+            pass
+        cur = self._db.execute("SELECT seq, ts, body, leaf, id FROM records WHERE seq > ? ORDER BY seq", (last,))
         for seq, ts, body, leaf, rid in cur:
             yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
 
