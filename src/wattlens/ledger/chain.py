@@ -108,21 +108,25 @@ def _written_as(r: Row, seq_of: Mapping[str, int]) -> int | None:
 def verify(rows: Iterable[Row] | Callable[[], Iterable[Row]]) -> list[Problem]:
     """Walk the chain in storage order and name every break.
 
-    Given a function that reads the rows (`ledger.rows`), it reads them twice instead of holding them
-    all: once for the index of hashes, once to check; memory then grows with the hashes, not the records.
+    Given a function that reads the rows (`ledger.rows`), it streams them instead of holding them all,
+    and reads them a second time only to place a record whose hash fails (the index of every hash):
+    memory then grows with the hashes, not the records.
     """
+    read: Callable[[], Iterable[Row]]
     if callable(rows):
-        seq_of = {r.hash: r.seq for r in rows()}
-        rows = rows()
+        read = rows
     else:
-        rows = list(rows)
-        seq_of = {r.hash: r.seq for r in rows}
+        held = list(rows)
+        read = lambda: held  # noqa: E731 - the same rows each time
+    index: dict[str, int] | None = None
     problems: list[Problem] = []
     prev_hash, prev_seq = GENESIS, 0
     seen: set[int] = set()
-    for r in rows:
+    for r in read():
         if link(r.prev_hash, r.seq, r.body) != r.hash:
-            moved = _written_as(r, seq_of)
+            if index is None:
+                index = {x.hash: x.seq for x in read()}
+            moved = _written_as(r, index)
             if moved is not None:
                 problems.append(Problem(r.seq, "reordered", f"this record was written as number {moved}"))
             else:
