@@ -267,11 +267,11 @@ def test_local_upstream_is_measured_by_the_meter(upstream_server: up.ServerThrea
     assert fp["tokens"]["input"] == 11 and fp["model"] == "my-local-llm"
 
 
-def test_dashboard_needs_an_admin_key_beyond_loopback(upstream_server: up.ServerThread, tmp_path: Path) -> None:
+def test_dashboard_needs_an_admin_or_team_key_beyond_loopback(upstream_server: up.ServerThread, tmp_path: Path) -> None:
     admin, user = "wl-admin-key", "wl-user-key"
     keys = (
         ApiKey("a", hashlib.sha256(admin.encode()).hexdigest(), admin=True),
-        ApiKey("u", hashlib.sha256(user.encode()).hexdigest(), team="t"),
+        ApiKey("u", hashlib.sha256(user.encode()).hexdigest()),  # no team: sees no one's records
     )
     cfg = GatewayConfig(
         upstreams=(Upstream("oai", "openai", upstream_server.url + "/v1", place=Place(zone="FR")),),
