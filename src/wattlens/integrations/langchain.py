@@ -24,8 +24,7 @@ when the model is asked for it (ChatOpenAI(stream_usage=True)); without it the c
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -43,18 +42,20 @@ from wattlens.integrations import (
     protocol_name,
     usage_metadata_tokens,
 )
-from wattlens.metering import Call, Observer, Settlement, now_iso
+from wattlens.metering import Call, Observer, Settlement
 
 CHARS_PER_TOKEN = 4  # a stream without usage: output tokens estimated from its text
 BASE_URL_KEYS = ("openai_api_base", "base_url", "anthropic_api_url", "api_base", "azure_endpoint", "endpoint")
+DESCRIBED_MAX = 256  # kinds of run (provider, model, base URL) whose description is kept
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing mapping
+_CHUNKS = (ChatGenerationChunk, GenerationChunk)
 
 
-@dataclass(slots=True)
-class _Run:
-    """A started run: what on_*_start knew, waiting for its end."""
+class _Run(NamedTuple):
+    """A started run: what on_*_start knew, waiting for its end (a tuple: the cheapest record to make)."""
 
-    started: float
-    ts: str
+    started: float  # perf_counter, for the latency
+    wall_s: float  # time.time(); the ledger's ISO timestamp is formatted from it off the caller's path
     protocol: str
     endpoint: str
     model: str
@@ -103,6 +104,7 @@ class WattlensCallbackHandler(BaseCallbackHandler):
         self.attach = attach
         self.recent = Recent(keep)
         self._runs: dict[UUID, _Run] = {}
+        self._described: dict[tuple[Any, ...], tuple[str, str, str, str]] = {}
 
     # Only model runs are metered: LangChain then skips this handler for every other event.
     @property
@@ -164,34 +166,36 @@ class WattlensCallbackHandler(BaseCallbackHandler):
         run = self._runs.pop(run_id, None)
         if run is None:
             return
-        call = self._call(run, run_id)
-        gens = [g for batch in response.generations for g in batch]
-        first = gens[0] if gens else None
-        call.stream = isinstance(first, ChatGenerationChunk | GenerationChunk)
-        out = response.llm_output or {}
+        gens = response.generations
+        first = gens[0][0] if gens and gens[0] else None
+        out = response.llm_output
         msg = getattr(first, "message", None)
-        meta = getattr(msg, "response_metadata", None) or {}
-        raw = out.get("token_usage") or meta.get("token_usage")
-        um = getattr(msg, "usage_metadata", None)
+        meta = msg.response_metadata if msg is not None else _EMPTY
+        raw = (out.get("token_usage") if out else None) or meta.get("token_usage")
+        outcome = "ok"
         if raw:  # the provider's own usage in OpenAI's shape (the run's, shared by its n generations)
-            call.tokens = openai_usage_tokens(raw)
-        elif um:
-            call.tokens = usage_metadata_tokens(um)
+            tokens = openai_usage_tokens(raw)
+        elif um := getattr(msg, "usage_metadata", None):
+            tokens = usage_metadata_tokens(um)
         else:
-            call.outcome = "no_usage"
-            chars = sum(len(g.text) for g in gens)
-            call.tokens = Tokens(output=-(-chars // CHARS_PER_TOKEN))
-        call.served_model = out.get("model_name") or meta.get("model_name") or meta.get("model") or call.model
-        s = self._settle(call, run_id)
-        if s is not None and self.attach and (receipt := s.receipt) is not None:
+            outcome = "no_usage"
+            chars = sum(len(g.text) for batch in gens for g in batch)
+            tokens = Tokens(output=-(-chars // CHARS_PER_TOKEN))
+        served = (out.get("model_name") if out else None) or meta.get("model_name") or meta.get("model") or run.model
+        key = run_id.hex
+        call = self._call(run, key, tokens=tokens, served_model=served, outcome=outcome, stream=isinstance(first, _CHUNKS))
+        s = self.metering.settle(call, eager=self.attach)
+        self.recent.add(key, s)
+        if self.attach and (receipt := s.receipt) is not None:
             if response.llm_output is None:
                 response.llm_output = {}
             response.llm_output["wattlens"] = receipt
-            for g in gens:
-                if isinstance(g, ChatGeneration):
-                    g.message.response_metadata["wattlens"] = receipt
-                else:
-                    g.generation_info = {**(g.generation_info or {}), "wattlens": receipt}
+            for batch in gens:
+                for g in batch:
+                    if isinstance(g, ChatGeneration):
+                        g.message.response_metadata["wattlens"] = receipt
+                    else:
+                        g.generation_info = {**(g.generation_info or {}), "wattlens": receipt}
 
     def on_llm_error(
         self,
@@ -205,7 +209,8 @@ class WattlensCallbackHandler(BaseCallbackHandler):
         run = self._runs.pop(run_id, None)
         if run is None:
             return
-        call = self._call(run, run_id)
+        key = run_id.hex
+        call = self._call(run, key)
         if isinstance(error, GeneratorExit | KeyboardInterrupt) or type(error).__name__ == "CancelledError":
             call.status, call.outcome = 499, "client_disconnected"
         else:
@@ -216,7 +221,7 @@ class WattlensCallbackHandler(BaseCallbackHandler):
         um = getattr(getattr(gens[0], "message", None), "usage_metadata", None) if gens else None
         if um:  # a stream cut off after its usage arrived
             call.tokens = usage_metadata_tokens(um)
-        self._settle(call, run_id)
+        self.recent.add(key, self.metering.settle(call, eager=self.attach))
 
     # -- the receipt --------------------------------------------------------------------------
     def settlement(self, run: UUID | str | Any) -> Settlement | None:
@@ -242,33 +247,42 @@ class WattlensCallbackHandler(BaseCallbackHandler):
     def _start(
         self, serialized: dict[str, Any] | None, run_id: UUID, metadata: dict[str, Any] | None, params: Any, chat: bool
     ) -> None:
-        meta = metadata or {}
-        inv = params if isinstance(params, dict) else {}
-        kw = (serialized or {}).get("kwargs") or {}
+        started, wall_s = time.perf_counter(), time.time()
+        meta = metadata or _EMPTY
+        inv = params if isinstance(params, dict) else _EMPTY
+        kw = (serialized or _EMPTY).get("kwargs") or _EMPTY
         provider = meta.get("ls_provider")
-        proto = protocol_name(provider)
         model = inv.get("model") or inv.get("model_name") or meta.get("ls_model_name") or kw.get("model_name") or ""
-        base = next((kw[k] for k in BASE_URL_KEYS if isinstance(kw.get(k), str)), None)
-        endpoint = "/messages" if proto == "anthropic" else "/chat/completions" if chat else "/completions"
-        self._runs[run_id] = _Run(
-            time.perf_counter(), now_iso(), proto, endpoint, str(model), str(base or provider or "langchain")
-        )
+        if not isinstance(model, str):
+            model = str(model)
+        base = None
+        for k in BASE_URL_KEYS:
+            if k in kw and isinstance(v := kw[k], str):
+                base = v
+                break
+        # What a run's description depends on repeats call after call: work it out once per kind of run.
+        key = (provider, model, base, chat)
+        described = self._described.get(key)
+        if described is None:
+            proto = protocol_name(provider)
+            endpoint = "/messages" if proto == "anthropic" else "/chat/completions" if chat else "/completions"
+            described = (proto, endpoint, model, str(base or provider or "langchain"))
+            if len(self._described) < DESCRIBED_MAX:
+                self._described[key] = described
+        self._runs[run_id] = _Run(started, wall_s, *described)
 
-    def _call(self, run: _Run, run_id: UUID) -> Call:
+    def _call(self, run: _Run, key: str, **kw: Any) -> Call:
+        # ts left None: the record's ISO time is formatted from wall_s in the ledger's thread
         return self.metering.call(
             run.protocol,
             run.endpoint,
             run.model,
             upstream=run.upstream,
             started=run.started,
-            ts=run.ts,
-            request_id=run_id.hex,
+            wall_s=run.wall_s,
+            request_id=key,
+            **kw,
         )
-
-    def _settle(self, call: Call, run_id: UUID) -> Settlement | None:
-        s = self.metering.settle(call, eager=self.attach)
-        self.recent.add(run_id.hex, s)
-        return s
 
 
 def run_key(run: UUID | str | Any) -> str | None:

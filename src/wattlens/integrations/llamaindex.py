@@ -24,6 +24,7 @@ the tokens are the chunks seen.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,20 +47,22 @@ from pydantic import PrivateAttr
 from wattlens.context import Context
 from wattlens.footprint import Tokens
 from wattlens.integrations import KEEP, Metering, Recent, metering, openai_usage_tokens, protocol_name
-from wattlens.metering import Call, Observer, Settlement, now_iso
+from wattlens.metering import Call, Observer, Settlement
 from wattlens.protocols import StreamTracker, WireProtocol, protocol, protocols
 from wattlens.protocols.base import field
 
 # LlamaIndex LLM class names (`class_name()`) -> wire protocol; others by their name's prefix, else openai
 PROVIDERS = {"openai_llm": "openai", "azure_openai_llm": "openai", "openailike": "openai", "anthropic_llm": "anthropic"}
+DESCRIBED_MAX = 256  # kinds of LLM (class, model, base URL) whose description is kept
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing mapping
 
 
 @dataclass(slots=True)
 class _Run:
     """A started LLM call (one span), followed until its end event."""
 
-    started: float
-    ts: str
+    started: float  # perf_counter, for the latency
+    wall_s: float  # time.time(); the ledger's ISO timestamp is formatted from it off the caller's path
     proto: WireProtocol
     endpoint: str
     model: str
@@ -74,6 +77,7 @@ class _Meter:
     def __init__(self, m: Metering, attach: bool, keep: int) -> None:
         self.metering, self.attach, self.recent = m, attach, Recent(keep)
         self.runs: dict[str, _Run] = {}
+        self.described: dict[tuple[Any, ...], tuple[WireProtocol, str, str, str]] = {}
 
     def handle(self, event: Any) -> None:
         t = type(event)
@@ -87,15 +91,26 @@ class _Meter:
             self.failed(event)
 
     def start(self, event: Any, chat: bool) -> None:
-        md = event.model_dict if isinstance(event.model_dict, dict) else {}
-        proto = _protocol(str(md.get("class_name") or ""))
-        endpoint = "/messages" if proto.name == "anthropic" else "/chat/completions" if chat else "/completions"
-        model = md.get("model_name") or md.get("model") or ""
-        upstream = md.get("api_base") or md.get("base_url") or proto.name
-        self.runs[str(event.span_id)] = _Run(time.perf_counter(), now_iso(), proto, endpoint, str(model), str(upstream))
+        started, wall_s = time.perf_counter(), time.time()
+        md = event.model_dict if isinstance(event.model_dict, dict) else _EMPTY
+        class_name, model = md.get("class_name"), md.get("model_name") or md.get("model") or ""
+        base = md.get("api_base") or md.get("base_url")
+        # The same LLM object describes itself the same way call after call: work it out once.
+        try:
+            key = (class_name, model, base, chat)
+            described = self.described.get(key)
+        except TypeError:  # an unhashable field: describe this call afresh
+            key, described = None, None
+        if described is None:
+            proto = _protocol(str(class_name or ""))
+            endpoint = "/messages" if proto.name == "anthropic" else "/chat/completions" if chat else "/completions"
+            described = (proto, endpoint, str(model), str(base or proto.name))
+            if key is not None and len(self.described) < DESCRIBED_MAX:
+                self.described[key] = described
+        self.runs[event.span_id] = _Run(started, wall_s, *described)
 
     def progress(self, event: Any) -> None:
-        run = self.runs.get(str(event.span_id))
+        run = self.runs.get(event.span_id)
         if run is None:
             return
         if run.tracker is None:
@@ -108,29 +123,30 @@ class _Meter:
             run.tracker.content += 1
 
     def end(self, event: Any) -> None:
-        key = str(event.span_id)
+        key = event.span_id
         run = self.runs.pop(key, None)
         if run is None:
             return
         response = event.response
         raw = getattr(response, "raw", None)
-        call = self.call(run, key)
-        if run.tracker is not None:  # a stream: what its tracker saw
-            call.stream = True
-            tr = run.tracker
+        outcome, stream = "ok", False
+        tr = run.tracker
+        if tr is not None:  # a stream: what its tracker saw
+            stream = True
             if tr.tokens is not None:
-                call.tokens = tr.tokens
+                tokens = tr.tokens
             else:
-                call.outcome, call.tokens = "no_usage", tr.cut_off()
-            call.served_model = tr.served_model or call.model
+                outcome, tokens = "no_usage", tr.cut_off()
+            served = tr.served_model or run.model
         else:
             usage = run.proto.usage_of(raw) if raw is not None else None
             if usage is not None:
-                call.tokens = run.proto.tokens(usage)
+                tokens = run.proto.tokens(usage)
             else:  # LlamaIndex's own counts, named as OpenAI names them
-                extra = getattr(response, "additional_kwargs", None) or {}
-                call.tokens = openai_usage_tokens(extra) if "prompt_tokens" in extra else Tokens()
-            call.served_model = field(raw, "model") or call.model
+                extra = getattr(response, "additional_kwargs", None) or _EMPTY
+                tokens = openai_usage_tokens(extra) if "prompt_tokens" in extra else Tokens()
+            served = field(raw, "model") or run.model
+        call = self.call(run, key, tokens=tokens, served_model=served, outcome=outcome, stream=stream)
         if raw is not None and field(raw, "object") == "text_completion":
             call.endpoint = "/completions"
         s = self.settle(call, key)
@@ -138,7 +154,7 @@ class _Meter:
             response.additional_kwargs["wattlens"] = receipt
 
     def failed(self, event: Any) -> None:
-        key = str(event.span_id)
+        key = event.span_id
         run = self.runs.pop(key, None)
         if run is None:
             return
@@ -150,16 +166,18 @@ class _Meter:
             call.stream, call.tokens = True, run.tracker.tokens or run.tracker.cut_off()
         self.settle(call, key)
 
-    def call(self, run: _Run, key: str) -> Call:
+    def call(self, run: _Run, key: str, **kw: Any) -> Call:
+        # ts left None: the record's ISO time is formatted from wall_s in the ledger's thread
         return self.metering.call(
             run.proto.name,
             run.endpoint,
             run.model,
             upstream=run.upstream,
             started=run.started,
-            ts=run.ts,
+            wall_s=run.wall_s,
             ttft_s=run.ttft_s,
             request_id=request_id(key),
+            **kw,
         )
 
     def settle(self, call: Call, key: str) -> Settlement:
@@ -168,12 +186,14 @@ class _Meter:
         return s
 
 
-def request_id(span_id: str) -> str:
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def request_id(span_id: str | None) -> str:
     """The ledger id of the call made in a span: the span id's UUID ("OpenAI.chat-<uuid>"), else a new one."""
-    try:
-        return uuid.UUID(span_id[-36:]).hex
-    except ValueError:
-        return uuid.uuid4().hex
+    if isinstance(span_id, str) and _UUID.fullmatch(span_id, max(len(span_id) - 36, 0)):  # uuid.UUID() costs µs
+        return span_id[-36:].replace("-", "").lower()
+    return uuid.uuid4().hex
 
 
 _PROTOCOLS: dict[str, WireProtocol] = {}  # LLM class name -> its protocol, worked out once per class
