@@ -31,8 +31,8 @@ def number(x: float, sig: int = 2) -> str:
     a = abs(x)
     if a >= 10 ** (sig - 1):
         return f"{x:,.0f}"
-    if a < 1e-4:
-        return f"{x:.{sig}g}"
+    if a < 1e-4:  # as web/common.js's toExponential(sig - 1): 7.0e-05
+        return f"{x:.{sig - 1}e}"
     decimals = sig - 1 - math.floor(math.log10(a))
     rounded = round(x, decimals)
     if abs(rounded) >= 10 ** (sig - 1):  # 9.96 rounds up to 10, not 10.0

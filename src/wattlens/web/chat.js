@@ -17,7 +17,7 @@ async function loadModels() {
     const e = m.typical_energy_wh;
     const b = m.typical_energy_basis || {};
     const basis = b.basis === "measured" ? " (measured here)" : b.basis === "estimated" ? " (estimated)" : "";
-    o.textContent = e ? `${m.id} · ~${fmt(e.mid)} Wh per answer${basis}`
+    o.textContent = e ? `${m.id} · ~${qty(e.mid, "Wh")} per answer${basis}`
       : m.route ? `${m.id} · routed: ${m.route.small} or ${m.route.large}` : `${m.id} · energy unknown`;
     if (b.note) o.title = b.note;
     sel.appendChild(o);
@@ -44,20 +44,20 @@ function equivalents(fp) {
   const car = fp.carbon_g.location.mid / c.car_g_per_km.value * 1000;
   const water = fp.water_ml.onsite.mid + fp.water_ml.offsite.mid;
   const drops = water / c.drop_ml.value;
-  return `≈ a 10 W LED bulb for ${fmt(led)} s · ${fmt(phone)}% of a phone charge · ` +
-         `${fmt(car)} m in an average new car · ${fmt(drops)} drops of water`;
+  return `≈ a 10 W LED bulb for ${num(led)} s · ${num(phone)}% of a phone charge · ` +
+         `${num(car)} m in an average new car · ${num(drops)} drops of water`;
 }
 
 function showReceipt(li, fp) {
   const box = li.querySelector(".receipt");
   const water = sumIv(fp.water_ml.onsite, fp.water_ml.offsite);
-  box.querySelector(".energy").innerHTML = iv(fp.energy_wh, "Wh");
-  box.querySelector(".carbon").innerHTML = iv(fp.carbon_g.location, "gCO2e");
-  box.querySelector(".water").innerHTML = iv(water, "mL");
+  box.querySelector(".energy").innerHTML = ivq(fp.energy_wh, "Wh");
+  box.querySelector(".carbon").innerHTML = ivq(fp.carbon_g.location, "gCO2e");
+  box.querySelector(".water").innerHTML = ivq(water, "mL");
   mixBar(box.querySelector(".mix"), box.querySelector(".mix-legend"), fp.grid.mix);
   box.querySelector(".meta").textContent =
     `${fp.method} · boundary: ${fp.boundary.join(", ")} · grid ${fp.grid.zone} ${fp.grid.year}, ` +
-    `${fmt(fp.grid.intensity_g_per_kwh)} gCO2e/kWh` + (fp.warnings.length ? ` · ${fp.warnings.join(", ")}` : "");
+    `${num(fp.grid.intensity_g_per_kwh)} gCO2e/kWh` + (fp.warnings.length ? ` · ${fp.warnings.join(", ")}` : "");
   box.querySelector(".equiv").textContent = equivalents(fp);
   box.dataset.energyMid = String(fp.energy_wh.mid);
   box.hidden = false;
@@ -65,8 +65,8 @@ function showReceipt(li, fp) {
   state.total = t ? { e: sumIv(t.e, fp.energy_wh), c: sumIv(t.c, fp.carbon_g.location), w: sumIv(t.w, water) }
                   : { e: fp.energy_wh, c: fp.carbon_g.location, w: water };
   state.turns += 1;
-  $("total-text").innerHTML = `${state.turns} request(s) · ${iv(state.total.e, "Wh")} · ` +
-    `${iv(state.total.c, "gCO2e")} · ${iv(state.total.w, "mL")}`;
+  $("total-text").innerHTML = `${state.turns} request(s) · ${ivq(state.total.e, "Wh")} · ` +
+    `${ivq(state.total.c, "gCO2e")} · ${ivq(state.total.w, "mL")}`;
 }
 
 async function* sse(response) {
