@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wattlens.score import TASKS, rate, reference
+from wattlens.context import Context
+from wattlens.score import TASKS, hardware_class, passive_openmp, rate, reference
 from wattlens.score.scales import stars_leaderboard, stars_log
 
 
@@ -46,6 +47,14 @@ def test_score_runs_offline_with_a_real_model_and_writes_a_label(tmp_path: Path)
     svg = label_svg(r)
     assert svg.startswith("<svg") and "Wh per 1,000 queries" in svg and "sentence-similarity" in svg
     assert "| sentence-similarity |" in model_card(r)
+    from wattlens.measure.sensors import detect
+    from wattlens.measure.sensors.fallback import CpuModelSensor
+
+    if any(isinstance(s, CpuModelSensor) for s in detect(Context().factors).sensors):  # no counter: the host model
+        assert "own CPU time" in r.attribution and "cpu:process" in r.hardware
+    if not any(s.kind == "accelerator" for s in detect(Context().factors).sensors):
+        assert r.hardware_class.startswith("CPU host: ") and not r.comparable_with_leaderboard
+        assert "NOT comparable" in svg and "not comparable" in r.comparability and "H100" in r.comparability
 
 
 def test_text_generation_architecture_only(tmp_path: Path) -> None:
@@ -144,3 +153,49 @@ def test_dataset_option_without_the_datasets_package_says_what_to_do() -> None:
         timeout=120,
     )
     assert r.returncode == 2 and "pip install datasets" in r.stderr
+
+
+def test_hardware_class_says_whether_stars_compare_with_the_leaderboard() -> None:
+    from fakes import FakeGpu, FakeNVML
+
+    from wattlens.measure.sensors import fallback, nvml
+
+    def gpus(name: str) -> tuple[object, ...]:
+        return nvml.probe(FakeNVML([FakeGpu(name, "GPU-a", 1_000)]), env={}).sensors
+
+    cpu = fallback.CpuModelSensor(fallback.W_PER_THREAD * 2, 2, "test")
+    cpu.model = "Intel(R) Xeon(R) Processor"
+    cls, comparable, why = hardware_class([cpu])
+    assert cls.startswith("CPU host: Intel(R) Xeon(R) Processor") and not comparable and "not comparable" in why
+    cls, comparable, why = hardware_class([*gpus("NVIDIA H100 80GB HBM3"), cpu])
+    assert cls == "GPU: NVIDIA H100 80GB HBM3" and comparable and why.startswith("comparable")
+    cls, comparable, why = hardware_class(gpus("NVIDIA A100-SXM4-40GB"))
+    assert cls == "GPU: NVIDIA A100-SXM4-40GB" and not comparable and "A100" in why
+    cpu.close()
+
+
+def test_spinning_openmp_threads_are_asked_to_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert passive_openmp() == ""
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice is kept, and its effect stated
+    assert "spin" in passive_openmp()
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_compare_offline_without_the_models_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    args = ["score", "compare", "gpt2", "distilgpt2", "--random-weights", "--task", "text-generation", "--samples", "2"]
+    r = subprocess.run(
+        [sys.executable, "-m", "wattlens.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "cannot load the tokenizer of 'gpt2'" in r.stderr and "local model directory" in r.stderr
+    assert "Traceback" not in r.stderr

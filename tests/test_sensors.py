@@ -166,3 +166,79 @@ def test_detection_on_this_machine_is_honest(factors: FactorSet) -> None:
     if not any(s.method == "measured" for s in det.sensors):
         assert det.method == "estimated"  # no counter: never passed off as measured
     assert NullSensor().energy_j().mid == 0.0
+
+
+# -- process-scoped host model (scores stable under unrelated load) ------------------------------
+
+
+def _spin(seconds: float) -> None:
+    t0 = time.process_time()
+    while time.process_time() - t0 < seconds:
+        sum(i * i for i in range(1000))
+
+
+def test_process_sensor_charges_this_process_cpu_time_by_hand(factors: FactorSet) -> None:
+    from wattlens.measure.sensors.process import ProcessCpuSensor, ProcessMemorySensor, for_process
+
+    host = fallback.probe(factors).sensors
+    scoped = for_process(host)
+    cpu = next(s for s in scoped if isinstance(s, ProcessCpuSensor))
+    mem = next(s for s in scoped if isinstance(s, ProcessMemorySensor))
+    model = next(s for s in host if isinstance(s, fallback.CpuModelSensor))
+    assert cpu.kind == "cpu" and cpu.method == "estimated" and cpu.model == model.model
+    c0, e0, m0 = time.process_time(), cpu.energy_j(), mem.energy_j()
+    _spin(0.2)
+    used = time.process_time() - c0
+    e1, m1 = cpu.energy_j(), mem.energy_j()
+    # One CPU-second is 1/threads of the machine: P_max / threads joules (and memory power / threads).
+    per_s = model.p_max_w.mid / model.threads
+    assert e1.mid - e0.mid == pytest.approx(used * per_s, rel=0.05)
+    mem_model = next(s for s in host if isinstance(s, fallback.MemoryModelSensor))
+    assert m1.mid - m0.mid == pytest.approx(used * mem_model.power_w.mid / model.threads, rel=0.05)
+    assert e1.low - e0.low < e1.mid - e0.mid < e1.high - e0.high
+
+
+def test_process_sensor_ignores_a_neighbour_and_reads_a_child_by_pid(factors: FactorSet) -> None:
+    import subprocess
+    import sys
+
+    from wattlens.measure.sensors.process import for_process
+
+    host_cpu = fallback.probe(factors).sensors[0]
+    own = for_process([host_cpu])[0]
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    burner = subprocess.Popen([sys.executable, "-c", spin])
+    child = for_process([host_cpu], pid=burner.pid)[0]
+    assert child.device == f"cpu:process-{burner.pid}"
+    h0, o0 = host_cpu.energy_j().mid, own.energy_j().mid
+    mine0 = time.process_time()
+    c_prev = 0.0
+    while burner.poll() is None:  # sleep beside the burner; read the child while it still exists
+        c_prev = child.energy_j().mid
+        time.sleep(0.02)
+    mine = time.process_time() - mine0
+    host_d, own_d = host_cpu.energy_j().mid - h0, own.energy_j().mid - o0
+    per_s = host_cpu.p_max_w.mid / host_cpu.threads
+    assert own_d == pytest.approx(mine * per_s, rel=0.05, abs=1e-3)  # only this process's polling
+    assert host_d > own_d  # the whole-host model charged the neighbour's CPU time as well
+    assert c_prev > 0  # the child's own CPU time, read from /proc/PID/stat
+
+
+def test_process_cpu_time_parses_proc_stat_with_odd_names(tmp_path: Path) -> None:
+    from wattlens.errors import SensorError
+    from wattlens.measure.sensors.process import _TICK_S, process_cpu_s
+
+    (tmp_path / "4242").mkdir()
+    # comm may contain spaces and parentheses; utime and stime are fields 14 and 15.
+    rest = "S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 9 20 0 3 0 100 1000 10"
+    (tmp_path / "4242" / "stat").write_text(f"4242 (my (odd) name) {rest}\n")
+    assert process_cpu_s(4242, tmp_path) == pytest.approx((250 + 50) * _TICK_S)
+    with pytest.raises(SensorError, match="4243"):
+        process_cpu_s(4243, tmp_path)
+
+
+def test_for_process_keeps_counters_whole() -> None:
+    from wattlens.measure.sensors.process import for_process
+
+    gpu = nvml.probe(FakeNVML([FakeGpu("NVIDIA H100 80GB HBM3", "GPU-a", 1_000)]), env={}).sensors[0]
+    assert for_process([gpu]) == (gpu,) and gpu.model == "NVIDIA H100 80GB HBM3"

@@ -241,6 +241,7 @@ def score_cmd(
             )
         out.print(tab)
         out.print(f"lowest energy: [bold]{min(results, key=lambda x: x.wh_per_1000).model}[/]")
+        out.print(f"measured on {results[0].hardware_class}; stars {results[0].comparability}")
         return
     r = results[0]
     if label:
@@ -259,3 +260,4 @@ def score_cmd(
             f"({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g}), {'★' * r.stars}{'☆' * (5 - r.stars)} "
             f"({r.scale}) · {r.method}, {r.boundary} · spread {r.spread:.1%} over {r.repetitions} repetitions"
         )
+        out.print(f"measured on {r.hardware_class}, charged {r.attribution}; stars {r.comparability}")

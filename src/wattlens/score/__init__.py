@@ -15,16 +15,19 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from wattlens.errors import InputError
+from wattlens.errors import InputError, WattlensError
 from wattlens.score.tasks import BUILTIN, Reference
 from wattlens.score.tasks import task as task_of
 
 if TYPE_CHECKING:
     from wattlens.measure.meter import Meter
+    from wattlens.measure.sensors.base import Sensor
 
 TASKS = tuple(BUILTIN)  # the built-in task names; plugins may register more (wattlens_score_tasks)
 RUNNABLE = tuple(name for name, (_, runnable) in BUILTIN.items() if runnable)
 NEW_TOKENS = 10
+# The hardware of the AI Energy Score's published measurements (Feb 2025): GPU energy on an NVIDIA H100 80GB.
+LEADERBOARD_HARDWARE = "NVIDIA H100 80GB"
 
 
 def reference(name: str) -> list[Reference]:
@@ -69,9 +72,79 @@ class Result:
     random_weights: bool
     input_tokens_mean: float
     date: str
+    hardware_class: str = ""  # what was measured: "GPU: NVIDIA H100 80GB HBM3" or "CPU host: <model>, N threads"
+    comparable_with_leaderboard: bool = False  # True only for GPU energy on an H100, the leaderboard's own hardware
+    comparability: str = ""  # one sentence: why the stars can (not) be read against the leaderboard's bands
+    attribution: str = ""  # whose energy was counted: whole devices, or this process's own CPU time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def hardware_class(sensors: Sequence[Sensor]) -> tuple[str, bool, str]:
+    """(class, comparable with the leaderboard's H100 bands, the sentence that says so) of the measured sensors."""
+    import os
+
+    accel = sorted({s.model or s.device for s in sensors if s.kind == "accelerator"})
+    if accel:
+        cls = "GPU: " + ", ".join(accel)
+        if all("H100" in name for name in accel):
+            return cls, True, f"comparable: GPU energy on an H100, as the leaderboard's ({LEADERBOARD_HARDWARE})"
+        return (
+            cls,
+            False,
+            (
+                f"not comparable with the leaderboard's bands: they rate GPU energy on an {LEADERBOARD_HARDWARE}, "
+                f"this is {', '.join(accel)}"
+            ),
+        )
+    cpus = sorted({s.model for s in sensors if s.kind == "cpu" and s.model})
+    cls = f"CPU host: {', '.join(cpus) or 'unknown CPU'}, {os.cpu_count() or 1} threads"
+    return (
+        cls,
+        False,
+        (
+            f"not comparable with the leaderboard's bands: they rate GPU energy on an {LEADERBOARD_HARDWARE}; "
+            "this is CPU and memory energy, so the stars say only where the figure would sit among them"
+        ),
+    )
+
+
+def passive_openmp() -> str:
+    """Ask OpenMP worker threads to sleep, not spin, while they wait for each other; "" or a caveat.
+
+    Spinning burns CPU time that is no work: beside a busy neighbour, a 2-thread MiniLM query used
+    279 ms of CPU spinning and 26 ms passive (bench/results/score_stability.md),
+    and a score charged by CPU time would move with the load. libgomp reads the variable once, when
+    torch loads it, so it is set only when torch is not loaded yet and the user has not chosen a policy.
+    """
+    import os
+    import sys
+
+    policy = os.environ.get("OMP_WAIT_POLICY", "")
+    if policy.upper() == "PASSIVE":
+        return ""
+    if policy or "torch" in sys.modules:
+        return (
+            "; OpenMP threads may spin while they wait (torch was loaded first, or OMP_WAIT_POLICY is set): "
+            "under load their spinning is charged too"
+        )
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return ""
+
+
+def _load(what: str, model: str, fn: Callable[[], Any]) -> Any:
+    """Call a Hugging Face loader; a missing or unreachable model becomes one clear InputError."""
+    try:
+        return fn()
+    except WattlensError:
+        raise
+    except (OSError, ValueError) as e:  # the hub client raises OSError offline, ValueError for unknown models
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"cannot load the {what} of {model!r}: {first} Offline, give a local model directory "
+            "(config.json and tokenizer files), or all-MiniLM-L6-v2, which ships with the 'local' extra"
+        ) from e
 
 
 def dataset_samples(task: str, dataset: str, columns: Sequence[str], n: int, split: str = "test") -> list[Any]:
@@ -121,7 +194,7 @@ def load_runner(task: str, model: str, random_weights: bool) -> tuple[Callable[[
         from wattlens.gateway.local import embedding_model_path
 
         path = embedding_model_path() if model in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2") else model
-        st = SentenceTransformer(path, device="cpu")
+        st = _load("weights", model, lambda: SentenceTransformer(path, device="cpu"))
         if random_weights:
             for p in st.parameters():
                 torch.nn.init.normal_(p, std=0.02)
@@ -135,13 +208,14 @@ def load_runner(task: str, model: str, random_weights: bool) -> tuple[Callable[[
         return run_pair, sum(p.numel() for p in st.parameters())
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model)
+    tok = _load("tokenizer", model, lambda: AutoTokenizer.from_pretrained(model))
     if task in ("summarization", "extractive-qa", "text-classification"):
         return _encoder_runner(task, model, tok, random_weights)
     if random_weights:  # architecture only: the work of a fixed-length workload does not depend on weights
-        lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))  # type: ignore[no-untyped-call]
+        cfg = _load("configuration", model, lambda: AutoConfig.from_pretrained(model))
+        lm = AutoModelForCausalLM.from_config(cfg)  # type: ignore[no-untyped-call]
     else:
-        lm = AutoModelForCausalLM.from_pretrained(model)
+        lm = _load("weights", model, lambda: AutoModelForCausalLM.from_pretrained(model))
     lm.eval()
     max_len = int(getattr(lm.config, "max_position_embeddings", 512) or 512) - NEW_TOKENS - 1
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -171,12 +245,12 @@ def _encoder_runner(task: str, model: str, tok: Any, random_weights: bool) -> tu
         "text-classification": AutoModelForSequenceClassification,
     }[task]
     if random_weights:
-        cfg = AutoConfig.from_pretrained(model)
+        cfg = _load("configuration", model, lambda: AutoConfig.from_pretrained(model))
         if task == "extractive-qa":
             cfg.num_labels = 2  # a span head: start and end
         m = auto.from_config(cfg)
     else:
-        m = auto.from_pretrained(model)
+        m = _load("weights", model, lambda: auto.from_pretrained(model))
     m.eval()
     limit = int(getattr(m.config, "max_position_embeddings", 512) or 512)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -219,20 +293,26 @@ def score(
     columns: Sequence[str] = ("text",),
     meter: Meter | None = None,
 ) -> Result:
-    """Measure Wh per 1,000 queries with a Meter (default: this machine's sensors): warm-up, then
-    `repetitions` passes over the samples."""
+    """Measure Wh per 1,000 queries with a Meter: warm-up, then `repetitions` passes over the samples.
+
+    Default meter: this machine's sensors, with the host power models (no energy counter) scoped to
+    this process's own CPU time, so unrelated load on the machine does not move the score.
+    """
 
     t = task_of(task)
     if repetitions < 1 or n_samples < 1:
         raise InputError("samples and repetitions must be at least 1")
+    spin_note = passive_openmp()  # before the runner loads torch
     run, n_params = t.runner(model, random_weights)  # first: a task without a runner says so before anything loads
     items = dataset_samples(task, dataset, columns, n_samples) if dataset else t.samples(n_samples)
     for x in items[: min(5, len(items))]:  # warm-up
         run(x)
     if meter is None:
         from wattlens.measure.meter import Meter
+        from wattlens.measure.sensors.process import for_process
 
-        meter = Meter()
+        host = Meter()
+        meter = Meter(context=host.context, sensors=for_process(host.sensors))
     per_rep, lows, highs, tokens = [], [], [], []
     for rep in range(repetitions):
         with meter.window(f"rep{rep}") as w:
@@ -253,6 +333,13 @@ def score(
     boundary = "accelerator" if "accelerator" in kinds else "host (CPU and memory: no accelerator here)"
     cls = size_class(n_params / 1e9) if task == "text-generation" else ""
     hardware = ", ".join(f"{s.device} ({s.method})" for s in meter.sensors)
+    hw_class, comparable, comparability = hardware_class(meter.sensors)
+    scoped = any(s.device.startswith(("cpu:process", "dram:process")) for s in meter.sensors)
+    attribution = (
+        "this process's own CPU time (all its threads): unrelated load on the machine is not charged"
+        if scoped
+        else "whole devices while the repetitions ran"
+    ) + spin_note
     return Result(
         model,
         task,
@@ -272,6 +359,10 @@ def score(
         random_weights,
         statistics.fmean(tokens),
         dt.date.today().isoformat(),
+        hw_class,
+        comparable,
+        comparability,
+        attribution,
     )
 
 
@@ -283,7 +374,10 @@ def label_svg(r: Result) -> str:
         f"{r.task}{' · class ' + r.size_class if r.size_class else ''}",
         f"{r.wh_per_1000:.3g} Wh per 1,000 queries ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g})",
         f"{r.method}, {r.boundary}",
-        f"hardware: {r.hardware[:60]}",
+        f"measured on {r.hardware_class[:54]}",
+        "stars comparable with the leaderboard (H100)"
+        if r.comparable_with_leaderboard
+        else "stars NOT comparable with the leaderboard's H100 bands",
         f"{r.samples} samples × {r.repetitions} repetitions, spread {r.spread:.1%}"
         + (" · random weights" if r.random_weights else ""),
         f"scale: {r.scale} · {r.date} · wattlens",
@@ -292,9 +386,9 @@ def label_svg(r: Result) -> str:
         f'<text x="20" y="{150 + 24 * i}" font-size="14" fill="#1c1e21">{_esc(t)}</text>' for i, t in enumerate(lines)
     )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="520" height="310" viewBox="0 0 520 310" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="520" height="334" viewBox="0 0 520 334" '
         f'font-family="DejaVu Sans, sans-serif">'
-        f'<rect width="520" height="310" rx="14" fill="#fbfbf8" stroke="#1c1e21" stroke-width="2"/>'
+        f'<rect width="520" height="334" rx="14" fill="#fbfbf8" stroke="#1c1e21" stroke-width="2"/>'
         f'<text x="20" y="38" font-size="16" font-weight="bold" fill="#1c1e21">⚡ Energy Score</text>'
         f'<text x="20" y="66" font-size="15" fill="#1c1e21">{_esc(r.model[:58])}</text>'
         f'<rect x="20" y="80" width="480" height="44" rx="8" fill="{colour}"/>'
@@ -316,12 +410,12 @@ def label_png(svg_result: Result, path: str) -> None:
 
     r = svg_result
     colour = {5: "#0a7d4f", 4: "#5aa02c", 3: "#d9b600", 2: "#e67e22", 1: "#c0392b"}[r.stars]
-    fig = plt.figure(figsize=(5.2, 3.1), dpi=150)
+    fig = plt.figure(figsize=(5.2, 3.34), dpi=150)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 520)
-    ax.set_ylim(310, 0)
+    ax.set_ylim(334, 0)
     ax.axis("off")
-    ax.add_patch(FancyBboxPatch((4, 4), 512, 302, boxstyle="round,pad=0,rounding_size=14", fc="#fbfbf8", ec="#1c1e21", lw=2))
+    ax.add_patch(FancyBboxPatch((4, 4), 512, 326, boxstyle="round,pad=0,rounding_size=14", fc="#fbfbf8", ec="#1c1e21", lw=2))
     ax.text(20, 38, "Energy Score", fontsize=11, weight="bold")
     ax.text(20, 66, r.model[:58], fontsize=10)
     ax.add_patch(FancyBboxPatch((20, 80), 480, 44, boxstyle="round,pad=0,rounding_size=8", fc=colour, ec=colour))
@@ -331,7 +425,10 @@ def label_png(svg_result: Result, path: str) -> None:
             f"{r.task}{' · class ' + r.size_class if r.size_class else ''}",
             f"{r.wh_per_1000:.3g} Wh per 1,000 queries ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g})",
             f"{r.method}, {r.boundary}",
-            f"hardware: {r.hardware[:60]}",
+            f"measured on {r.hardware_class[:54]}",
+            "stars comparable with the leaderboard (H100)"
+            if r.comparable_with_leaderboard
+            else "stars NOT comparable with the leaderboard's H100 bands",
             f"{r.samples} samples × {r.repetitions} repetitions, spread {r.spread:.1%}"
             + (" · random weights" if r.random_weights else ""),
             f"scale: {r.scale} · {r.date} · wattlens",
@@ -346,9 +443,11 @@ def model_card(r: Result) -> str:
     return (
         f"## Energy\n\n| task | Wh per 1,000 queries | stars ({r.scale}) | method | hardware |\n|---|---|---|---|---|\n"
         f"| {r.task} | {r.wh_per_1000:.3g} ({r.wh_per_1000_low:.3g}–{r.wh_per_1000_high:.3g}) | {r.stars}/5 | "
-        f"{r.method}, {r.boundary} | {r.hardware} |\n\nMeasured with wattlens {r.date}: batch size 1, "
+        f"{r.method}, {r.boundary} | {r.hardware_class or r.hardware} |\n\nMeasured with wattlens {r.date}: batch size 1, "
         f"{r.samples} samples × {r.repetitions} repetitions (spread {r.spread:.1%})"
         + (", text generation of exactly 10 new tokens" if r.task == "text-generation" else "")
         + (", architecture only (random weights)" if r.random_weights else "")
+        + (f"; charged: {r.attribution}" if r.attribution else "")
+        + (f". Stars {r.comparability}" if r.comparability else "")
         + ".\n"
     )

@@ -32,6 +32,7 @@ class Sensor(ABC):
     kind: Kind
     method: SensorMethod
     reason: str  # why this method: shown to users
+    model: str = ""  # the device's product name when the backend knows it, e.g. "NVIDIA H100 80GB HBM3"
 
     @abstractmethod
     def energy_j(self) -> Interval: ...

@@ -172,7 +172,9 @@ def probe(factors: FactorSet, cpuinfo: Path = CPUINFO, stat: Path = PROC_STAT, m
     else:
         p_max = W_PER_THREAD * threads
         why = f"CPU {model or 'unknown'!r} not in the TDP table: {threads} threads x 2-8 W, utilisation from {stat}"
-    sensors: list[Sensor] = [CpuModelSensor(p_max, threads, why, stat)]
+    cpu = CpuModelSensor(p_max, threads, why, stat)
+    cpu.model = model
+    sensors: list[Sensor] = [cpu]
     gb = mem_gb(meminfo)
     if gb > 0:
         sensors.append(MemoryModelSensor(gb))

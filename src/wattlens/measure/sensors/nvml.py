@@ -39,6 +39,7 @@ class NvmlEnergySensor(Sensor):
         self.device = f"gpu:{index}"
         self.kind = "accelerator"
         self.method = "measured"
+        self.model = name
         self.reason = f"{name}: NVML total energy counter"
 
     def energy_j(self) -> Interval:
@@ -57,6 +58,7 @@ class NvmlPowerSensor(Sensor):
         self.device = f"gpu:{index}"
         self.kind = "accelerator"
         self.method = "measured"
+        self.model = name
         self.reason = f"{name}: no energy counter; power sampled every {period_s * 1000:.0f} ms and integrated"
         self._lock = threading.Lock()
         self._t, self._p = time.perf_counter(), self._power_w()
