@@ -8,6 +8,7 @@ request); each ledger record has LedgerRecord's keys and the adapter as its sour
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -346,6 +347,52 @@ def test_langchain_without_attach_or_stream_usage(server: up.ServerThread) -> No
     list(llm.stream(PROMPT))  # no stream_usage: the provider sends no usage
     s = meter.recent.settlements()[-1]
     assert s.call.outcome == "no_usage" and s.call.tokens == Tokens(output=len("".join(up.WORDS)) // 4 + 1)
+
+
+def test_langchain_handler_keeps_each_models_run_apart(server: up.ServerThread, tmp_path: Path) -> None:
+    """One handler, two models and two base URLs: a run's description is worked out once per kind of
+    run, so each record must still name its own model and upstream, its run's id and its own start time."""
+    lc_openai = pytest.importorskip("langchain_openai")
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    from wattlens.integrations.langchain import WattlensCallbackHandler
+
+    class Runs(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.ids: list[str] = []
+
+        def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
+            self.ids.append(run_id.hex)
+
+    writer = LedgerWriter(open_ledger(tmp_path / "two.db"))
+    meter, runs = WattlensCallbackHandler(zone="FR", ledger=writer, attach=False), Runs()
+    small = lc_openai.ChatOpenAI(model="gpt-4o-mini", base_url=server.url + "/v1", api_key="sk-test")
+    large = lc_openai.ChatOpenAI(model="gpt-4o", base_url=server.url + "/v1/", api_key="sk-test")
+    before = time.time()
+    for llm in (small, large, small, large):
+        llm.invoke(PROMPT, config={"callbacks": [meter, runs]})
+    after = time.time()
+    recs = records(writer, tmp_path / "two.db", "langchain")
+    assert [r["model_requested"] for r in recs] == ["gpt-4o-mini", "gpt-4o"] * 2
+    assert [r["upstream"] for r in recs] == [server.url + "/v1", server.url + "/v1/"] * 2
+    assert [r["id"] for r in recs] == runs.ids and len(set(runs.ids)) == 4
+    stamps = [dt.datetime.fromisoformat(r["ts"]) for r in recs]
+    assert all(s.utcoffset() == dt.timedelta(0) for s in stamps)  # formatted in UTC off the caller's path
+    assert before - 1e-3 <= stamps[0].timestamp() <= stamps[-1].timestamp() <= after and stamps == sorted(stamps)
+    assert [r["footprint"] for r in recs[::2]] == [expected()] * 2
+    assert [r["footprint"] for r in recs[1::2]] == [expected(model="gpt-4o")] * 2
+
+
+def test_llamaindex_request_ids_come_from_span_ids() -> None:
+    pytest.importorskip("llama_index.core")
+    from wattlens.integrations.llamaindex import request_id
+
+    u = "6f1c2a0e-9b7d-4c3e-8a21-0d5e4f3b2a19"
+    assert request_id(f"OpenAI.chat-{u}") == u.replace("-", "")
+    assert request_id(f"OpenAI.chat-{u.upper()}") == u.replace("-", "")  # the ledger's ids are lower-case hex
+    for other in ("OpenAI.chat", f"OpenAI.chat-{u[:-1]}g", "", None):  # no UUID in it: a fresh one
+        rid = request_id(other)
+        assert len(rid) == 32 and int(rid, 16) >= 0 and rid != u.replace("-", "")
 
 
 # -- LlamaIndex ---------------------------------------------------------------------------------
