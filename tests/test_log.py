@@ -584,6 +584,10 @@ def test_notary_signs_and_refuses_after_rollback_or_fork(tmp_path: Path) -> None
         assert notary.try_sign() is None and notary.last_error
         led.close()
     assert reg.get_sample_value("wattlens_log_signing_refusals_total") == 4
+    # a new key (rotated): the old key's checkpoints are not its promise; it signs the log as it is
+    rotated = Notary(open_ledger(db), Signer.generate("wattlens.example/org-ledger"), tmp_path / "outside" / "last.txt")
+    assert read_checkpoint(rotated.sign(), rotated.signer.verifier).size == 16
+    rotated.ledger.close()
     assert reg.get_sample_value("wattlens_log_checkpoints_signed_total") == 2
 
 

@@ -122,7 +122,7 @@ class Notary:
         from wattlens.ledger.note import Checkpoint, read_checkpoint, sign_checkpoint
 
         state = self.ledger.tree_state()  # brings leaves and nodes up to date first
-        earlier = [n for n in (self._outside(), self.ledger.latest_checkpoint()) if n]
+        earlier = [n for n in (self._outside(), self.ledger.latest_checkpoint()) if n and self._mine(n)]
         for note in earlier:
             old = read_checkpoint(note, self.signer.verifier)
             if old.size > state.size:
@@ -142,6 +142,18 @@ class Notary:
         self.size.set(state.size)
         self.last_error = None
         return note
+
+    def _mine(self, note: str) -> bool:
+        """A checkpoint this key signed; one signed by another key (a rotated key, another tool) is not
+        this gateway's promise: it is set aside with a warning rather than blocking every signature."""
+        from wattlens.ledger.note import NoteError, read_checkpoint
+
+        try:
+            read_checkpoint(note, self.signer.verifier)
+            return True
+        except NoteError as e:
+            log.warning("a kept checkpoint is not signed by this gateway's key (%s); not compared with", e)
+            return False
 
     def _refuse(self, why: str) -> None:
         self.refused.inc()
