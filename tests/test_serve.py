@@ -160,3 +160,37 @@ def test_a_crash_leaves_a_ledger_that_verifies(upstream_server: up.ServerThread,
     rows = list(led.rows())
     led.close()
     assert len(rows) == 20 and verify(rows) == []
+
+
+def test_serve_config_file_signs_the_log_it_names(upstream_server: up.ServerThread, tmp_path: Path) -> None:
+    """`serve --config FILE` reads [log] from FILE (not only from $WATTLENS_CONFIG or ./wattlens.toml)."""
+    from wattlens.ledger.note import Signer
+
+    key = tmp_path / "log.key"
+    key.write_text(Signer.generate("wattlens.example/org-ledger").encode() + "\n")
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f'[server]\nledger = "{tmp_path / "l.db"}"\n[log]\nkey_file = "log.key"\ncheckpoint_interval_s = 0.5\n'
+        f'[[upstreams]]\nbase_url = "{upstream_server.url}/v1"\nmodels = ["gpt-4o-mini"]\n'
+    )
+    port = up.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTLENS_")}
+    proc = start(cfg, port, env={**env, "WATTLENS_CONFIG": ""})
+    try:
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            timeout=10,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert r.status_code == 200
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            cp = httpx.get(f"http://127.0.0.1:{port}/wattlens/log/checkpoint", timeout=5)
+            if cp.status_code == 200 and "\n1\n" in cp.text:
+                break
+            time.sleep(0.2)
+        assert cp.status_code == 200 and cp.text.startswith("wattlens.example/org-ledger\n1\n"), cp.text
+        assert "— wattlens.example/org-ledger " in cp.text  # signed with the key the file names
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -100,7 +100,9 @@ def serve(
             )
     where = ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
     err.print(f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: {where}")
-    run_gateway(cfg, local=local)
+    from wattlens.gateway.logapi import log_settings
+
+    run_gateway(cfg, local=local, log=log_settings(st))  # [log] of --config too, not only the default file
 
 
 keys_app = typer.Typer(help="Gateway API keys (stored hashed).", no_args_is_help=True)

@@ -37,7 +37,8 @@ def embedded_config(port: int, context: Context | None = None, host: str = "127.
     return GatewayConfig(upstreams=(up,), host=host, port=port, context=context or Context())
 
 
-def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None) -> None:
+def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None, log: Any = None) -> None:
+    """Run the gateway until stopped; `log` (gateway.logapi.LogSettings) signs the transparency log."""
     import uvicorn
 
     from wattlens.gateway.app import create_app
@@ -49,7 +50,7 @@ def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None) 
     if local is not None:
         local.embedder()  # load now, so no request is charged for loading the model
     ledger = LedgerWriter(open_ledger(config.ledger)) if config.ledger != "none" else None
-    app = create_app(config, ledger, local)
+    app = create_app(config, ledger, local, log=log)
     uvicorn.run(app, log_level=log_level, **options)
 
 
