@@ -325,3 +325,60 @@ def test_header_timeout_is_read_from_the_config_file_and_checked(tmp_path: Path)
         f.write_text(f'[server]\nheader_timeout_s = {json.dumps(bad)}\n[[upstreams]]\nbase_url = "http://127.0.0.1:9/v1"\n')
         with pytest.raises(ConfigError, match="header_timeout_s"):
             server_options(load_gateway_config(f))
+
+
+# -- summary and export in a worker process (gateway/offload.py) ----------------------------------------
+
+
+def test_summary_and_export_run_in_a_worker_process_and_say_what_is_wrong(tmp_path: Path) -> None:
+    import httpx
+    from upstream import ServerThread
+
+    from wattlens.gateway.app import create_app
+    from wattlens.gateway.config import GatewayConfig, Upstream
+    from wattlens.ledger.summary import summarise
+
+    db = tmp_path / "l.db"
+    writer = LedgerWriter(open_ledger(db), flush_s=0.01)
+    for i in range(30):
+        writer.submit(body(i, model_served="a" if i % 3 else "b", tokens={"input": i, "output": 2 * i}))
+    writer.flush()
+    expected = summarise(open_ledger(db).records(), "model")
+    cfg = GatewayConfig((Upstream("u", "openai", "http://127.0.0.1:9/v1"),), ledger=str(db))
+    with ServerThread(create_app(cfg, writer)) as gw:
+        got = httpx.get(gw.url + "/wattlens/api/summary?by=model", timeout=60).json()
+        rows = httpx.get(gw.url + "/wattlens/api/export?format=jsonl", timeout=60).text.splitlines()
+        bad_key = httpx.get(gw.url + "/wattlens/api/summary?by=colour", timeout=60)
+        bad_format = httpx.get(gw.url + "/wattlens/api/export?format=xls", timeout=60)
+    writer.close()
+    assert got["groups"] == expected["groups"] and got["groups"]["b"]["tokens"]["input"] == sum(range(0, 30, 3))
+    assert [json.loads(r)["id"] for r in rows] == [f"r{i}" for i in range(30)]
+    assert 400 <= bad_key.status_code < 500 and "colour" in bad_key.text
+    assert 400 <= bad_format.status_code < 500 and "xls" in bad_format.text
+
+
+def test_the_worker_process_leaves_with_a_killed_gateway(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, os\n"
+        "from wattlens.gateway.offload import in_worker\n"
+        "print(asyncio.run(in_worker(os.getpid)), flush=True)\n"
+        "os._exit(0)\n"  # no exit handlers run, as when the gateway is killed
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    worker = int(done.stdout.strip())
+    assert worker not in (os.getpid(), 0)
+
+    def alive() -> bool:  # a zombie left for a container's init to reap counts as gone
+        try:
+            return Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and alive():
+        time.sleep(0.1)
+    assert not alive()

@@ -255,51 +255,37 @@ def web_routes(gw: Gateway) -> list[BaseRoute]:
 
         return JSONResponse(as_json())
 
-    def reader() -> Any:
-        from wattlens.ledger import open_ledger
+    def ledger_location() -> str:
+        from wattlens.ledger import default_path
 
         if gw.config.ledger == "none":
             raise WattlensError("this gateway runs without a ledger (--ledger none)")
         if gw.ledger is not None:
             gw.ledger.flush()  # show what has just been served
-        return open_ledger(gw.config.ledger)
+        return str(gw.config.ledger or default_path())
 
     async def summary(request: Request, team: str | None) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        from wattlens.ledger.summary import for_team, summarise
+        from wattlens.gateway.offload import in_worker, summarise_ledger
 
         q = request.query_params
-
-        def work() -> Any:  # in a worker thread: a large ledger must not stall every other client
-            led = reader()
-            try:
-                records = for_team(led.records(q.get("since"), q.get("until")), team)
-                return {**summarise(records, q.get("by") or None), "team": team}
-            finally:
-                led.close()
-
-        return JSONResponse(await run_in_threadpool(work))
+        where = await run_in_threadpool(ledger_location)
+        # In a worker process: a large ledger must not stall every other client (gateway/offload.py).
+        out = await in_worker(summarise_ledger, where, q.get("since"), q.get("until"), q.get("by") or None, team)
+        return JSONResponse({**out, "team": team})
 
     async def export(request: Request, team: str | None) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        from wattlens.ledger.export import export as write_export
-        from wattlens.ledger.summary import for_team
+        from wattlens.gateway.offload import export_ledger, in_worker
 
         q = request.query_params
         fmt = q.get("format", "csv")
         tmp = Path(tempfile.mkdtemp()) / f"wattlens-ledger.{fmt}"
-
-        def work() -> None:  # in a worker thread: writing a large export must not stall the other clients
-            led = reader()
-            try:
-                write_export(for_team(led.records(q.get("since"), q.get("until")), team), fmt, str(tmp))
-            finally:
-                led.close()
-
         try:
-            await run_in_threadpool(work)
+            where = await run_in_threadpool(ledger_location)
+            await in_worker(export_ledger, where, q.get("since"), q.get("until"), team, fmt, str(tmp))
         except BaseException:
             shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
