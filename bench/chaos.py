@@ -1,7 +1,7 @@
 """The attack campaign, replayed on loopback and bounded in time: does any record get lost?
 
     pip install -e ".[dev]" hypothesis
-    python bench/chaos.py [--requests 1500] [--fuzz 300]
+    python bench/chaos.py [--requests 1500] [--fuzz 300] [--only summary,postgres] [--baseline CHECKOUT]
 
 Each scenario starts a fresh gateway (a subprocess, `wattlens serve`) in front of a fast
 upstream, with its own SQLite ledger, and prints one row: requests answered, records written,
@@ -14,7 +14,12 @@ unrelated request made while the scenario ran.
 - database locked: another connection holds SQLite's write lock for 8 s under load (spill and replay)
 - disk full: a file-size limit on the gateway process (prlimit) under load, then lifted
 - slow clients: 300 sockets that send half a request and wait
-- summary: the dashboard summary of a 50,000-record ledger while requests flow
+- summary: the dashboard summary and CSV export of a 50,000-record ledger (stall measured while they run),
+  then requests; --baseline CHECKOUT runs it again with the gateway of another checkout, in the same run
+- postgres: a PostgreSQL ledger whose server is stopped under load for 6 s and started again (spill and
+  replay: records lost must be 0); needs PostgreSQL's server binaries (initdb, pg_ctl)
+
+The machine's load average (`uptime`) is recorded beside the figures: stalls depend on it.
 """
 
 from __future__ import annotations
@@ -42,11 +47,13 @@ MSG = [{"role": "user", "content": "How much energy does this use?"}]
 
 
 class Gateway:
-    def __init__(self, upstream: str, db: Path) -> None:
+    def __init__(self, upstream: str, db: Path | str, src: Path | None = None) -> None:
+        """src: the checkout whose gateway runs (default: the installed wattlens)."""
         self.port, self.db = free_port(), db
         cmd = [sys.executable, "-m", "wattlens.cli", "serve", "--upstream", upstream, "--port", str(self.port)]
         cmd += ["--zone", "FR", "--ledger", str(db)]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        env = {**os.environ, "PYTHONPATH": str(src / "src")} if src else None
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         wait(self.url + "/healthz")
 
@@ -104,6 +111,7 @@ class Prober:
 
     def __init__(self, url: str) -> None:
         self.url, self.worst_ms, self._stop = url, 0.0, False
+        self.degraded = 0  # answers 503: the ledger is degraded (database down), the gateway still serves
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -112,9 +120,10 @@ class Prober:
             while not self._stop:
                 t = time.perf_counter()
                 try:
-                    c.get(self.url + "/healthz")
+                    r = c.get(self.url + "/healthz")
                 except httpx.HTTPError:
                     return
+                self.degraded += r.status_code == 503
                 self.worst_ms = max(self.worst_ms, (time.perf_counter() - t) * 1000)
                 time.sleep(0.02)
 
@@ -234,72 +243,192 @@ def slow_clients_scenario(up: str, tmp: Path, n: int) -> list[str]:
         s = socket.create_connection(("127.0.0.1", gw.port))
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
         socks.append(s)
+    opened = time.monotonic()
     prober = Prober(gw.url)
     answered, five = asyncio.run(load(gw.url, n))
     stall = prober.stop()
+    # The body never comes: each must be answered 408 and closed by the 10 s read deadline (+ 5 s slack).
+    time.sleep(max(0.0, opened + 15 - time.monotonic()))
+    cut = 0
     for s in socks:
+        s.settimeout(0.5)
+        try:
+            got = s.recv(4096)
+            cut += got == b"" or got.startswith(b"HTTP/1.1 408 ")
+        except TimeoutError:
+            pass
+        except OSError:  # reset: closed too
+            cut += 1
         s.close()
     gw.stop()
     recorded = recorded_users(gw)
-    return row("300 slow clients", len(answered), len(answered & recorded), len(answered - recorded), five, stall)
+    name = f"300 slow clients ({cut} cut by the read deadline within 15 s)"
+    return row(name, len(answered), len(answered & recorded), len(answered - recorded), five, stall)
 
 
-def summary_scenario(up: str, tmp: Path, n: int) -> list[str]:
+def big_ledger(tmp: Path) -> Path:
     from wattlens.report.demo import write_demo
 
     db = tmp / "big.db"
-    write_demo(str(db), ["gpt-4o-mini", "claude-haiku-4-5"], ["FR", "US-VA"], limit=50_000)
-    gw = Gateway(up, db)
+    if not db.exists():
+        write_demo(str(db), ["gpt-4o-mini", "claude-haiku-4-5"], ["FR", "US-VA"], limit=50_000)
+    return db
+
+
+def summary_scenario(up: str, tmp: Path, n: int, src: Path | None = None) -> list[str]:
+    """The stall is measured while 3 summaries and 3 CSV exports run (the first one starts the worker process)."""
+    import shutil
+
+    db = tmp / f"big-{len(list(tmp.glob('big-*.db')))}.db"
+    shutil.copy(big_ledger(tmp), db)
+    gw = Gateway(up, db, src)
     prober = Prober(gw.url)
     with httpx.Client(timeout=120) as c:
         for _ in range(3):
-            c.get(gw.url + "/wattlens/api/summary")
-            c.get(gw.url + "/wattlens/api/export?format=csv")
-    answered, five = asyncio.run(load(gw.url, n // 3))
+            c.get(gw.url + "/wattlens/api/summary").raise_for_status()
+            c.get(gw.url + "/wattlens/api/export?format=csv").raise_for_status()
     stall = prober.stop()
+    answered, five = asyncio.run(load(gw.url, n // 3))
     gw.stop()
     recorded = recorded_users(gw)
     n_rec, n_lost = len(answered & recorded), len(answered - recorded)
-    return row("summary + export of 50,000 records", len(answered), n_rec, n_lost, five, stall)
+    name = "summary + export of 50,000 records"
+    if src is not None:
+        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        name += f" (baseline: {rev.stdout.strip() or src})"
+    return row(name, len(answered), n_rec, n_lost, five, stall)
+
+
+class PgCluster:
+    """A throwaway PostgreSQL server on loopback (as tests/test_ledger.py starts one), stopped and started at will."""
+
+    def __init__(self, tmp: Path) -> None:
+        import shutil
+
+        initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+        if initdb is None:
+            raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        self.bin, self.root, self.port = Path(initdb).parent, Path(tempfile.mkdtemp(prefix="wattlens-pg-")), free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # postgres refuses to run as root
+            shutil.chown(self.root, "postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        data = self.root / "data"
+        subprocess.run(
+            [*self.prefix, str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "wl"],
+            check=True,
+            capture_output=True,
+        )
+        self.ctl = [*self.prefix, str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.root / "log"), "-w"]
+        self.opts = ["-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"]
+        self.start()
+        self.url = f"postgresql://wl@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        subprocess.run([*self.ctl, *self.opts, "start"], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run([*self.ctl, "-m", "fast", "stop"], check=True, capture_output=True)
+
+    def remove(self) -> None:
+        import shutil
+
+        subprocess.run([*self.ctl, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_scenario(up: str, tmp: Path, n: int) -> list[str]:
+    """PostgreSQL stopped under load for 6 s, then started: the writer spills to its journal and replays."""
+    pg = PgCluster(tmp)
+    try:
+        gw = Gateway(up, pg.url)
+        prober = Prober(gw.url)
+
+        async def go() -> tuple[set[str], int]:
+            task = asyncio.create_task(load(gw.url, n))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(pg.stop)
+            await asyncio.sleep(6.0)
+            await asyncio.to_thread(pg.start)
+            return await task
+
+        answered, five = asyncio.run(go())
+        deadline = time.time() + 60
+        while time.time() < deadline and len(recorded_users(gw) & answered) < len(answered):
+            time.sleep(0.5)
+        stall = prober.stop()
+        healthy = httpx.get(gw.url + "/healthz", timeout=30).status_code == 200
+        gw.stop()
+        recorded = recorded_users(gw)
+    finally:
+        pg.remove()
+    seen = f"/healthz 503 degraded {prober.degraded} times, then {'ok' if healthy else 'STILL DEGRADED'}"
+    name = f"PostgreSQL stopped 6 s under load, then started ({seen})"
+    return row(name, len(answered), len(answered & recorded), len(answered - recorded), five, stall)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` prints them (the machine is shared)."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+SCENARIOS = ("sigterm", "sigkill", "fuzz", "locked", "disk", "slow", "summary", "postgres")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=1500)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1500, help="requests per load phase")
     ap.add_argument("--fuzz", type=int, default=300, help="Hypothesis examples per endpoint")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated scenarios out of {','.join(SCENARIOS)}")
+    ap.add_argument("--baseline", type=Path, help="a checkout (git worktree) whose gateway also runs the summary scenario")
+    ap.add_argument("--output", default="chaos.md", help="file name under bench/results/")
     args = ap.parse_args()
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    if unknown := set(only) - set(SCENARIOS):
+        ap.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
+    if args.baseline is not None and not (args.baseline / "src" / "wattlens").is_dir():
+        ap.error(f"--baseline {args.baseline}: not a wattlens checkout (no src/wattlens)")
     tmp = Path(tempfile.mkdtemp())
     upstream_port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "fast_upstream:app", "--app-dir", str(HERE), "--port", str(upstream_port)]
     up = subprocess.Popen([*cmd, "--log-level", "error", "--no-access-log"])
     os.environ["XDG_DATA_HOME"] = str(tmp)  # spill journals of this run stay in it
+    load_before = load_average()
     try:
         url = f"http://127.0.0.1:{upstream_port}/v1"
         wait(url + "/models")
-        rows = [
-            kill_scenario(url, tmp, args.requests, signal.SIGTERM),
-            kill_scenario(url, tmp, args.requests, signal.SIGKILL),
-            fuzz_scenario(url, tmp, args.fuzz),
-            locked_scenario(url, tmp, args.requests),
-            disk_full_scenario(url, tmp, args.requests),
-            slow_clients_scenario(url, tmp, args.requests // 3),
-            summary_scenario(url, tmp, args.requests),
-        ]
+        n = args.requests
+        runs = {
+            "sigterm": lambda: [kill_scenario(url, tmp, n, signal.SIGTERM)],
+            "sigkill": lambda: [kill_scenario(url, tmp, n, signal.SIGKILL)],
+            "fuzz": lambda: [fuzz_scenario(url, tmp, args.fuzz)],
+            "locked": lambda: [locked_scenario(url, tmp, n)],
+            "disk": lambda: [disk_full_scenario(url, tmp, n)],
+            "slow": lambda: [slow_clients_scenario(url, tmp, n // 3)],
+            # The baseline's summary runs just before this checkout's, so both see the same machine load.
+            "summary": lambda: [
+                *([summary_scenario(url, tmp, n, args.baseline)] if args.baseline else []),
+                summary_scenario(url, tmp, n),
+            ],
+            "postgres": lambda: [postgres_scenario(url, tmp, n)],
+        }
+        rows = [r for name in SCENARIOS if name in only for r in runs[name]()]
         headers = ["scenario", "requests answered", "records written", "records lost", "5xx", "max stall ms"]
-        body = table(headers, rows)
+        body = f"Load average (`uptime`, 1/5/15 min): {load_before} at the start, {load_average()} at the end.\n\n"
+        body += table(headers, rows)
         body += (
             "\n\n`records lost` counts requests answered 200 whose record is not in the ledger. `max stall ms` is "
-            "the longest wait of an unrelated request (GET /healthz every 20 ms) during the scenario; gateway, "
-            "upstream, load and prober share this machine's 2 cores. Targets: 0 lost on SIGTERM and on outages "
+            "the longest wait of an unrelated request (GET /healthz every 20 ms) during the scenario (for the "
+            "summary: while the 3 summaries and 3 exports run); gateway, "
+            "upstream, load and prober share this machine's cores with whatever else runs on it. Targets: 0 lost "
+            "on SIGTERM and on outages "
             "within the spill capacity; SIGKILL loses at most one flush interval (0.2 s) of records; no 5xx from "
             "client input; no unrelated request stalled over 100 ms by a summary, export or /metrics."
         )
-        write(
-            "chaos.md",
-            "Chaos: records lost under faults",
-            body,
-            f"python bench/chaos.py --requests {args.requests} --fuzz {args.fuzz}",
-        )
+        command = f"python bench/chaos.py --requests {args.requests} --fuzz {args.fuzz}"
+        command += f" --only {','.join(only)}" if set(only) != set(SCENARIOS) else ""
+        command += f" --baseline {args.baseline}" if args.baseline else ""
+        write(args.output, "Chaos: records lost under faults", body, command)
     finally:
         up.terminate()
         up.wait(timeout=10)
