@@ -112,6 +112,7 @@ class Prober:
     def __init__(self, url: str) -> None:
         self.url, self.worst_ms, self._stop = url, 0.0, False
         self.degraded = 0  # answers 503: the ledger is degraded (database down), the gateway still serves
+        self.samples_ms: list[float] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -124,7 +125,8 @@ class Prober:
                 except httpx.HTTPError:
                     return
                 self.degraded += r.status_code == 503
-                self.worst_ms = max(self.worst_ms, (time.perf_counter() - t) * 1000)
+                self.samples_ms.append((time.perf_counter() - t) * 1000)
+                self.worst_ms = max(self.worst_ms, self.samples_ms[-1])
                 time.sleep(0.02)
 
     def stop(self) -> float:
@@ -288,6 +290,8 @@ def summary_scenario(up: str, tmp: Path, n: int, src: Path | None = None) -> lis
             c.get(gw.url + "/wattlens/api/summary").raise_for_status()
             c.get(gw.url + "/wattlens/api/export?format=csv").raise_for_status()
     stall = prober.stop()
+    waits = sorted(prober.samples_ms)
+    spread = f" (p50 {waits[len(waits) // 2]:.0f}, p99 {waits[int(len(waits) * 0.99)]:.0f})"
     answered, five = asyncio.run(load(gw.url, n // 3))
     gw.stop()
     recorded = recorded_users(gw)
@@ -296,7 +300,7 @@ def summary_scenario(up: str, tmp: Path, n: int, src: Path | None = None) -> lis
     if src is not None:
         rev = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         name += f" (baseline: {rev.stdout.strip() or src})"
-    return row(name, len(answered), n_rec, n_lost, five, stall)
+    return [*row(name, len(answered), n_rec, n_lost, five, stall)[:-1], f"{stall:.0f}{spread}"]
 
 
 class PgCluster:
@@ -381,6 +385,7 @@ def main() -> None:
     ap.add_argument("--fuzz", type=int, default=300, help="Hypothesis examples per endpoint")
     ap.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated scenarios out of {','.join(SCENARIOS)}")
     ap.add_argument("--baseline", type=Path, help="a checkout (git worktree) whose gateway also runs the summary scenario")
+    ap.add_argument("--rounds", type=int, default=1, help="summary scenario runs (alternating with the baseline's)")
     ap.add_argument("--output", default="chaos.md", help="file name under bench/results/")
     args = ap.parse_args()
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -407,8 +412,12 @@ def main() -> None:
             "slow": lambda: [slow_clients_scenario(url, tmp, n // 3)],
             # The baseline's summary runs just before this checkout's, so both see the same machine load.
             "summary": lambda: [
-                *([summary_scenario(url, tmp, n, args.baseline)] if args.baseline else []),
-                summary_scenario(url, tmp, n),
+                r
+                for _ in range(args.rounds)
+                for r in [
+                    *([summary_scenario(url, tmp, n, args.baseline)] if args.baseline else []),
+                    summary_scenario(url, tmp, n),
+                ]
             ],
             "postgres": lambda: [postgres_scenario(url, tmp, n)],
         }
@@ -419,7 +428,7 @@ def main() -> None:
         body += (
             "\n\n`records lost` counts requests answered 200 whose record is not in the ledger. `max stall ms` is "
             "the longest wait of an unrelated request (GET /healthz every 20 ms) during the scenario (for the "
-            "summary: while the 3 summaries and 3 exports run); gateway, "
+            "summary: while the 3 summaries and 3 exports run, with the median and 99th percentile wait); gateway, "
             "upstream, load and prober share this machine's cores with whatever else runs on it. Targets: 0 lost "
             "on SIGTERM and on outages "
             "within the spill capacity; SIGKILL loses at most one flush interval (0.2 s) of records; no 5xx from "
@@ -428,6 +437,7 @@ def main() -> None:
         command = f"python bench/chaos.py --requests {args.requests} --fuzz {args.fuzz}"
         command += f" --only {','.join(only)}" if set(only) != set(SCENARIOS) else ""
         command += f" --baseline {args.baseline}" if args.baseline else ""
+        command += f" --rounds {args.rounds}" if args.rounds != 1 else ""
         write(args.output, "Chaos: records lost under faults", body, command)
     finally:
         up.terminate()

@@ -57,7 +57,8 @@ async def in_worker(fn: Callable[..., T], *args: Any) -> T:
     pool = _pool()
     if pool is not None:
         try:
-            return await asyncio.wrap_future(pool.submit(fn, *args))
+            # Submitted from a thread: the first submit starts the worker process, not on the event loop.
+            return await asyncio.wrap_future(await run_in_threadpool(pool.submit, fn, *args))
         except BrokenProcessPool:  # the worker died (killed, out of memory): a new one next time
             _pool.cache_clear()
             log.warning("the ledger worker process died; this read runs in a thread")

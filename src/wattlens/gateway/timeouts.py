@@ -68,6 +68,10 @@ def deadline_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
             super().on_message_complete()
             self._disarm()  # read in full: answering it takes as long as it takes
 
+        def handle_websocket_upgrade(self) -> None:
+            self._disarm()  # the WebSocket protocol takes the connection over
+            super().handle_websocket_upgrade()
+
         def _arm(self) -> None:
             self._deadline = self.loop.time() + header_timeout_s
             if self._timer is None:
