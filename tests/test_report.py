@@ -436,3 +436,34 @@ globalThis.fetch = async (url) => {
     assert results["month"][0] == "day" and results["month"][2] == 120
     assert results["years"][0] == "month" and results["years"][2] == 150
     assert results["years"][1] == 25  # every month from the first to the last, empty ones included
+
+
+def test_report_with_contracts_shows_the_hourly_matching_of_its_records(
+    demo_ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --contracts` prints what grid.contracts computes on the same records (CFE score, hourly vs annual)."""
+    import datetime as dt
+
+    from wattlens.config import load_settings
+    from wattlens.grid import contracts as cx
+
+    led = open_ledger(demo_ledger)
+    recs = list(led.records())
+    led.close()
+    first = min(dt.datetime.fromisoformat(str(r["ts"])) for r in recs).astimezone(dt.UTC)
+    hour = first.replace(minute=0, second=0, microsecond=0)
+    f = tmp_path / "contracts.csv"
+    f.write_text(
+        "zone,start,end,volume_mwh,kind,technology,source\n"
+        f"FR,{hour:%Y-%m-%dT%H:00:00Z},{hour + dt.timedelta(hours=1):%Y-%m-%dT%H:00:00Z},0.00001,ppa,solar,test PPA\n"
+        f"FR,{hour.year}-01-01T00:00:00Z,{hour.year + 1}-01-01T00:00:00Z,0.001,eac,hydro,test GOs\n"
+    )
+    code, out, err = cli(capsys, "report", "--ledger", str(demo_ledger), "--contracts", str(f), "--format", "json")
+    assert code == 0, err
+    shown = json.loads(out)["cfe"]
+    expected = cx.match_records(recs, cx.load(f), load_settings().context()).as_dict()
+    assert shown["cfe_score"] == pytest.approx(expected["cfe_score"])
+    assert shown["carbon_g"] == pytest.approx(expected["carbon_g"])
+    assert 0 < shown["hourly_matched_share"] <= shown["annual_matched_share"] <= 1  # a year's GOs cover more
+    code, md, _ = cli(capsys, "report", "--ledger", str(demo_ledger), "--contracts", str(f))
+    assert code == 0 and "## Contracts and 24/7 carbon-free energy" in md and "CFE score" in md

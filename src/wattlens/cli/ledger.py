@@ -154,6 +154,7 @@ def _report(
     context: Context,
     reprice: bool = False,
     allow_empty: bool = False,
+    contracts: str | None = None,
 ) -> None:
     from wattlens.ledger import open_ledger
     from wattlens.report import build, checkpoint_of, period_bounds
@@ -161,6 +162,8 @@ def _report(
 
     lo, hi, label = period_bounds(period, since, until)
     keys = [b.strip() for b in by.split(",") if b.strip()]
+    if parquet and contracts:
+        raise typer.BadParameter("--contracts works on a ledger, not on a Parquet export")
     if parquet:
         from wattlens.report.columnar import build_from_parquet
 
@@ -170,6 +173,10 @@ def _report(
         try:
             r = build(led.records(lo, hi), keys, label, reprice_with=context if reprice else None)
             r.checkpoint = checkpoint_of(led)
+            if contracts:
+                from wattlens.grid import contracts as cx
+
+                r.cfe = cx.match_records(led.records(lo, hi), cx.load(contracts), context).as_dict()
         finally:
             led.close()
     r.since, r.until = lo, hi
@@ -208,6 +215,13 @@ def report(
         str | None,
         typer.Option("--grid", help="Re-price each record's carbon at its own time with this feed, e.g. csv:FILE."),
     ] = None,
+    contracts: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV of PPAs/certificates (docs/grid.md): adds the 24/7 CFE score and hourly vs annual market-based "
+            "carbon, each hour priced by --grid."
+        ),
+    ] = None,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Write the report even when the period has no records (it says so).")
     ] = False,
@@ -223,7 +237,18 @@ def report(
     ctx = st.context()
     reprice = grid is not None and ctx.grid.name != "annual"
     _report(
-        st.ledger, period, since, until, by, format, output, parquet, context=ctx, reprice=reprice, allow_empty=allow_empty
+        st.ledger,
+        period,
+        since,
+        until,
+        by,
+        format,
+        output,
+        parquet,
+        context=ctx,
+        reprice=reprice,
+        allow_empty=allow_empty,
+        contracts=contracts,
     )
 
 

@@ -80,6 +80,7 @@ class Report:
     until: str | None = None
     first_ts: str = ""  # the earliest and latest record in it
     last_ts: str = ""
+    cfe: dict[str, Any] | None = None  # hourly matching with contracts (grid.contracts.Matching.as_dict), when given
 
     @property
     def is_empty(self) -> bool:
