@@ -26,6 +26,23 @@ from common import table, write
 
 ROOT = Path(__file__).resolve().parents[1]
 BURN = "while True: pass"
+# CPU time of one MiniLM query (a sentence pair, batch size 1) under a given OpenMP wait policy.
+PER_QUERY = """
+import json, time, torch
+from sentence_transformers import SentenceTransformer
+from wattlens.gateway.local import embedding_model_path
+from wattlens.score import samples
+st = SentenceTransformer(embedding_model_path(), device="cpu")
+items = samples("sentence-similarity", 40)
+for p in items[:5]:
+    st.encode([p[0]]); st.encode([p[1]])
+c0, t0 = time.process_time(), time.perf_counter()
+with torch.no_grad():
+    for p in items:
+        st.encode([p[0]]); st.encode([p[1]])
+n = len(items)
+print(json.dumps({"cpu_ms": (time.process_time() - c0) / n * 1e3, "wall_ms": (time.perf_counter() - t0) / n * 1e3}))
+"""
 
 
 def score(tree: Path, samples: int, repetitions: int) -> dict[str, object]:
@@ -43,16 +60,38 @@ def score(tree: Path, samples: int, repetitions: int) -> dict[str, object]:
     return out
 
 
-def run(tree: Path, loaded: bool, samples: int, repetitions: int) -> dict[str, object]:
-    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 1)] if loaded else []
-    try:
-        if burners:
+class Burners:
+    """One process per hardware thread spinning in pure Python while the block runs (none when off)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on, self.procs = on, list[subprocess.Popen[bytes]]()
+
+    def __enter__(self) -> None:
+        if self.on:
+            self.procs = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 1)]
             time.sleep(1.0)  # let the burners take their share of the cores
-        return score(tree, samples, repetitions)
-    finally:
-        for p in burners:
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
             p.kill()
             p.wait()
+
+
+def run(tree: Path, loaded: bool, samples: int, repetitions: int) -> dict[str, object]:
+    with Burners(loaded):
+        return score(tree, samples, repetitions)
+
+
+def per_query(policy: str | None) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    env.pop("OMP_WAIT_POLICY", None)
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    with Burners(True):
+        r = subprocess.run([sys.executable, "-c", PER_QUERY], env=env, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        raise SystemExit(f"per-query check failed:\n{r.stderr[-2000:]}")
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -100,6 +139,12 @@ def main() -> None:
         f"stars {after.get('comparability', '?')}.\n\n"
         "Before: the fallback model charged the whole host (idle power x wall time + every busy CPU-second on "
         "the machine). 'idle' is this shared machine as it was (other work ran; see the load average)."
+    )
+    spin = {name: per_query(policy) for name, policy in (("default (threads spin)", None), ("PASSIVE", "PASSIVE"))}
+    body += "\n\nOne MiniLM query (a sentence pair, batch size 1) beside the burner, by OpenMP wait policy:\n\n"
+    body += table(
+        ["OMP_WAIT_POLICY", "CPU ms per query", "wall ms per query"],
+        [[k, f"{v['cpu_ms']:.1f}", f"{v['wall_ms']:.1f}"] for k, v in spin.items()],
     )
     cmd = f"python bench/score_stability.py --before {a.before} --samples {a.samples} --repetitions {a.repetitions}"
     write("score_stability.md", "Energy Score stability under unrelated load", body, cmd)
