@@ -467,3 +467,11 @@ def test_report_with_contracts_shows_the_hourly_matching_of_its_records(
     assert 0 < shown["hourly_matched_share"] <= shown["annual_matched_share"] <= 1  # a year's GOs cover more
     code, md, _ = cli(capsys, "report", "--ledger", str(demo_ledger), "--contracts", str(f))
     assert code == 0 and "## Contracts and 24/7 carbon-free energy" in md and "CFE score" in md
+
+
+def test_demo_report_shows_the_hour_profile_and_the_cfe_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    md = tmp_path / "demo.md"
+    code, _, err = cli(capsys, "demo", "--ledger", str(tmp_path / "d.db"), "--limit", "300", "--report", str(md))
+    assert code == 0, err
+    text = md.read_text()
+    assert "## Hour of day (UTC)" in text and "| CFE score |" in text and "illustrative" in text

@@ -100,6 +100,12 @@ def demo(
         bool, typer.Option("--serve", help="Then start the gateway on the demo ledger and open its dashboard.")
     ] = False,
     port: Annotated[int, typer.Option(help="Port for --serve.")] = 8787,
+    contracts: Annotated[
+        str | None,
+        typer.Option(
+            help="Contracts for the report's 24/7 CFE section (default: illustrative contracts shipped for the demo's hour)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     factors: FactorsOpt = None,
 ) -> None:
@@ -125,7 +131,12 @@ def demo(
     )
     if report:
         fmt = Path(report).suffix.lstrip(".") or "md"
-        _report(path, None, None, None, "model,team,zone,day", fmt, report, context=context)
+        from importlib import resources
+
+        shipped = resources.files("wattlens.report").joinpath("demo_contracts.csv")
+        with resources.as_file(shipped) as demo_contracts:
+            cfe = contracts or str(demo_contracts)
+            _report(path, None, None, None, "model,team,zone,day", fmt, report, context=context, contracts=cfe)
     if serve_after:
         import dataclasses
         import threading
@@ -176,7 +187,9 @@ def _report(
             if contracts:
                 from wattlens.grid import contracts as cx
 
-                r.cfe = cx.match_records(led.records(lo, hi), cx.load(contracts), context).as_dict()
+                book = cx.load(contracts)
+                r.cfe = cx.match_records(led.records(lo, hi), book, context).as_dict()
+                r.cfe["contracts"] = sorted({f"{c.zone}: {c.source}" for c in book.items})
         finally:
             led.close()
     r.since, r.until = lo, hi

@@ -184,6 +184,8 @@ def cfe_section(r: Report) -> list[str]:
         f"| carbon, market-based, annual matching | {numbers.quantity(g['market_annual'], 'gCO2e')} |",
         f"| residual mix | {c['residual']} |",
         "",
+        "Contracts: " + "; ".join(c.get("contracts", [])) + ".",
+        "",
         "| hour (UTC) | consumption | matched | CFE |",
         "|---:|---:|---:|---:|",
     ]
