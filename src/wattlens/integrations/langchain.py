@@ -65,9 +65,9 @@ class _Run(NamedTuple):
 class WattlensCallbackHandler(BaseCallbackHandler):
     """Meters LangChain chat models and LLMs; takes instrument()'s keyword arguments plus observers.
 
-    attach: put each receipt on the run's output, computing it in the callback (0.1-0.2 ms a call, see
-    bench/results/integrations.md); with False it is computed when first read (`receipts`) or in
-    the ledger's thread.
+    attach: put each receipt on the run's output, computing it in the callback (about 0.15-0.2 ms a
+    call: it must be a plain dict when the call returns; see bench/results/integrations.md); with
+    False it is computed when first read (`receipts`) or in the ledger's thread.
     """
 
     run_inline = True  # async runs too: the receipt must be on the message before ainvoke returns it
@@ -170,7 +170,7 @@ class WattlensCallbackHandler(BaseCallbackHandler):
         first = gens[0][0] if gens and gens[0] else None
         out = response.llm_output
         msg = getattr(first, "message", None)
-        meta = msg.response_metadata if msg is not None else _EMPTY
+        meta = getattr(msg, "response_metadata", None) or _EMPTY
         raw = (out.get("token_usage") if out else None) or meta.get("token_usage")
         outcome = "ok"
         if raw:  # the provider's own usage in OpenAI's shape (the run's, shared by its n generations)

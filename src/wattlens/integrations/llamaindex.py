@@ -211,9 +211,9 @@ def _protocol(class_name: str) -> WireProtocol:
 class WattlensEventHandler(BaseEventHandler):
     """Meters LlamaIndex LLM calls; takes instrument()'s keyword arguments plus observers.
 
-    attach: put each receipt on the response, computing it in the handler (0.1-0.2 ms a call, see
-    bench/results/integrations.md); with False it is computed when first read (`receipts`) or in
-    the ledger's thread.
+    attach: put each receipt on the response, computing it in the callback (about 0.15-0.2 ms a
+    call: it must be a plain dict when the call returns; see bench/results/integrations.md); with
+    False it is computed when first read (`receipts`) or in the ledger's thread.
     """
 
     _meter: _Meter = PrivateAttr()
