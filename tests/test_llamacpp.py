@@ -144,12 +144,13 @@ def test_concurrent_requests_through_the_gateway_are_measured_and_conserved(engi
             assert usage.footprint == fp  # type: ignore[union-attr]
             assert fp["tokens"]["input"] == usage.prompt_tokens == d_usage.prompt_tokens > 0
             assert fp["tokens"]["output"] == usage.completion_tokens == d_usage.completion_tokens > 0
-        else:  # llama-cpp-python ignores stream_options.include_usage: no usage chunk, so the receipt is in the ledger
-            assert usage is None
+        else:  # llama-cpp-python ignores stream_options.include_usage: the gateway counts and still sends usage
             assert streamed == d_usage.completion_tokens  # the engine streams one event per token
-            # Without usage the gateway counts the events it relayed (the role and finish events too): an
-            # upper bound of the engine's count, and no input tokens (docs/gateway.md, "A real engine on loopback").
-            assert fp["tokens"]["output"] >= streamed and fp["tokens"]["input"] == 0
+            # The usage chunk the gateway adds before [DONE] carries the receipt and the tokens it counted: text
+            # events only (not the role and finish events), no input tokens (docs/gateway.md, "A real engine").
+            assert usage is not None and usage.footprint == fp  # type: ignore[attr-defined]
+            assert fp["tokens"]["output"] == usage.completion_tokens == streamed and fp["tokens"]["input"] == 0
+            assert rec["outcome"] == "no_usage"  # recorded as what happened: the upstream reported no usage
     # Conservation: the receipts' energy plus the Meter's idle equals what its sensors read over the window.
     for bound in ("low", "mid", "high"):  # receipts carry 6 significant digits
         idle_wh = sum(getattr(v, bound) - getattr(idle0[d], bound) for d, v in meter.idle_j.items()) / J_PER_WH

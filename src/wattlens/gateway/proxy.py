@@ -134,6 +134,17 @@ class Proxy:
                     call.ttft_s = time.perf_counter() - call.started
                 if ev.data == "[DONE]":
                     tracker.finished = True
+                    if not settled:  # the upstream sent no usage (llama.cpp's server does not): count, and still
+                        settled = True  # give the client its receipt before the end marker
+                        if tracker.tokens is None:
+                            call.outcome = "no_usage"
+                        receipt = self._settle(call, u, tracker).receipt
+                        model = call.served_model or call.model
+                        usage = tracker.usage_event(call.tokens, receipt, model, call.request_id) if receipt else None
+                        if usage is not None and wants_usage:
+                            yield Event(None, _dumps(usage)).encode()
+                        elif receipt is not None:
+                            yield comment("wattlens " + _dumps({"footprint": receipt}))
                     yield ev.encode()
                     continue
                 if not tracker.skim(ev.event, ev.data):

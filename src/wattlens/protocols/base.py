@@ -113,6 +113,11 @@ class StreamTracker(ABC):
         """Tokens of a stream that ended before its usage: what was seen (one content event ~ one token)."""
         return Tokens(output=self.content)
 
+    def usage_event(self, tokens: Tokens, receipt: dict[str, Any], model: str, request_id: str) -> dict[str, Any] | None:
+        """The usage event to send when the stream ended without one, carrying the counted tokens and the
+        receipt; None where the protocol has no such event (the receipt then goes in a comment line)."""
+        return None
+
 
 class WireProtocol(ABC):
     """One wire protocol. Subclass it, name it, and register it on the `wattlens_protocols` hook."""

@@ -7,6 +7,8 @@ Responses API's `response.completed` event.
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from wattlens.footprint import Tokens
@@ -37,6 +39,20 @@ def _text(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+# An event that carries generated text or tool-call arguments (not the role-only first chunk, nor the
+# finish chunk): only these count as tokens when a stream reports no usage. JSON may have spaces after ':'.
+_GENERATES = re.compile(r'"(?:content|arguments|text|delta|refusal)":\s*"(?!")')
+
+
+def _generates(data: Any) -> bool:
+    """The same test on a parsed chunk (a dict or an SDK object)."""
+    for choice in field(data, "choices") or ():
+        delta = field(choice, "delta")
+        if field(delta, "content") or field(delta, "tool_calls") or field(delta, "refusal") or field(choice, "text"):
+            return True
+    return bool(isinstance(field(data, "delta"), str) and field(data, "delta"))
+
+
 class OpenAITracker(StreamTracker):
     __slots__ = ()
 
@@ -45,7 +61,8 @@ class OpenAITracker(StreamTracker):
             return True
         if '"usage"' in raw and '"usage":null' not in raw and '"usage": null' not in raw:
             return True
-        self.content += 1
+        if _GENERATES.search(raw):
+            self.content += 1
         return False
 
     def read_tokens(self, usage: Any) -> Tokens:
@@ -66,7 +83,8 @@ class OpenAITracker(StreamTracker):
             self.served_model = _text(field(data, "model")) or self.served_model
             if field(data, "choices") == []:  # the usage chunk that ends the stream
                 return "usage"
-        self.content += 1  # content (with a running usage when the server sends one on every chunk)
+        if _generates(data):  # content (with a running usage when the server sends one on every chunk)
+            self.content += 1
         return "content"
 
     def attach(self, event: str | None, data: dict[str, Any], receipt: dict[str, Any], wants_usage: bool) -> bool:
@@ -86,6 +104,23 @@ class OpenAITracker(StreamTracker):
     def hides(self, data: Any) -> bool:
         # The usage chunk that include_usage adds has an empty choices list.
         return field(data, "usage") is not None and field(data, "choices") == []
+
+    def usage_event(self, tokens: Tokens, receipt: dict[str, Any], model: str, request_id: str) -> dict[str, Any] | None:
+        """A Chat Completions usage chunk (empty choices), as include_usage would have sent it."""
+        out = tokens.output + tokens.reasoning
+        return {
+            "id": f"wattlens-{request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": tokens.input,
+                "completion_tokens": out,
+                "total_tokens": tokens.input + out,
+                "footprint": receipt,
+            },
+        }
 
 
 class OpenAI(WireProtocol):
