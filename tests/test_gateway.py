@@ -49,6 +49,7 @@ def gateway(upstream_server: up.ServerThread, tmp_path: Path, monkeypatch: pytes
                     "slow",
                     "badstream",
                     "cutoff",
+                    "nousage",
                     "text-embedding-*",
                     "mystery",
                 ),
@@ -60,6 +61,7 @@ def gateway(upstream_server: up.ServerThread, tmp_path: Path, monkeypatch: pytes
                         "fail-500": ModelParams(1),
                         "badstream": ModelParams(1),
                         "cutoff": ModelParams(1),
+                        "nousage": ModelParams(1),
                     }
                 ),
             ),
@@ -285,3 +287,20 @@ def test_dashboard_needs_an_admin_or_team_key_beyond_loopback(upstream_server: u
         ok = httpx.get(gw.url + "/wattlens/api/summary", headers={"authorization": f"Bearer {admin}"})
         assert ok.status_code == 200 and ok.json()["total"]["requests"] == 0
         assert httpx.get(gw.url + "/").status_code == 200  # the playground page itself is public
+
+
+def test_a_stream_without_usage_still_brings_its_receipt(gateway: dict[str, Any]) -> None:
+    """Like llama.cpp's server: no usage chunk at all. The gateway counts text events and sends the usage chunk."""
+    client = oai(gateway)
+    msgs: Any = [{"role": "user", "content": "hi"}]
+    chunks = list(
+        client.chat.completions.create(model="nousage", messages=msgs, stream=True, stream_options={"include_usage": True})
+    )
+    final = [c for c in chunks if c.usage is not None]
+    assert len(final) == 1 and final[0].choices == []
+    u = final[0].usage
+    assert u.completion_tokens == len(up.WORDS)  # type: ignore[union-attr]  # not the role and finish chunks
+    assert u.footprint["tokens"]["output"] == len(up.WORDS) and u.footprint["energy_wh"]["mid"] > 0  # type: ignore[union-attr]
+    # Not asked for: the client's chunks stay as the upstream sent them.
+    plain = list(client.chat.completions.create(model="nousage", messages=msgs, stream=True))
+    assert all(c.usage is None for c in plain)

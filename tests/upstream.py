@@ -56,11 +56,26 @@ async def chat(request: Request) -> Response:
                 "usage": usage(prompt, len(WORDS) + 2),
             }
         )
-    include = (body.get("stream_options") or {}).get("include_usage")
+    # "nousage" streams as llama-cpp-python's server does: a role-only first chunk, the words, a finish chunk,
+    # and no usage whatever the client asked.
+    include = (body.get("stream_options") or {}).get("include_usage") and model != "nousage"
 
     async def gen() -> AsyncIterator[bytes]:
         if model == "badstream":
             yield b"this is not an event stream\n\n"
+            return
+
+        def plain(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+            return f"data: {json.dumps(chunk)}\n\n".encode()
+
+        if model == "nousage":
+            yield plain({"role": "assistant", "content": ""})
+            for w in WORDS:
+                yield plain({"content": w})
+            yield plain({}, "stop")
+            yield b"data: [DONE]\n\n"
             return
         for i, w in enumerate(WORDS):
             if model == "cutoff" and i == 3:
