@@ -9,6 +9,7 @@ port = 8787
 ledger = "~/.local/share/wattlens/ledger.db"   # or postgresql://...
 max_body_mb = 8
 keys_file = "keys.toml"                         # required when binding beyond loopback
+header_timeout_s = 10                           # headers within this, then bodies at >= 500 B/s; else 408
 
 [[upstreams]]
 name = "openai"
