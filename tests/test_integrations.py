@@ -269,11 +269,7 @@ def test_litellm_proxy_receipts_equal_the_gateways(server: up.ServerThread, tmp_
         recs = {r["id"]: r for r in ledger.records()}
         ledger.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        up.stop(proc)
         log.close()
     assert sorted(recs) == sorted(ids), (tmp_path / "proxy.log").read_text()[-3000:]
     unary_rec, stream_rec = recs[ids[0]], recs[ids[1]]

@@ -77,12 +77,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        up.stop(proc)
 
 
 def ask(client: openai.OpenAI, i: int, stream: bool) -> tuple[str, Any, int]:

@@ -179,7 +179,7 @@ def _grid_options(g: Mapping[str, Any], where: str) -> dict[str, Any]:
     for key in ("cache_dir", "base_url", "token_env"):
         _str(g, key, where)
     if g.get("fetch", "inline") not in ("inline", "background"):
-        raise ConfigError(f"{where}: [grid] fetch must be \"inline\" or \"background\", got {g['fetch']!r}")
+        raise ConfigError(f'{where}: [grid] fetch must be "inline" or "background", got {g["fetch"]!r}')
     return {k: v for k, v in g.items() if k != "feed"}
 
 

@@ -43,19 +43,6 @@ log = logging.getLogger("wattlens.budgets")
 
 UNITS = ("energy_wh", "facility_wh", "carbon_g", "carbon_market_g", "water_ml")
 PERIODS = ("day", "week", "month")
-BUDGET_KEYS = (
-    "name",
-    "scope",
-    "match",
-    "unit",
-    "period",
-    "timezone",
-    "soft",
-    "hard",
-    "on_hard",
-    "reroute_to",
-    "webhook",
-)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SYNC_S = 1.0  # how often a replica reads the others' use from the ledger
 PAGE = 5000  # records read at a time: a month of a busy gateway is read in pages, not all at once
@@ -82,11 +69,11 @@ class Budget:
 
 def parse_budget(d: Mapping[str, Any], where: str) -> Budget:
     """A budget from the config file or the admin API; a ConfigError that says what to fix."""
-    from wattlens.config import check_keys
+    from wattlens.config import SECTIONS, check_keys
 
     if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: a budget is a table (name, scope, unit, period, soft and/or hard)")
-    check_keys(d, BUDGET_KEYS, where)
+    check_keys(d, SECTIONS["budgets"], where)  # the keys a [[budgets]] table may have
     name = str(d.get("name", ""))
     if not NAME.fullmatch(name):
         raise ConfigError(f"{where}: name must be 1-64 characters A-Z, a-z, 0-9, '_', '.', '-'")
