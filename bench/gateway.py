@@ -3,6 +3,11 @@
     pip install -e ".[dev]"; apt-get install wrk
     python3 -m venv bench/.venv-litellm && bench/.venv-litellm/bin/pip install 'litellm[proxy]'
     python bench/gateway.py [--duration 8] [--requests 400]
+    python bench/gateway.py --config budgets.toml --tag project=atlas --tag env=prod --only-wattlens   # a feature's cost
+
+With --config, a second wattlens gateway runs from that file (budgets, a live grid feed, …) beside the
+plain one, in the same run, so the difference is the configured feature's cost; --tag adds an
+x-wattlens-tag-NAME header to every request (other servers ignore it).
 
 Concurrency 1: a Python keep-alive client, sequential requests, latency percentiles.
 Concurrency 64 and 256: wrk (C, two threads), throughput and latency percentiles.
@@ -31,13 +36,17 @@ AUTH = "sk-bench-" + "5f0c" * 16  # LiteLLM refuses to start without a strong ma
 BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"How much energy does this use?"}]%s}'
 
 
+EXTRA_HEADERS: dict[str, str] = {}  # --tag NAME=VALUE: x-wattlens-tag-NAME on every request
+
+
 def c1(url: str, stream: bool, n: int) -> tuple[float, float, float]:
     body = BODY % (',"stream":true' if stream else "")
     lat = []
+    headers = {"content-type": "application/json", "authorization": f"Bearer {AUTH}", **EXTRA_HEADERS}
     with httpx.Client(timeout=30) as c:
         for i in range(n + 50):
             t = time.perf_counter()
-            r = c.post(url, content=body, headers={"content-type": "application/json", "authorization": f"Bearer {AUTH}"})
+            r = c.post(url, content=body, headers=headers)
             r.read()
             if r.status_code != 200:
                 raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
@@ -57,7 +66,11 @@ def wrk(url: str, stream: bool, conns: int, duration: int) -> tuple[float, float
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            'wrk.headers["Authorization"] = "Bearer ' + AUTH + '"\n' + f"wrk.body = [[{body}]]\n"
+            'wrk.headers["Authorization"] = "Bearer '
+            + AUTH
+            + '"\n'
+            + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in EXTRA_HEADERS.items())
+            + f"wrk.body = [[{body}]]\n"
         )
         script = f.name
     out = subprocess.run(
@@ -90,7 +103,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--litellm", default=str(HERE / ".venv-litellm" / "bin" / "litellm"))
     ap.add_argument("--previous", help="A checkout of the previous commit: its gateway is measured in the same run.")
+    ap.add_argument("--config", help="A gateway config file: a second wattlens gateway runs from it in the same run.")
+    ap.add_argument("--tag", action="append", default=[], help="NAME=VALUE: an x-wattlens-tag-NAME header on every request.")
+    ap.add_argument("--only-wattlens", action="store_true", help="Leave LiteLLM out (a feature's cost only).")
+    ap.add_argument("--output", help="Results file name in bench/results/ (default from the options).")
     args = ap.parse_args()
+    for t in args.tag:
+        name, _, value = t.partition("=")
+        EXTRA_HEADERS[f"x-wattlens-tag-{name}"] = value
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
     up, gw, ll = free_port(), free_port(), free_port()
@@ -144,7 +164,20 @@ def main() -> None:
             procs.append(subprocess.Popen(cmd, env=env, cwd=args.previous))
             wait(f"http://127.0.0.1:{prev}/healthz")
             targets["wattlens, previous commit"] = f"http://127.0.0.1:{prev}/v1/chat/completions"
-        if Path(args.litellm).exists():
+        if args.config:
+            conf = free_port()
+            # The file's sections plus the benchmark's upstream (serve --upstream would ignore [[budgets]] and [server]).
+            configured = tmp / "configured.toml"
+            configured.write_text(
+                Path(args.config).read_text()
+                + f'\n[[upstreams]]\nname = "bench"\nbase_url = "http://127.0.0.1:{up}/v1"\nmodels = ["*"]\n'
+            )
+            cmd = [sys.executable, "-m", "wattlens.cli", "serve", "--config", str(configured)]
+            cmd += ["--port", str(conf), "--ledger", str(tmp / "configured.db")]
+            procs.append(subprocess.Popen(cmd))
+            wait(f"http://127.0.0.1:{conf}/healthz")
+            targets[f"wattlens gateway with {Path(args.config).name}"] = f"http://127.0.0.1:{conf}/v1/chat/completions"
+        if Path(args.litellm).exists() and not args.only_wattlens:
             (tmp / "litellm.yaml").write_text(
                 "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
                 f"      api_base: http://127.0.0.1:{up}/v1\n      api_key: sk-bench\n"
@@ -207,13 +240,17 @@ def main() -> None:
             "throughput, with wrk's timeout raised to 30 s and its socket errors (connect, read, write, timeout) "
             "counted, so a slow target's requests are not cut short and left out."
         )
-        write(
-            "gateway-vs-previous.md" if args.previous else "gateway.md",
-            "Gateway overhead",
-            body,
-            f"python bench/gateway.py --duration {args.duration} --requests {args.requests}"
-            + (" --previous CHECKOUT_OF_PREVIOUS_COMMIT" if args.previous else ""),
-        )
+        if args.config:
+            body += f"\n\nConfiguration of the second gateway ({Path(args.config).name}):\n\n```toml\n"
+            body += Path(args.config).read_text().strip() + "\n```\n"
+        if EXTRA_HEADERS:
+            body += "\nHeaders on every request: " + ", ".join(f"`{k}: {v}`" for k, v in EXTRA_HEADERS.items()) + "\n"
+        command = f"python bench/gateway.py --duration {args.duration} --requests {args.requests}"
+        command += " --previous CHECKOUT_OF_PREVIOUS_COMMIT" if args.previous else ""
+        command += f" --config {args.config}" if args.config else ""
+        command += "".join(f" --tag {t}" for t in args.tag) + (" --only-wattlens" if args.only_wattlens else "")
+        default = "gateway-vs-previous.md" if args.previous else "gateway.md"
+        write(args.output or default, "Gateway overhead", body, command)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,6 +21,9 @@ from wattlens.grid import AnnualFeed, GridReading
 from wattlens.grid.http import PENDING, Client, FeedError, FeedOptions, default_cache_dir
 
 HOUR = dt.timedelta(hours=1)
+SLOT = dt.timedelta(minutes=5)  # finer than every provider's resolution: one memo entry per slot
+MEMO_HIT_S = 60.0  # a value for a slot not yet over is looked at again after this (its cache entry may change)
+MEMO_MISS_S = 10.0  # a miss (pending, provider down) is looked up on disk again after this
 # How long a value of an interval that is not over yet may be re-used (it can still be revised).
 FRESH_S = 300.0
 
@@ -89,6 +93,9 @@ class LiveFeed:
         self._queued: set[tuple[str, dt.datetime]] = set()
         self._queue_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        # Background mode reads the disk cache on the request path: remember each slot's answer (or miss)
+        # in memory for a while, so a request costs a dict lookup, not a file read.
+        self._memo: dict[tuple[str, dt.datetime], tuple[float, Sample | str]] = {}
 
     # --- configuration -------------------------------------------------------------------
     def configured(self, arg: str, options: FeedOptions | None = None) -> LiveFeed:
@@ -134,17 +141,35 @@ class LiveFeed:
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         annual = self._annual.reading(zone, region, at)
         code = self.code_for(zone)
+        if self.options.background:
+            return self._from_memo(zone, annual, code, when)
         try:
-            if self.options.background:
-                with self.client().cache_only():
-                    s = self.sample(code, when)
-            else:
-                s = self.sample(code, when)
+            s = self.sample(code, when)
         except FeedError as e:
-            if e.code == PENDING:
-                self._fetch_later(code, when)
             return dataclasses.replace(annual, warnings=(*annual.warnings, e.code))
         return self.to_reading(zone, annual, s)
+
+    def _from_memo(self, zone: Zone, annual: GridReading, code: str, when: dt.datetime) -> GridReading:
+        """Background mode: the cache only, through an in-memory memo per 5-minute slot; a miss queues a fetch."""
+        key, now = (code, floor(when, SLOT)), time.monotonic()
+        hit = self._memo.get(key)
+        if hit is None or hit[0] < now:
+            try:
+                with self.client().cache_only():
+                    found: Sample | str = self.sample(code, when)
+            except FeedError as e:
+                found = e.code
+            past = key[1] + SLOT <= dt.datetime.now(dt.UTC)
+            ttl = MEMO_MISS_S if isinstance(found, str) else (float("inf") if past else MEMO_HIT_S)
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            hit = self._memo[key] = (now + ttl, found)
+        found = hit[1]
+        if isinstance(found, str):
+            if found == PENDING:
+                self._fetch_later(code, when)
+            return dataclasses.replace(annual, warnings=(*annual.warnings, found))
+        return self.to_reading(zone, annual, found)
 
     def _fetch_later(self, code: str, when: dt.datetime) -> None:
         """Queue one background fetch per zone and hour (`[grid] fetch = "background"`): it fills the cache."""
@@ -163,6 +188,9 @@ class LiveFeed:
             code, when, key = self._jobs.get()
             try:
                 self.sample(code, when)  # the answer lands in the disk cache; a failure waits for the next miss
+                for k in list(self._memo):  # the next request reads the fresh value, not a remembered miss
+                    if k[0] == code:
+                        self._memo.pop(k, None)
             except FeedError:
                 pass
             finally:
