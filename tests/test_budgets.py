@@ -458,3 +458,26 @@ def test_without_a_ledger_budgets_count_in_memory(upstream_server: up.ServerThre
             c.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
         usage = app.state.gateway.budgets._usage["mem"]
         assert usage.synced == pytest.approx(2 * e1) and not usage.pending  # nothing waits for a ledger
+
+
+def test_the_ledger_reduces_records_to_what_budgets_count(tmp_path: Path) -> None:
+    """usage_after (JSON extracted by SQLite) counts exactly what the whole records would."""
+    from wattlens.gateway.budgets import UNITS, amount
+    from wattlens.ledger import open_ledger
+    from wattlens.report.demo import write_demo
+
+    db = tmp_path / "d.db"
+    assert write_demo(str(db), ["gpt-4o-mini"], ["FR"], limit=40) == 40
+    led = open_ledger(db)
+    try:
+        whole = list(led.records())
+        reduced = [r for _, r in led.usage_after(0)]
+    finally:
+        led.close()
+    assert len(reduced) == len(whole) == 40
+    for w, r in zip(whole, reduced, strict=True):
+        assert {k: r[k] for k in ("id", "ts", "key_id", "team", "user", "tags")} == {
+            k: w.get(k) for k in ("id", "ts", "key_id", "team", "user", "tags")
+        }
+        for unit in UNITS:
+            assert amount(r["footprint"], unit) == pytest.approx(amount(w["footprint"], unit), rel=1e-12)

@@ -511,7 +511,7 @@ class Budgets:
         mine: list[tuple[str, str]] = []  # (budget, record id): settled here, now read back from the ledger
         last = seq
         while True:
-            rows = self._ledger.records_after(last, since if seq == 0 else None, PAGE)
+            rows = self._ledger.usage_after(last, since if seq == 0 else None, PAGE)  # extracted in the database
             for s, rec in rows:
                 last = s
                 ts = str(rec.get("ts", ""))

@@ -15,6 +15,7 @@ from wattlens.errors import WattlensError
 from wattlens.ledger import merkle
 from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
 from wattlens.ledger.tree import Entry, TreeState, leaf_of
+from wattlens.ledger.usage import postgres_columns, usage_record
 
 LOCK_KEY = 0x7761_7474  # "watt": the advisory lock that serialises appends
 SCHEMA = """
@@ -236,18 +237,18 @@ class PostgresLedger:
         """Where this ledger is, for open_ledger (it may hold a password: never print it)."""
         return self._url
 
-    def records_after(self, seq: int, since: str | None = None, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
-        """(seq, body) of up to `limit` records appended after `seq`, from the ISO time `since` on.
-
-        Appends hold one advisory lock until they commit, so seq order is commit order: a reader
-        that remembers the last seq it saw misses nothing.
-        """
-        q, args = "SELECT seq, body FROM wattlens_records WHERE seq > %s", list[Any]([seq])
+    def usage_after(self, seq: int, since: str | None = None, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, record) of up to `limit` records appended after `seq` (from the ISO time `since` on),
+        reduced by PostgreSQL's JSON operators to what budgets count (no full record decoded)."""
+        # Appends hold one advisory lock until they commit, so seq order is commit order: a reader that
+        # remembers the last seq it saw misses nothing.
+        q, args = "SELECT seq, body::jsonb AS j FROM wattlens_records WHERE seq > %s", list[Any]([seq])
         if since:
             q, args = q + " AND ts >= %s", [*args, since]
+        q = f"SELECT seq, {postgres_columns()} FROM ({q} ORDER BY seq LIMIT %s) AS r ORDER BY seq"
         with self._lock:
-            rows = self._connection().execute(q + " ORDER BY seq LIMIT %s", [*args, limit]).fetchall()
-        return [(int(s), json.loads(body)) for s, body in rows]
+            rows = self._connection().execute(q, [*args, limit]).fetchall()
+        return [(int(r[0]), usage_record(r[1:])) for r in rows]
 
     def _budget_tables(self) -> Any:
         """The connection, with the budget tables created once per connection (not at every sync)."""

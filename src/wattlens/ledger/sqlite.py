@@ -13,6 +13,7 @@ from wattlens.errors import WattlensError
 from wattlens.ledger import merkle
 from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
 from wattlens.ledger.tree import Entry, TreeState, leaf_of
+from wattlens.ledger.usage import USAGE_PATHS, usage_record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -265,13 +266,15 @@ class SQLiteLedger:
         """Where this ledger is, for open_ledger (a reader of its own in another thread)."""
         return str(self.path)
 
-    def records_after(self, seq: int, since: str | None = None, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
-        """(seq, body) of up to `limit` records appended after `seq`, from the ISO time `since` on."""
-        q, args = "SELECT seq, body FROM records WHERE seq > ?", list[Any]([seq])
+    def usage_after(self, seq: int, since: str | None = None, limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, record) of up to `limit` records appended after `seq` (from the ISO time `since` on),
+        reduced in SQLite (in C) to what budgets count: no full record is decoded in Python."""
+        cols = ", ".join(f"json_extract(body, '{path}')" for path in USAGE_PATHS)
+        q, args = f"SELECT seq, {cols} FROM records WHERE seq > ?", list[Any]([seq])
         if since:
             q, args = q + " AND ts >= ?", [*args, since]
         rows = self._db.execute(q + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
-        return [(int(s), json.loads(body)) for s, body in rows]
+        return [(int(r[0]), usage_record(r[1:])) for r in rows]
 
     def budget_overrides(self) -> dict[str, dict[str, Any] | None]:
         """Budgets set at run time by the admin API: name -> definition (None: deleted)."""
