@@ -24,6 +24,7 @@ HOUR = dt.timedelta(hours=1)
 SLOT = dt.timedelta(minutes=5)  # finer than every provider's resolution: one memo entry per slot
 MEMO_HIT_S = 60.0  # a value for a slot not yet over is looked at again after this (its cache entry may change)
 MEMO_MISS_S = 10.0  # a miss (pending, provider down) is looked up on disk again after this
+RETRY_S = 60.0  # a background fetch that failed is not tried again for this long (whatever the error)
 # How long a value of an interval that is not over yet may be re-used (it can still be revised).
 FRESH_S = 300.0
 
@@ -96,6 +97,7 @@ class LiveFeed:
         # Background mode reads the disk cache on the request path: remember each slot's answer (or miss)
         # in memory for a while, so a request costs a dict lookup, not a file read.
         self._memo: dict[tuple[str, dt.datetime], tuple[float, Sample | str]] = {}
+        self._retry_at: dict[tuple[str, dt.datetime], float] = {}  # per zone and hour: a failed fetch waits
 
     # --- configuration -------------------------------------------------------------------
     def configured(self, arg: str, options: FeedOptions | None = None) -> LiveFeed:
@@ -175,7 +177,7 @@ class LiveFeed:
         """Queue one background fetch per zone and hour (`[grid] fetch = "background"`): it fills the cache."""
         key = (code, floor(when, HOUR))
         with self._queue_lock:
-            if key in self._queued:
+            if key in self._queued or self._retry_at.get(key, 0.0) > time.monotonic():
                 return
             self._queued.add(key)
             if self._worker is None or not self._worker.is_alive():
@@ -191,8 +193,12 @@ class LiveFeed:
                 for k in list(self._memo):  # the next request reads the fresh value, not a remembered miss
                     if k[0] == code:
                         self._memo.pop(k, None)
-            except FeedError:
-                pass
+            except FeedError as e:  # say why in the receipts of this slot, and leave the provider alone a while
+                self._memo[(code, floor(when, SLOT))] = (time.monotonic() + RETRY_S, e.code)
+                with self._queue_lock:
+                    if len(self._retry_at) > 4096:
+                        self._retry_at.clear()
+                    self._retry_at[key] = time.monotonic() + RETRY_S
             finally:
                 with self._queue_lock:
                     self._queued.discard(key)
