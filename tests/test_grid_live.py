@@ -479,3 +479,20 @@ def test_background_fetch_keeps_the_provider_off_the_pricing_path(serve: Callabl
 
         (tmp_path / "w.toml").write_text('[grid]\nfeed = "ukci"\nfetch = "sometimes"\n')
         load_settings(tmp_path / "w.toml", env={})
+
+
+def test_a_failed_background_fetch_is_not_retried_on_every_request(serve: Callable[[Route], Fake], tmp_path: Path) -> None:
+    """A 401 (no back-off of its own) must not turn the gateway's requests into a retry loop; receipts say why."""
+    fake = serve(lambda p, q, h: js({"message": "no"}, 401))
+    f = feed("electricitymaps", fake, tmp_path, EM_ENV, fetch="background")
+    ctx = Context(Place(zone="FR"), grid=f)
+    first = estimate_footprint(REQ, ctx, at=t("2026-01-15T03:20:00Z"))
+    assert "grid-feed-pending" in first.warnings
+    f.wait_for_fetches()
+    asked = len(fake.requests)
+    assert asked >= 1
+    for minute in range(20, 60, 5):  # the rest of the hour: answered from memory, the provider left alone
+        fp = estimate_footprint(REQ, ctx, at=t(f"2026-01-15T03:{minute:02d}:00Z"))
+        f.wait_for_fetches()
+    assert len(fake.requests) == asked
+    assert "grid-feed-unauthorised" in fp.warnings and fp.grid.resolution == "annual"

@@ -97,7 +97,8 @@ class LiveFeed:
         # Background mode reads the disk cache on the request path: remember each slot's answer (or miss)
         # in memory for a while, so a request costs a dict lookup, not a file read.
         self._memo: dict[tuple[str, dt.datetime], tuple[float, Sample | str]] = {}
-        self._retry_at: dict[tuple[str, dt.datetime], float] = {}  # per zone and hour: a failed fetch waits
+        # Per zone and hour: when a failed fetch may be tried again, and why it failed (said in the receipts meanwhile).
+        self._retry_at: dict[tuple[str, dt.datetime], tuple[float, str]] = {}
 
     # --- configuration -------------------------------------------------------------------
     def configured(self, arg: str, options: FeedOptions | None = None) -> LiveFeed:
@@ -169,7 +170,11 @@ class LiveFeed:
         found = hit[1]
         if isinstance(found, str):
             if found == PENDING:
-                self._fetch_later(code, when)
+                until, why = self._retry_at.get((code, floor(when, HOUR)), (0.0, ""))
+                if until > now:  # this hour's fetch failed a moment ago: say why, do not ask again yet
+                    found = why
+                else:
+                    self._fetch_later(code, when)
             return dataclasses.replace(annual, warnings=(*annual.warnings, found))
         return self.to_reading(zone, annual, found)
 
@@ -177,7 +182,7 @@ class LiveFeed:
         """Queue one background fetch per zone and hour (`[grid] fetch = "background"`): it fills the cache."""
         key = (code, floor(when, HOUR))
         with self._queue_lock:
-            if key in self._queued or self._retry_at.get(key, 0.0) > time.monotonic():
+            if key in self._queued or self._retry_at.get(key, (0.0, ""))[0] > time.monotonic():
                 return
             self._queued.add(key)
             if self._worker is None or not self._worker.is_alive():
@@ -198,7 +203,7 @@ class LiveFeed:
                 with self._queue_lock:
                     if len(self._retry_at) > 4096:
                         self._retry_at.clear()
-                    self._retry_at[key] = time.monotonic() + RETRY_S
+                    self._retry_at[key] = (time.monotonic() + RETRY_S, e.code)
             finally:
                 with self._queue_lock:
                     self._queued.discard(key)
