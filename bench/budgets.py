@@ -21,7 +21,8 @@ from starlette.responses import JSONResponse
 
 from wattlens.context import Context
 from wattlens.footprint import Tokens
-from wattlens.gateway.budgets import Budgets, parse_budget
+from wattlens.gateway.budget_rules import parse_budget
+from wattlens.gateway.budgets import Budgets
 from wattlens.gateway.metrics import Metrics
 from wattlens.gateway.tags import from_request
 from wattlens.metering import Call, settle

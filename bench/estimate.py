@@ -48,13 +48,13 @@ def main() -> None:
     # An API model with every serving input unknown: batch, replica, parameters and hardware each vary
     # the model for the interval; their spreads are cached per quarter-octave of tokens, so the cold
     # case (cache cleared on every call) is the worst a receipt costs.
-    from wattlens.estimate import _input_spreads
+    from wattlens.estimate.spread import input_spreads
 
     api = LLMRequest(model="gpt-4o", input_tokens=1155, output_tokens=211)
     ours_api = per_call_us(lambda: estimate_footprint(api, place), args.n // 4)
 
     def cold() -> object:
-        _input_spreads.cache_clear()
+        input_spreads.cache_clear()
         return estimate_footprint(api, place)
 
     ours_api_cold = per_call_us(cold, args.n // 4)

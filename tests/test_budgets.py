@@ -24,7 +24,7 @@ from test_ledger import postgres  # noqa: F401 - the PostgreSQL server fixture (
 
 from wattlens.errors import ConfigError
 from wattlens.gateway.app import create_app
-from wattlens.gateway.budgets import Budget, parse_budget, period_bounds
+from wattlens.gateway.budget_rules import Budget, parse_budget, period_bounds
 from wattlens.gateway.config import ApiKey, GatewayConfig, Route, Upstream
 from wattlens.ledger import LedgerWriter, open_ledger
 from wattlens.metering import Call
@@ -462,7 +462,7 @@ def test_without_a_ledger_budgets_count_in_memory(upstream_server: up.ServerThre
 
 def test_the_ledger_reduces_records_to_what_budgets_count(tmp_path: Path) -> None:
     """usage_after (JSON extracted by SQLite) counts exactly what the whole records would."""
-    from wattlens.gateway.budgets import UNITS, amount
+    from wattlens.gateway.budget_rules import UNITS, amount
     from wattlens.ledger import open_ledger
     from wattlens.report.demo import write_demo
 

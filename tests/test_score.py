@@ -38,7 +38,8 @@ def test_log_scale_is_monotone_and_resists_an_outlier() -> None:
 
 def test_score_runs_offline_with_a_real_model_and_writes_a_label(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="the 'local' extra is not installed")
-    from wattlens.score import label_svg, model_card, score
+    from wattlens.score import score
+    from wattlens.score.label import label_svg, model_card
 
     r = score("all-MiniLM-L6-v2", "sentence-similarity", n_samples=10, repetitions=2)
     assert r.samples == 10 and len(r.per_repetition) == 2 and r.wh_per_1000 > 0

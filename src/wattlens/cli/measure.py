@@ -202,9 +202,9 @@ def score_cmd(
     """
     from rich.progress import Progress
 
-    from wattlens.score import label_png, label_svg
-    from wattlens.score import model_card as card
     from wattlens.score import score as run_score
+    from wattlens.score.label import label_png, label_svg
+    from wattlens.score.label import model_card as card
 
     names = models[1:] if models[0] == "compare" else models[:1]
     if models[0] == "compare" and len(names) < 2:

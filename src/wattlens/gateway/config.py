@@ -210,7 +210,7 @@ def gateway_config(settings: Settings, context: Context | None = None) -> Gatewa
 
 
 def _budgets(data: dict[str, Any], where: str) -> tuple[Any, ...]:
-    from wattlens.gateway.budgets import parse_budgets
+    from wattlens.gateway.budget_rules import parse_budgets
 
     return parse_budgets(data.get("budgets", []), where)
 

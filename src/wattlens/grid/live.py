@@ -12,6 +12,7 @@ import datetime as dt
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -76,7 +77,7 @@ def pick(samples: list[Sample], at: dt.datetime, what: str) -> Sample:
     raise FeedError("grid-feed-no-data", f"{what}: no value for {iso(at)}")
 
 
-class LiveFeed:
+class LiveFeed(ABC):
     """Base of the provider feeds. Unconfigured (as registered) it only names itself."""
 
     name: str = ""
@@ -133,8 +134,9 @@ class LiveFeed:
         """The provider's name for the zone: the feed's argument, else the wattlens zone code."""
         return self.arg or zone.zone
 
+    @abstractmethod
     def sample(self, code: str, at: dt.datetime) -> Sample:
-        raise NotImplementedError
+        """The provider's value for the zone (its code) at time `at`, or a FeedError saying why not."""
 
     def forecast(self, zone: Zone, start: dt.datetime, end: dt.datetime) -> list[Sample]:
         raise FeedError("grid-feed-no-data", f"the {self.name} feed has no forecast")
