@@ -273,18 +273,20 @@ class SQLiteLedger:
         q, args = f"SELECT seq, {cols} FROM records WHERE seq > ?", list[Any]([seq])
         if since:
             q, args = q + " AND ts >= ?", [*args, since]
-        rows = self._db.execute(q + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+        with self._lock:  # one connection, several threads (budget sync, alerts, the writer): one at a time
+            rows = self._db.execute(q + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
         return [(int(r[0]), usage_record(r[1:])) for r in rows]
 
     def budget_overrides(self) -> dict[str, dict[str, Any] | None]:
         """Budgets set at run time by the admin API: name -> definition (None: deleted)."""
-        self._db.execute(BUDGET_SCHEMA)
-        rows = self._db.execute("SELECT name, body FROM budgets").fetchall()
+        with self._lock:
+            self._db.execute(BUDGET_SCHEMA)
+            rows = self._db.execute("SELECT name, body FROM budgets").fetchall()
         return {str(n): json.loads(b) for n, b in rows}
 
     def put_budget_override(self, name: str, body: dict[str, Any] | None) -> None:
-        self._db.execute(BUDGET_SCHEMA)
         with self._lock:
+            self._db.execute(BUDGET_SCHEMA)
             self._db.execute(
                 "INSERT INTO budgets (name, body) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
                 (name, json.dumps(body)),
@@ -292,8 +294,8 @@ class SQLiteLedger:
 
     def claim_alert(self, budget: str, period_start: str, level: str) -> bool:
         """True for the one caller (of every replica) that records this crossing first."""
-        self._db.execute(ALERT_SCHEMA)
         with self._lock:
+            self._db.execute(ALERT_SCHEMA)
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO budget_alerts (budget, period_start, level) VALUES (?, ?, ?)",
                 (budget, period_start, level),
