@@ -20,7 +20,7 @@ from typing import Any
 
 from wattlens.context import Context
 from wattlens.errors import InputError
-from wattlens.factors.records import Facility, Hardware, Zone
+from wattlens.factors.records import CloudRegion, Facility, Hardware, Zone
 from wattlens.footprint import Footprint, Grid, Method, Tokens
 from wattlens.grid import GridReading
 from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval
@@ -56,6 +56,39 @@ class EmbodiedShare:
     occupied_s: Interval
 
 
+@dataclass(frozen=True, slots=True)
+class SiteBasis:
+    """What a site is before its grid reading: the same for every request at a place (cacheable)."""
+
+    zone: Zone
+    region_row: CloudRegion | None  # drawn by the grid feed only when the zone was not named outright
+    pue: Interval
+    wue_l_per_kwh: Interval
+    market_g_per_kwh: float | None
+    renewable_share: float | None
+    zone_warnings: tuple[str, ...]  # before the reading's own warnings
+    other_warnings: tuple[str, ...]  # after them
+    region: str | None
+    facility: str
+
+    def at(self, ctx: Context, at: dt.datetime | None) -> Site:
+        """The site with the context's grid reading at time `at`."""
+        reading = ctx.grid.reading(self.zone, self.region_row, at)
+        return Site(
+            zone=self.zone,
+            grid=reading,
+            pue=self.pue,
+            wue_l_per_kwh=self.wue_l_per_kwh,
+            market_g_per_kwh=self.market_g_per_kwh,
+            renewable_share=self.renewable_share,
+            warnings=self.zone_warnings + reading.warnings + self.other_warnings
+            if reading.warnings
+            else self.zone_warnings + self.other_warnings,
+            region=self.region,
+            facility=self.facility,
+        )
+
+
 def resolve_site(
     ctx: Context,
     *,
@@ -64,6 +97,11 @@ def resolve_site(
     at: dt.datetime | None = None,
 ) -> Site:
     """Pick the zone, the grid reading (from the context's feed) and the facility; say in warnings what was assumed."""
+    return site_basis(ctx, default_zone=default_zone, default_facility=default_facility).at(ctx, at)
+
+
+def site_basis(ctx: Context, *, default_zone: str | None = None, default_facility: str | None = None) -> SiteBasis:
+    """The zone, facility and market instrument of the context's place (everything but the grid reading)."""
     factors, place = ctx.factors, ctx.place
     zone, region = place.zone, place.region
     pue, wue_l_per_kwh = place.pue, place.wue_l_per_kwh
@@ -80,9 +118,8 @@ def resolve_site(
     else:
         z = factors.zones.get("WORLD")
         warnings.append("zone-unknown-world-average")
-    # A region's own published intensity applies only when the zone was not named outright.
-    reading = ctx.grid.reading(z, region_row if not zone else None, at)
-    warnings.extend(reading.warnings)
+    zone_warnings = tuple(warnings)
+    warnings = []
     if z.water_basis.startswith("derived"):
         warnings.append("water-derived-from-mix")
     fac_name = place.facility or (REGION_FACILITY.get(region_row.provider) if region_row else None) or default_facility
@@ -103,14 +140,16 @@ def resolve_site(
             warnings.append("market-equals-location")
     elif market_g_per_kwh is None:
         warnings.append("market-from-renewable-share")
-    return Site(
+    return SiteBasis(
         zone=z,
-        grid=reading,
+        # A region's own published intensity applies only when the zone was not named outright.
+        region_row=region_row if not zone else None,
         pue=Interval.point(pue) if pue is not None else fac.pue,
         wue_l_per_kwh=Interval.point(wue_l_per_kwh) if wue_l_per_kwh is not None else fac.wue_l_per_kwh,
         market_g_per_kwh=market_g_per_kwh,
         renewable_share=renewable_share,
-        warnings=tuple(warnings),
+        zone_warnings=zone_warnings,
+        other_warnings=tuple(warnings),
         region=region_row.region if region_row else None,
         facility=fac.facility,
     )
@@ -133,10 +172,29 @@ def market_carbon_g(facility_wh: Interval, site: Site) -> Interval:
 
 
 def embodied_g(shares: Sequence[EmbodiedShare]) -> Interval:
+    # Bound by bound in floats (the same operations, in the same order, as Interval arithmetic):
+    # a receipt has two shares, and building each intermediate Interval cost more than the sums.
+    lo = mid = hi = 0.0
+    for s in shares:
+        kg, life, occ = s.hardware.embodied_kg, s.hardware.lifetime_years, s.occupied_s
+        k = 1000.0 * s.count
+        # Longest lifetime gives the low bound: the same emissions spread over more seconds.
+        p_lo, p_mid, p_hi = (
+            kg.low / (life.high * S_PER_YEAR),
+            kg.mid / (life.mid * S_PER_YEAR),
+            kg.high / (life.low * S_PER_YEAR),
+        )
+        if p_lo < 0 or occ.low < 0 or k < 0:
+            return _embodied_signed(shares)
+        lo, mid, hi = lo + p_lo * occ.low * k, mid + p_mid * occ.mid * k, hi + p_hi * occ.high * k
+    return Interval(lo, mid, hi)
+
+
+def _embodied_signed(shares: Sequence[EmbodiedShare]) -> Interval:
+    """The general form (a negative factor in a user's table): Interval arithmetic handles the signs."""
     total = Interval.point(0.0)
     for s in shares:
         kg, life = s.hardware.embodied_kg, s.hardware.lifetime_years
-        # Longest lifetime gives the low bound: the same emissions spread over more seconds.
         per_s = Interval(
             kg.low / (life.high * S_PER_YEAR), kg.mid / (life.mid * S_PER_YEAR), kg.high / (life.low * S_PER_YEAR)
         )

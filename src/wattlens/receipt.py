@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 from wattlens.context import Context, Place
 from wattlens.errors import InputError
-from wattlens.estimate import BOUNDARY_PARTS, estimate_request, scale_to_boundary, serving_profile
+from wattlens.estimate import BOUNDARY_PARTS, PreparedRequest, prepare_request, scale_to_boundary, serving_profile
 from wattlens.footprint import Footprint, Tokens
-from wattlens.impacts import EmbodiedShare, footprint, resolve_site
+from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
 from wattlens.units import Interval
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
+    from wattlens.factors.records import Hardware
 
 HOST_SERVER = {"B200": "HGX-B200-host", "GB200": "HGX-B200-host"}
 GPUS_PER_HOST = 8
@@ -68,8 +69,79 @@ def estimate_footprint(
     else:
         place = where or Place()
         ctx = Context(place) if factors is None else Context(place, factors=factors)
-    f = ctx.factors
     boundary = boundary or ctx.boundary
+    plan = _plan(request, ctx, boundary, embodied, unknown_generic)
+    est = plan.prepared.evaluate(
+        request.input_tokens, request.output_tokens + request.reasoning_tokens, request.cached_input_tokens
+    )
+    shares: Sequence[EmbodiedShare] = ()
+    if plan.hosts is not None:
+        # accelerator_s already counts every GPU of the replica; the host is shared by 8 GPUs.
+        acc_hw, host_hw = plan.hosts
+        shares = (
+            EmbodiedShare(acc_hw, 1.0, est.accelerator_s),
+            EmbodiedShare(host_hw, 1.0 / GPUS_PER_HOST, est.accelerator_s),
+        )
+    return footprint(
+        scale_to_boundary(est.accelerator_wh, boundary),
+        plan.site.at(ctx, at),
+        method="estimated",
+        boundary=plan.boundary_parts,
+        factors_version=ctx.factors.version,
+        embodied=shares,
+        model=plan.model,
+        tokens=Tokens(request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens),
+        warnings=plan.warnings + est.warnings if est.warnings else plan.warnings,
+        assumptions=est.assumptions,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a receipt needs besides the token counts and the time: the same for every request of one
+    model in one context, so it is worked out once (name resolution, validation, site, hardware rows)."""
+
+    factors: FactorSet  # the set the plan was made with (the cache is keyed by its identity)
+    prepared: PreparedRequest
+    site: SiteBasis
+    boundary_parts: tuple[str, ...]
+    hosts: tuple[Hardware, Hardware] | None  # accelerator and host rows for embodied emissions
+    model: str | None
+    warnings: tuple[str, ...]  # before the estimator's own
+
+
+_PLANS: dict[tuple[object, ...], _Plan] = {}
+_PLANS_MAX = 1024
+
+
+def _plan(request: LLMRequest, ctx: Context, boundary: str, embodied: bool, unknown_generic: bool) -> _Plan:
+    f = ctx.factors
+    key = (
+        request.model,
+        request.active_params_b,
+        request.total_params_b,
+        request.precision,
+        request.hardware,
+        request.gpus,
+        request.batch_size,
+        ctx.place,
+        id(f),
+        boundary,
+        embodied,
+        unknown_generic,
+    )
+    plan = _PLANS.get(key)
+    if plan is not None and plan.factors is f:
+        return plan
+    plan = _make_plan(request, ctx, boundary, embodied, unknown_generic)
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _make_plan(request: LLMRequest, ctx: Context, boundary: str, embodied: bool, unknown_generic: bool) -> _Plan:
+    f = ctx.factors
     if boundary not in BOUNDARY_PARTS:
         raise InputError(f"unknown boundary {boundary!r}; choose accelerator, server or datacenter")
     warnings: list[str] = []
@@ -79,8 +151,9 @@ def estimate_footprint(
     # name, dated or -latest alias), else the size and precision the name states, else a generic model.
     res = resolve(request.model, f) if request.model else None
     spec = res.spec if res else None
-    if res is not None and res.precision and request.precision is None:
-        request = dataclasses.replace(request, precision=res.precision)  # q4_K_M, AWQ, fp8... in the name
+    precision = request.precision
+    if res is not None and res.precision and precision is None:
+        precision = res.precision  # q4_K_M, AWQ, fp8... in the name
     active: Interval | float
     total: Interval | float
     if request.active_params_b is not None:
@@ -100,49 +173,33 @@ def estimate_footprint(
     hardware = request.hardware or (spec.hardware if spec else "H100-SXM")
     if request.hardware is None and spec is not None and spec.provider in ("openai", "anthropic", "google"):
         warnings.append("hardware-assumed")
-    est = estimate_request(
+    prepared = prepare_request(
         active_params_b=active,
         total_params_b=total,
-        precision=request.precision or (spec.precision if spec else "bf16"),
+        precision=precision or (spec.precision if spec else "bf16"),
         hardware=hardware,
         gpus=request.gpus,
         batch_size=request.batch_size,
-        input_tokens=request.input_tokens,
-        output_tokens=request.output_tokens + request.reasoning_tokens,
-        cached_input_tokens=request.cached_input_tokens,
         factors=f,
         model_id=spec.model_id if spec else request.model,
         provider=spec.provider if spec else None,
         hardware_alternatives=serving_profile(spec.provider).hardware if spec and request.hardware is None else (),
     )
-    warnings.extend(est.warnings)
-    site = resolve_site(
+    site = site_basis(
         ctx,
         default_zone=(spec.zone or None) if spec else None,
         default_facility=spec.facility if spec else None,
-        at=at,
     )
-    it_wh = scale_to_boundary(est.accelerator_wh, boundary)
-    shares: Sequence[EmbodiedShare] = ()
-    if embodied:
-        acc_hw = f.hardware.get(est.hardware)
-        host_hw = f.hardware.get(HOST_SERVER.get(est.hardware, "HGX-H100-host"))
-        # accelerator_s already counts every GPU of the replica; the host is shared by 8 GPUs.
-        shares = (
-            EmbodiedShare(acc_hw, 1.0, est.accelerator_s),
-            EmbodiedShare(host_hw, 1.0 / GPUS_PER_HOST, est.accelerator_s),
-        )
-    return footprint(
-        it_wh,
-        site,
-        method="estimated",
-        boundary=BOUNDARY_PARTS[boundary],
-        factors_version=f.version,
-        embodied=shares,
+    chip = prepared.acc.name
+    hosts = (f.hardware.get(chip), f.hardware.get(HOST_SERVER.get(chip, "HGX-H100-host"))) if embodied else None
+    return _Plan(
+        factors=f,
+        prepared=prepared,
+        site=site,
+        boundary_parts=BOUNDARY_PARTS[boundary],
+        hosts=hosts,
         model=spec.model_id if spec else request.model,
-        tokens=Tokens(request.input_tokens, request.cached_input_tokens, request.output_tokens, request.reasoning_tokens),
-        warnings=warnings,
-        assumptions=est.assumptions,
+        warnings=tuple(warnings),
     )
 
 

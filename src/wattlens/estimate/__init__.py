@@ -207,16 +207,106 @@ def estimate_request(
     unknown (batch, parameters, hardware, prefill efficiency) with the model's own out-of-sample
     error (docs/estimator.md).
     """
+    return prepare_request(
+        active_params_b=active_params_b,
+        total_params_b=total_params_b,
+        precision=precision,
+        hardware=hardware,
+        gpus=gpus,
+        batch_size=batch_size,
+        factors=factors,
+        model_id=model_id,
+        provider=provider,
+        hardware_alternatives=hardware_alternatives,
+    ).evaluate(input_tokens, output_tokens, cached_input_tokens)
+
+
+class PreparedRequest:
+    """Everything of an estimate that does not depend on the token counts, checked and looked up once.
+
+    A receipt keeps one per model and context (receipt.py), so a request costs one model
+    evaluation and the interval's arithmetic.
+    """
+
+    __slots__ = ("_warnings", "acc", "b_mid", "basis_name", "calibrated", "case", "n_gpus", "q_high", "q_low", "unknown")
+
+    def __init__(self, case: Case, calibrated: bool, given_batch: bool, q_low: float, q_high: float) -> None:
+        self.case, self.acc, self.calibrated = case, case.acc, calibrated
+        self.n_gpus = case.replica_gpus(case.acc.memory_gb)[0]
+        self.b_mid = None if given_batch else case.profile.batch_per_gpu[1]
+        self.q_low, self.q_high = q_low, q_high
+        (a_lo, _, a_hi), (t_lo, _, t_hi) = case.active, case.total
+        self.unknown = not given_batch or a_lo != a_hi or t_lo != t_hi or bool(case.alternatives)
+        self.basis_name = (
+            "given" if given_batch else case.profile.name,
+            case.arch.family if case.arch else "size law",
+        )
+        warnings = [] if given_batch else ["batch-unknown"]
+        if not calibrated:
+            warnings.append("hardware-uncalibrated")
+        self._warnings = tuple(warnings)
+
+    def evaluate(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> RequestEstimate:
+        """The estimate for these token counts (the same figures as `estimate_request`)."""
+        if not (input_tokens >= 0 and output_tokens >= 0 and cached_input_tokens >= 0):
+            _check(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens)
+        if cached_input_tokens > input_tokens:
+            raise InputError("cached input tokens cannot exceed input tokens")
+        case = self.case
+        fin, fout, fcached = float(input_tokens), float(output_tokens), float(cached_input_tokens)
+        _, a_mid, _ = case.active
+        w_mid, pj_mid, dj_mid, ps_mid, ds_mid, step_mid = case.run(
+            a_mid, case.total[1], self.b_mid, self.acc, self.n_gpus, fin, fout, fcached
+        )
+        j_mid = pj_mid + dj_mid
+        # Each unknown input moves the mid by its own spread; independent spreads add in quadrature. The
+        # spreads of batch, replica, parameters and hardware are ratios that vary slowly with the token
+        # counts: computed at tokens rounded to a quarter-octave and cached, so a receipt costs one evaluation.
+        down, up = [-self.q_low], [self.q_high]
+        if self.unknown:
+            for d, u in input_spreads(case, bucket(fin), bucket(fout), bucket(fcached)):
+                down.append(d)
+                up.append(u)
+        e_lo, e_mid, e_hi = case.profile.prefill_efficiency
+        if pj_mid > 0:
+            d, u = log_spread(j_mid, [dj_mid + pj_mid * e_mid / e for e in (e_lo, e_hi)])
+            down.append(d)
+            up.append(u)
+        if not self.calibrated:
+            down.append(_LOG_UNCALIBRATED)
+            up.append(_LOG_UNCALIBRATED)
+        lo_f = math.exp(-math.hypot(*down))
+        hi_f = math.exp(math.hypot(*up))
+        energy_wh = Interval(j_mid * lo_f / J_PER_WH, j_mid / J_PER_WH, j_mid * hi_f / J_PER_WH)
+        s_mid = ps_mid + ds_mid
+        secs = Interval(s_mid * lo_f, s_mid, s_mid * hi_f)
+        basis = (*self.basis_name, e_mid, w_mid, step_mid)
+        return RequestEstimate(energy_wh, secs, self.n_gpus, self.acc.name, self._warnings, basis)
+
+
+_LOG_UNCALIBRATED = math.log(UNCALIBRATED_WIDENING)
+
+
+def prepare_request(
+    *,
+    active_params_b: IntervalLike,
+    total_params_b: IntervalLike,
+    precision: str = "bf16",
+    hardware: str = "H100",
+    gpus: int | None = 1,
+    batch_size: float | None = None,
+    factors: FactorSet,
+    model_id: str | None = None,
+    provider: str | None = None,
+    hardware_alternatives: Sequence[str] = (),
+) -> PreparedRequest:
+    """The token-independent part of `estimate_request`: validated inputs, chips, profile, architecture."""
     a_lo, a_mid, a_hi = _bounds(active_params_b)
     t_lo, t_mid, t_hi = _bounds(total_params_b)
-    if not (input_tokens >= 0 and output_tokens >= 0 and cached_input_tokens >= 0):
-        _check(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens)
     if not a_lo > 0:
         raise InputError("active parameters must be positive (billions)")
     if t_mid < a_mid:
         raise InputError(f"total parameters ({t_mid}B) cannot be fewer than active ({a_mid}B)")
-    if cached_input_tokens > input_tokens:
-        raise InputError("cached input tokens cannot exceed input tokens")
     if precision not in _PRECISION_SET:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if batch_size is not None and (not math.isfinite(batch_size) or batch_size < 1):
@@ -225,7 +315,6 @@ def estimate_request(
         raise InputError(f"gpus must be at least 1, got {gpus}")
     cal = calibration()
     acc, calibrated = accelerator_for(factors.hardware.get(hardware))
-    profile = serving_profile(provider)
     alternatives = (
         tuple(accelerator_for(factors.hardware.get(h))[0] for h in dict.fromkeys(hardware_alternatives) if h != hardware)
         if hardware_alternatives
@@ -239,44 +328,11 @@ def estimate_request(
         alternatives,
         gpus,
         batch_size,
-        profile,
+        serving_profile(provider),
         architecture(model_id),
         cal.coefficients,
     )
-    n_gpus, _ = case.replica_gpus(acc.memory_gb)
-    b_mid = None if batch_size is not None else profile.batch_per_gpu[1]
-    fin, fout, fcached = float(input_tokens), float(output_tokens), float(cached_input_tokens)
-    w_mid, pj_mid, dj_mid, ps_mid, ds_mid, step_mid = case.run(a_mid, t_mid, b_mid, acc, n_gpus, fin, fout, fcached)
-    j_mid = pj_mid + dj_mid
-    warnings: list[str] = ["batch-unknown"] if batch_size is None else []
-    # Each unknown input moves the mid by its own spread; independent spreads add in quadrature. The
-    # spreads of batch, replica, parameters and hardware are ratios that vary slowly with the token
-    # counts: computed at tokens rounded to a quarter-octave and cached, so a receipt costs one evaluation.
-    down, up = [-cal.q_low], [cal.q_high]
-    unknown = batch_size is None or a_lo != a_hi or t_lo != t_hi or alternatives
-    spreads = list(input_spreads(case, bucket(fin), bucket(fout), bucket(fcached))) if unknown else []
-    e_lo, e_mid, e_hi = profile.prefill_efficiency
-    if pj_mid > 0:
-        spreads.append(log_spread(j_mid, [dj_mid + pj_mid * e_mid / e for e in (e_lo, e_hi)]))
-    if not calibrated:
-        warnings.append("hardware-uncalibrated")
-        spreads.append((math.log(UNCALIBRATED_WIDENING), math.log(UNCALIBRATED_WIDENING)))
-    for d, u in spreads:
-        down.append(d)
-        up.append(u)
-    lo_f = math.exp(-math.hypot(*down))
-    hi_f = math.exp(math.hypot(*up))
-    energy_wh = Interval(j_mid * lo_f / J_PER_WH, j_mid / J_PER_WH, j_mid * hi_f / J_PER_WH)
-    s_mid = ps_mid + ds_mid
-    secs = Interval(s_mid * lo_f, s_mid, s_mid * hi_f)
-    basis = (
-        profile.name if batch_size is None else "given",
-        case.arch.family if case.arch else "size law",
-        e_mid,
-        w_mid,
-        step_mid,
-    )
-    return RequestEstimate(energy_wh, secs, n_gpus, acc.name, tuple(warnings), basis)
+    return PreparedRequest(case, calibrated, batch_size is not None, cal.q_low, cal.q_high)
 
 
 def inference_energy(
@@ -322,11 +378,13 @@ def inference_energy(
 __all__ = [
     "BOUNDARIES",
     "BOUNDARY_PARTS",
+    "PreparedRequest",
     "RequestEstimate",
     "architecture",
     "calibration",
     "estimate_request",
     "inference_energy",
+    "prepare_request",
     "scale_to_boundary",
     "serving_profile",
 ]

@@ -35,7 +35,20 @@ def log_spread(mid: float, values: Sequence[float]) -> tuple[float, float]:
 class Case:
     """What one estimate holds fixed while it varies the unknown inputs (hashable, for the spread cache)."""
 
-    __slots__ = ("_key", "acc", "active", "alternatives", "arch", "batch_size", "c", "gpus", "precision", "profile", "total")
+    __slots__ = (
+        "_hash",
+        "_key",
+        "acc",
+        "active",
+        "alternatives",
+        "arch",
+        "batch_size",
+        "c",
+        "gpus",
+        "precision",
+        "profile",
+        "total",
+    )
 
     def __init__(
         self,
@@ -53,6 +66,7 @@ class Case:
         self.active, self.total, self.precision, self.acc, self.alternatives = active, total, precision, acc, alternatives
         self.gpus, self.batch_size, self.profile, self.arch, self.c = gpus, batch_size, profile, arch, c
         self._key: tuple[Any, ...] | None = None
+        self._hash: int | None = None
 
     def key(self) -> tuple[Any, ...]:
         if self._key is None:  # hashed only when the spread cache is consulted
@@ -61,7 +75,9 @@ class Case:
         return self._key
 
     def __hash__(self) -> int:
-        return hash(self.key())
+        if self._hash is None:  # a prepared request keeps its Case: hash its nested rows once
+            self._hash = hash(self.key())
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Case) and self.key() == other.key()

@@ -59,7 +59,22 @@ class AnnualFeed:
 
     name = "annual"
 
+    def __init__(self) -> None:
+        # Readings by the rows' identity: the same yearly figure for every request, built once.
+        self._memo: dict[tuple[int, int], tuple[Zone, CloudRegion | None, GridReading]] = {}
+
     def reading(self, zone: Zone, region: CloudRegion | None, at: dt.datetime | None) -> GridReading:
+        key = (id(zone), id(region))
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is zone and hit[1] is region:
+            return hit[2]
+        r = self._reading(zone, region)
+        if len(self._memo) >= 1024:
+            self._memo.clear()
+        self._memo[key] = (zone, region, r)
+        return r
+
+    def _reading(self, zone: Zone, region: CloudRegion | None) -> GridReading:
         warnings: list[str] = []
         intensity = zone.intensity_g_per_kwh
         basis = "direct combustion" if zone.intensity_basis.startswith("direct") else "life-cycle"
