@@ -8,7 +8,6 @@ metrics and traces observe the settlements.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from wattlens.context import Context
+from wattlens.gateway import jsonio
 from wattlens.gateway.auth import Keys
 from wattlens.gateway.config import GatewayConfig, Upstream
 from wattlens.gateway.errors import ApiError, error_response
@@ -113,7 +113,7 @@ class Gateway:
                 raise ApiError(413, f"request body over {limit // (1024 * 1024)} MB")
             chunks.append(chunk)
         try:
-            data = json.loads(b"".join(chunks) or b"null")
+            data = jsonio.loads(b"".join(chunks) or b"null")
         except RecursionError as e:
             raise ApiError(400, "request body is nested too deeply") from e
         except ValueError as e:  # invalid JSON or UTF-8, or an integer too long to read

@@ -27,6 +27,7 @@ active_params_b = 8
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,13 @@ class Upstream:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
     def serves(self, model: str) -> bool:
-        return any(fnmatch.fnmatchcase(model, p) for p in self.models)
+        return _matches(self.models, model)
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(patterns: tuple[str, ...], model: str) -> bool:
+    """Whether a model name matches an upstream's patterns (asked on every request: cached)."""
+    return any(p == "*" or fnmatch.fnmatchcase(model, p) for p in patterns)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from wattlens.footprint import Tokens
+from wattlens.gateway import jsonio
 from wattlens.gateway.config import Upstream
 from wattlens.gateway.errors import ApiError, upstream_failure
+from wattlens.gateway.jsonio import FastJSONResponse
 from wattlens.gateway.receipts import headers as receipt_headers
 from wattlens.gateway.transport import StreamReply, Upstreamed, UpstreamTooLarge
 from wattlens.metering import Call, Settlement
@@ -74,7 +76,7 @@ class Proxy:
     ) -> Any:
         """The upstream call through its transport; transport failures become API errors (without the key)."""
         headers = proto.upstream_headers(u.key(), request.headers)
-        t, url, body = self.gw.transports[u.name], u.base_url + call.endpoint, json.dumps(data).encode()
+        t, url, body = self.gw.transports[u.name], u.base_url + call.endpoint, jsonio.dumps(data)
         try:
             return await (t.stream(url, body, headers) if stream else t.post(url, body, headers))
         except FAILURES as e:
@@ -107,7 +109,7 @@ class Proxy:
         proto.attach(body, s.receipt)  # type: ignore[arg-type]
         headers = receipt_headers(s.footprint, s.error)
         headers["x-wattlens-record"] = call.request_id  # the ledger record's id: `wattlens log proof ID`
-        return JSONResponse(body, status_code=r.status, headers=headers)
+        return FastJSONResponse(body, status_code=r.status, headers=headers)
 
     async def stream(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
         data, wants_usage = proto.prepare(call.endpoint, data)

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wattlens.gateway import jsonio
+
 
 @dataclass(frozen=True, slots=True)
 class Upstreamed:
@@ -21,7 +23,7 @@ class Upstreamed:
 
     def json_or_none(self) -> Any:
         try:
-            return json.loads(self.body)
+            return jsonio.loads(self.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
 
