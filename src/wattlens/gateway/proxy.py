@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -49,6 +50,16 @@ def _finite(v: Any) -> Any:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class _Relay:
+    """One relayed stream's state."""
+
+    tracker: StreamTracker
+    window: Any
+    settled: bool = False
+    ended: bool = False
 
 
 class Proxy:
@@ -126,68 +137,80 @@ class Proxy:
     async def relay(
         self, call: Call, u: Upstream, proto: WireProtocol, r: StreamReply, wants_usage: bool
     ) -> AsyncIterator[bytes]:
-        """Relay events unchanged; the event with the final usage gets the receipt; settle exactly once."""
-        tracker = proto.tracker(call.endpoint)
-        window = self.gw._windows.get(call.request_id)
-        settled = ended = False
+        """Relay events unchanged; the event with the final usage gets the receipt; settle exactly once.
+
+        What one network read brought is written to the client at once (not event by event)."""
+        st = _Relay(proto.tracker(call.endpoint), self.gw._windows.get(call.request_id))
+        out: list[bytes] = []
         try:
             async for ev in events(r.lines()):
-                if call.ttft_s is None:
-                    call.ttft_s = time.perf_counter() - call.started
-                if ev.data == "[DONE]":
-                    tracker.finished = True
-                    if not settled:  # the upstream sent no usage (llama.cpp's server does not): count, and still
-                        settled = True  # give the client its receipt before the end marker
-                        if tracker.tokens is None:
-                            call.outcome = "no_usage"
-                        receipt = self._settle(call, u, tracker).receipt
-                        model = call.served_model or call.model
-                        usage = tracker.usage_event(call.tokens, receipt, model, call.request_id) if receipt else None
-                        if usage is not None and wants_usage:
-                            yield Event(None, _dumps(usage)).encode()
-                        elif receipt is not None:
-                            yield comment("wattlens " + _dumps({"footprint": receipt}))
-                    yield ev.encode()
-                    continue
-                if not tracker.skim(ev.event, ev.data):
-                    if window is not None:
-                        window.progress(tracker.content)
-                    yield ev.encode()
-                    continue
-                chunk = ev.json()
-                if not isinstance(chunk, dict):
-                    raise TypeError("an event's data is not a JSON object")
-                seen = tracker.see(ev.event, chunk)
-                call.served_model = tracker.served_model or call.served_model or call.model
-                if seen == "usage" and not settled:
-                    settled = True
-                    receipt = self._settle(call, u, tracker).receipt
-                    if tracker.attach(ev.event, chunk, receipt, wants_usage):  # type: ignore[arg-type]
-                        yield Event(ev.event, _dumps(chunk)).encode()
-                    else:  # the client did not ask for usage: keep the receipt as a comment line
-                        yield comment("wattlens " + _dumps({"footprint": receipt}))
-                    continue
-                if seen == "content" and window is not None:
-                    window.progress(tracker.content)
-                yield ev.encode()
-            ended = True
-            if not tracker.finished:
+                if ev is not None:
+                    out.extend(self._pieces(call, u, st, ev, wants_usage))
+                elif out:  # the end of a network read: write what it brought in one send
+                    yield out[0] if len(out) == 1 else b"".join(out)
+                    out.clear()
+            st.ended = True
+            if not st.tracker.finished:
                 call.outcome = "upstream_error"
-                yield proto.stream_error(f"upstream {u.name} ended the stream before its end marker", "truncated")
+                out.append(proto.stream_error(f"upstream {u.name} ended the stream before its end marker", "truncated"))
         except (SSEError, ValueError, TypeError, AttributeError, KeyError) as e:  # bad SSE or JSON, an oversized line
             call.outcome = "upstream_error"
-            yield proto.stream_error(f"upstream sent a malformed stream: {type(e).__name__}", "bad_stream")
+            out.append(proto.stream_error(f"upstream sent a malformed stream: {type(e).__name__}", "bad_stream"))
         except FAILURES:
             call.outcome = "upstream_error"
-            yield proto.stream_error(f"upstream {u.name} broke off the stream", "upstream_broken")
+            out.append(proto.stream_error(f"upstream {u.name} broke off the stream", "upstream_broken"))
         finally:
             r.release()
-            if not settled:
-                if call.outcome == "ok" and tracker.tokens is None:
-                    call.outcome = "client_disconnected" if not ended else "no_usage"
-                elif call.outcome == "ok" and not ended:
+            if not st.settled:
+                if call.outcome == "ok" and st.tracker.tokens is None:
+                    call.outcome = "client_disconnected" if not st.ended else "no_usage"
+                elif call.outcome == "ok" and not st.ended:
                     call.outcome = "client_disconnected"
-                self._settle(call, u, tracker)
+                self._settle(call, u, st.tracker)
+        if out:
+            yield b"".join(out)
+
+    def _pieces(self, call: Call, u: Upstream, st: _Relay, ev: Event, wants_usage: bool) -> Iterator[bytes]:
+        """What the client gets for one upstream event: the event itself, or with the receipt attached."""
+        tracker, window = st.tracker, st.window
+        if call.ttft_s is None:
+            call.ttft_s = time.perf_counter() - call.started
+        if ev.data == "[DONE]":
+            tracker.finished = True
+            if not st.settled:  # the upstream sent no usage (llama.cpp's server does not): count, and still
+                st.settled = True  # give the client its receipt before the end marker
+                if tracker.tokens is None:
+                    call.outcome = "no_usage"
+                receipt = self._settle(call, u, tracker).receipt
+                model = call.served_model or call.model
+                usage = tracker.usage_event(call.tokens, receipt, model, call.request_id) if receipt else None
+                if usage is not None and wants_usage:
+                    yield Event(None, _dumps(usage)).encode()
+                elif receipt is not None:
+                    yield comment("wattlens " + _dumps({"footprint": receipt}))
+            yield ev.encode()
+            return
+        if not tracker.skim(ev.event, ev.data):
+            if window is not None:
+                window.progress(tracker.content)
+            yield ev.encode()
+            return
+        chunk = ev.json()
+        if not isinstance(chunk, dict):
+            raise TypeError("an event's data is not a JSON object")
+        seen = tracker.see(ev.event, chunk)
+        call.served_model = tracker.served_model or call.served_model or call.model
+        if seen == "usage" and not st.settled:
+            st.settled = True
+            receipt = self._settle(call, u, tracker).receipt
+            if tracker.attach(ev.event, chunk, receipt, wants_usage):  # type: ignore[arg-type]
+                yield Event(ev.event, _dumps(chunk)).encode()
+            else:  # the client did not ask for usage: keep the receipt as a comment line
+                yield comment("wattlens " + _dumps({"footprint": receipt}))
+            return
+        if seen == "content" and window is not None:
+            window.progress(tracker.content)
+        yield ev.encode()
 
     def _settle(self, call: Call, u: Upstream, tracker: StreamTracker) -> Settlement:
         """Settle a stream: its last reported usage, else what was seen (one content event ~ one token)."""

@@ -25,11 +25,17 @@ class SSEError(ValueError):
     """The upstream sent something that is not server-sent events."""
 
 
-async def events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
-    """Parse `event:`/`data:` lines; comments and unknown fields are skipped as the spec says."""
+async def events(lines: AsyncIterator[str | None]) -> AsyncIterator[Event | None]:
+    """Parse `event:`/`data:` lines; comments and unknown fields are skipped as the spec says.
+
+    A None among the lines marks the end of what one network read brought; it is passed on, so
+    the relay can write everything ready to the client at once and not hold an event back."""
     event: str | None = None
     data: list[str] = []
     async for raw in lines:
+        if raw is None:
+            yield None
+            continue
         line = raw.rstrip("\r")
         if not line:
             if data:
