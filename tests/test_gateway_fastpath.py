@@ -1,4 +1,5 @@
-"""The gateway's fast path: JSON through orjson reads and writes what the standard library does; streams are written once per network read."""
+"""The gateway's fast path: orjson reads and writes what the standard library does;
+streams are written once per network read."""
 
 from __future__ import annotations
 
