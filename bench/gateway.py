@@ -105,6 +105,11 @@ def main() -> None:
     ap.add_argument("--previous", help="A checkout of the previous commit: its gateway is measured in the same run.")
     ap.add_argument("--config", help="A gateway config file: a second wattlens gateway runs from it in the same run.")
     ap.add_argument("--tag", action="append", default=[], help="NAME=VALUE: an x-wattlens-tag-NAME header on every request.")
+    ap.add_argument(
+        "--without-log",
+        action="store_true",
+        help="Add a gateway with the Merkle log patched out (bench/serve_without_log.py): the log's own cost.",
+    )
     ap.add_argument("--only-wattlens", action="store_true", help="Leave LiteLLM out (a feature's cost only).")
     ap.add_argument("--output", help="Results file name in bench/results/ (default from the options).")
     args = ap.parse_args()
@@ -164,6 +169,13 @@ def main() -> None:
             procs.append(subprocess.Popen(cmd, env=env, cwd=args.previous))
             wait(f"http://127.0.0.1:{prev}/healthz")
             targets["wattlens, previous commit"] = f"http://127.0.0.1:{prev}/v1/chat/completions"
+        if args.without_log:
+            nolog = free_port()
+            cmd = [sys.executable, str(HERE / "serve_without_log.py"), "serve", "--upstream", f"http://127.0.0.1:{up}/v1"]
+            cmd += ["--port", str(nolog), "--zone", "FR", "--ledger", str(tmp / "nolog.db")]
+            procs.append(subprocess.Popen(cmd))
+            wait(f"http://127.0.0.1:{nolog}/healthz")
+            targets["wattlens gateway, Merkle log off (bench patch)"] = f"http://127.0.0.1:{nolog}/v1/chat/completions"
         if args.config:
             conf = free_port()
             # The file's sections plus the benchmark's upstream (serve --upstream would ignore [[budgets]] and [server]).
@@ -247,9 +259,12 @@ def main() -> None:
             body += "\nHeaders on every request: " + ", ".join(f"`{k}: {v}`" for k, v in EXTRA_HEADERS.items()) + "\n"
         command = f"python bench/gateway.py --duration {args.duration} --requests {args.requests}"
         command += " --previous CHECKOUT_OF_PREVIOUS_COMMIT" if args.previous else ""
+        command += " --without-log" if args.without_log else ""
         command += f" --config {args.config}" if args.config else ""
         command += "".join(f" --tag {t}" for t in args.tag) + (" --only-wattlens" if args.only_wattlens else "")
-        default = "gateway-vs-previous.md" if args.previous else "gateway.md"
+        default = (
+            "gateway-vs-previous.md" if args.previous else "gateway-without-log.md" if args.without_log else "gateway.md"
+        )
         write(args.output or default, "Gateway overhead", body, command)
     finally:
         for p in procs:
