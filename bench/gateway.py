@@ -97,10 +97,28 @@ def wrk(url: str, stream: bool, conns: int, duration: int) -> tuple[float, float
     return ms("50"), ms("99"), rps, socket_errors
 
 
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its threads so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """Median, and the range when there is more than one value."""
+    ok = [v for v in values if v == v]
+    if not ok:
+        return "-"
+    med = format(statistics.median(ok), fmt)
+    return med if len(ok) == 1 else f"{med} [{format(min(ok), fmt)}–{format(max(ok), fmt)}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; each interleaves every target, cells are medians")
     ap.add_argument("--litellm", default=str(HERE / ".venv-litellm" / "bin" / "litellm"))
     ap.add_argument("--previous", help="A checkout of the previous commit: its gateway is measured in the same run.")
     ap.add_argument("--config", help="A gateway config file: a second wattlens gateway runs from it in the same run.")
@@ -161,6 +179,7 @@ def main() -> None:
             "direct (no proxy)": f"http://127.0.0.1:{up}/v1/chat/completions",
             "wattlens gateway (receipt + ledger)": f"http://127.0.0.1:{gw}/v1/chat/completions",
         }
+        proc_of = {"direct (no proxy)": procs[0], "wattlens gateway (receipt + ledger)": procs[1]}
         if args.previous:
             prev = free_port()
             cmd = [sys.executable, "-m", "wattlens.cli", "serve", "--upstream", f"http://127.0.0.1:{up}/v1"]
@@ -169,6 +188,7 @@ def main() -> None:
             procs.append(subprocess.Popen(cmd, env=env, cwd=args.previous))
             wait(f"http://127.0.0.1:{prev}/healthz")
             targets["wattlens, previous commit"] = f"http://127.0.0.1:{prev}/v1/chat/completions"
+            proc_of["wattlens, previous commit"] = procs[-1]
         if args.without_log:
             nolog = free_port()
             cmd = [sys.executable, str(HERE / "serve_without_log.py"), "serve", "--upstream", f"http://127.0.0.1:{up}/v1"]
@@ -176,6 +196,7 @@ def main() -> None:
             procs.append(subprocess.Popen(cmd))
             wait(f"http://127.0.0.1:{nolog}/healthz")
             targets["wattlens gateway, Merkle log off (bench patch)"] = f"http://127.0.0.1:{nolog}/v1/chat/completions"
+            proc_of["wattlens gateway, Merkle log off (bench patch)"] = procs[-1]
         if args.config:
             conf = free_port()
             # The file's sections plus the benchmark's upstream (serve --upstream would ignore [[budgets]] and [server]).
@@ -189,6 +210,7 @@ def main() -> None:
             procs.append(subprocess.Popen(cmd))
             wait(f"http://127.0.0.1:{conf}/healthz")
             targets[f"wattlens gateway with {Path(args.config).name}"] = f"http://127.0.0.1:{conf}/v1/chat/completions"
+            proc_of[f"wattlens gateway with {Path(args.config).name}"] = procs[-1]
         if Path(args.litellm).exists() and not args.only_wattlens:
             (tmp / "litellm.yaml").write_text(
                 "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
@@ -206,45 +228,51 @@ def main() -> None:
             )
             wait(f"http://127.0.0.1:{ll}/health/liveliness", timeout=120)
             targets["LiteLLM proxy"] = f"http://127.0.0.1:{ll}/v1/chat/completions"
+            proc_of["LiteLLM proxy"] = procs[-1]
+        # Rounds interleave the targets (a burst of load from elsewhere hits them alike); each cell is
+        # the median over rounds with the range, and the server's CPU per request (its /proc counters,
+        # all threads) is beside the throughput: it moves far less with the machine's load.
+        pids = {name: proc_of[name].pid for name in targets if name in proc_of}
+        cells: dict[tuple[str, bool, int], list[tuple[float, float, float, int, float]]] = {}
+        for _ in range(args.rounds):
+            for stream in (False, True):
+                for conns in (1, 64, 256) if shutil.which("wrk") else (1,):
+                    for name, url in targets.items():
+                        cpu0 = cpu_s(pids.get(name))
+                        if conns == 1:
+                            p50, p99, rps = c1(url, stream, args.requests)
+                            n, sock = args.requests + 50, 0
+                        else:
+                            p50, p99, rps, sock = wrk(url, stream, conns, args.duration)
+                            n = int(rps * args.duration) if rps == rps else 0
+                        cpu = (cpu_s(pids.get(name)) - cpu0) / n * 1e6 if n and name in pids else float("nan")
+                        cells.setdefault((name, stream, conns), []).append((p50, p99, rps, sock, cpu))
         rows = []
-        base: dict[tuple[bool, int], float] = {}
         for stream in (False, True):
-            for name, url in targets.items():
-                p50, p99, rps = c1(url, stream, args.requests)
-                if name.startswith("direct"):
-                    base[(stream, 1)] = p50
-                rows.append(
-                    [
-                        name,
-                        "stream" if stream else "unary",
-                        "1",
-                        f"{p50:.2f}",
-                        f"{p99:.2f}",
-                        f"{rps:.0f} (sequential)",
-                        "0",
-                        f"{p50 - base[(stream, 1)]:+.2f}",
-                    ]
-                )
-                if shutil.which("wrk"):
-                    for conns in (64, 256):
-                        w50, w99, wrps, sock = wrk(url, stream, conns, args.duration)
-                        if name.startswith("direct"):
-                            base[(stream, conns)] = w50
-                        rows.append(
-                            [
-                                name,
-                                "stream" if stream else "unary",
-                                str(conns),
-                                f"{w50:.2f}",
-                                f"{w99:.2f}",
-                                f"{wrps:.0f}",
-                                str(sock),
-                                f"{w50 - base[(stream, conns)]:+.2f}",
-                            ]
-                        )
-        headers = ["target", "mode", "concurrency", "p50 ms", "p99 ms", "requests/s", "socket errors"]
-        headers.append("added p50 ms vs direct")
+            for name in targets:
+                for conns in (1, 64, 256) if shutil.which("wrk") else (1,):
+                    runs = cells[(name, stream, conns)]
+                    base = statistics.median(r[0] for r in cells[(next(iter(targets)), stream, conns)])
+                    p50 = statistics.median(r[0] for r in runs)
+                    rates = [r[2] for r in runs]
+                    rate = f"{spread(rates, '.0f')}" + (" (sequential)" if conns == 1 else "")
+                    rows.append(
+                        [
+                            name,
+                            "stream" if stream else "unary",
+                            str(conns),
+                            spread([r[0] for r in runs], ".2f"),
+                            f"{statistics.median(r[1] for r in runs):.2f}",
+                            rate,
+                            spread([r[4] for r in runs], ".0f"),
+                            str(sum(r[3] for r in runs)),
+                            f"{p50 - base:+.2f}",
+                        ]
+                    )
+        headers = ["target", "mode", "concurrency", "p50 ms (range)", "p99 ms", "requests/s (range)"]
+        headers += ["server CPU µs/request (range)", "socket errors", "added p50 ms vs direct"]
         body = table(headers, rows)
+        body += f"\n\nMedians over {args.rounds} rounds, the targets interleaved in each; ranges in brackets."
         body += (
             "\n\nAll three servers and the load generator share this machine's cores. LiteLLM runs with one "
             "worker, like the wattlens gateway (one process). At concurrency 1 the requests/s column is one "
@@ -257,7 +285,7 @@ def main() -> None:
             body += Path(args.config).read_text().strip() + "\n```\n"
         if EXTRA_HEADERS:
             body += "\nHeaders on every request: " + ", ".join(f"`{k}: {v}`" for k, v in EXTRA_HEADERS.items()) + "\n"
-        command = f"python bench/gateway.py --duration {args.duration} --requests {args.requests}"
+        command = f"python bench/gateway.py --duration {args.duration} --requests {args.requests} --rounds {args.rounds}"
         command += " --previous CHECKOUT_OF_PREVIOUS_COMMIT" if args.previous else ""
         command += " --without-log" if args.without_log else ""
         command += f" --config {args.config}" if args.config else ""
