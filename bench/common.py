@@ -22,6 +22,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {dt.date.today().isoformat()}"
 
 
+def load() -> str:
+    """The machine's load average now (1, 5, 15 min): it is shared, and other work moves the figures."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average not available"
+
+
+def spread(xs: list[float], fmt: str = ".1f") -> str:
+    """Median and range of repeated figures: "12.3 (11.0–14.2)"."""
+    import statistics
+
+    return f"{statistics.median(xs):{fmt}} ({min(xs):{fmt}}–{max(xs):{fmt}})"
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
