@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import free_port, table, wait, write
+from common import free_port, load, table, wait, write
 
 HERE = Path(__file__).resolve().parent
 AUTH = "sk-bench-" + "5f0c" * 16  # LiteLLM refuses to start without a strong master key
@@ -115,11 +115,16 @@ def spread(values: list[float], fmt: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=int, default=8)
-    ap.add_argument("--requests", type=int, default=400)
+    ap = argparse.ArgumentParser(
+        description="The same requests direct to a fast upstream, through the wattlens gateway and through LiteLLM: "
+        "latency at concurrency 1 (sequential), wrk throughput at 64 and 256; writes bench/results/gateway*.md."
+    )
+    ap.add_argument("--duration", type=int, default=8, help="seconds of each wrk run (concurrency 64 and 256)")
+    ap.add_argument("--requests", type=int, default=400, help="sequential requests at concurrency 1 (after 50 warm-up)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds; each interleaves every target, cells are medians")
-    ap.add_argument("--litellm", default=str(HERE / ".venv-litellm" / "bin" / "litellm"))
+    ap.add_argument(
+        "--litellm", default=str(HERE / ".venv-litellm" / "bin" / "litellm"), help="LiteLLM's CLI (left out if absent)"
+    )
     ap.add_argument("--previous", help="A checkout of the previous commit: its gateway is measured in the same run.")
     ap.add_argument("--config", help="A gateway config file: a second wattlens gateway runs from it in the same run.")
     ap.add_argument("--tag", action="append", default=[], help="NAME=VALUE: an x-wattlens-tag-NAME header on every request.")
@@ -234,6 +239,7 @@ def main() -> None:
         # all threads) is beside the throughput: it moves far less with the machine's load.
         pids = {name: proc_of[name].pid for name in targets if name in proc_of}
         cells: dict[tuple[str, bool, int], list[tuple[float, float, float, int, float]]] = {}
+        loads = [load()]
         for _ in range(args.rounds):
             for stream in (False, True):
                 for conns in (1, 64, 256) if shutil.which("wrk") else (1,):
@@ -247,6 +253,7 @@ def main() -> None:
                             n = int(rps * args.duration) if rps == rps else 0
                         cpu = (cpu_s(pids.get(name)) - cpu0) / n * 1e6 if n and name in pids else float("nan")
                         cells.setdefault((name, stream, conns), []).append((p50, p99, rps, sock, cpu))
+            loads.append(load())
         rows = []
         for stream in (False, True):
             for name in targets:
@@ -273,6 +280,7 @@ def main() -> None:
         headers += ["server CPU µs/request (range)", "socket errors", "added p50 ms vs direct"]
         body = table(headers, rows)
         body += f"\n\nMedians over {args.rounds} rounds, the targets interleaved in each; ranges in brackets."
+        body += f" Load average (1, 5, 15 min) at the start and after each round: {'; '.join(loads)}."
         body += (
             "\n\nAll three servers and the load generator share this machine's cores. LiteLLM runs with one "
             "worker, like the wattlens gateway (one process). At concurrency 1 the requests/s column is one "
