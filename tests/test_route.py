@@ -287,3 +287,14 @@ def test_vectorised_scores_match_the_router() -> None:
     router = Router(art, two_stage=False)
     for p, s in zip(prompts, batch, strict=True):
         assert router.p_small_ok(p) == pytest.approx(float(s), abs=1e-4)
+
+
+def test_warm_loads_the_embedder_before_the_first_embedded_decision() -> None:
+    from wattlens.route import embedder
+
+    router = Router(Artefact.load())
+    router.warm()
+    assert embedder.cache_info().currsize == 1
+    before = router.p_small_ok("Prove that there are infinitely many primes.")
+    router.warm()  # idempotent: the same model, the same embedding
+    assert router.p_small_ok("Prove that there are infinitely many primes.") == before

@@ -226,6 +226,14 @@ class Router:
         z = float(((cheap_features(text, turns) - mean) / std) @ w + self.a.cheap_bias)
         return 1.0 / (1.0 + math.exp(-z))
 
+    def warm(self) -> None:
+        """Load the embedder and embed once, so that no request pays for it.
+
+        Without this the first request that reaches the embedding stage loads all-MiniLM-L6-v2
+        (about 6 s on 2 CPU cores); a confident first stage never loads it.
+        """
+        embed(["warm up"])
+
     @property
     def default_threshold(self) -> float:
         """The threshold calibrated for the quality floor (balanced mode, no budget pressure)."""
