@@ -31,10 +31,14 @@ def load() -> str:
 
 
 def spread(xs: list[float], fmt: str = ".1f") -> str:
-    """Median and range of repeated figures: "12.3 (11.0–14.2)"."""
+    """Median and range of repeated figures: "12.3 (11.0–14.2)"; NaN (no figure) is left out."""
     import statistics
 
-    return f"{statistics.median(xs):{fmt}} ({min(xs):{fmt}}–{max(xs):{fmt}})"
+    ok = [x for x in xs if x == x]
+    if not ok:
+        return "-"
+    med = f"{statistics.median(ok):{fmt}}"
+    return med if len(ok) == 1 else f"{med} ({min(ok):{fmt}}–{max(ok):{fmt}})"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

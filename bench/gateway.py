@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import free_port, load, table, wait, write
+from common import free_port, load, spread, table, wait, write
 
 HERE = Path(__file__).resolve().parent
 AUTH = "sk-bench-" + "5f0c" * 16  # LiteLLM refuses to start without a strong master key
@@ -103,15 +103,6 @@ def cpu_s(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def spread(values: list[float], fmt: str) -> str:
-    """Median, and the range when there is more than one value."""
-    ok = [v for v in values if v == v]
-    if not ok:
-        return "-"
-    med = format(statistics.median(ok), fmt)
-    return med if len(ok) == 1 else f"{med} [{format(min(ok), fmt)}–{format(max(ok), fmt)}]"
 
 
 def main() -> None:
@@ -279,7 +270,7 @@ def main() -> None:
         headers = ["target", "mode", "concurrency", "p50 ms (range)", "p99 ms", "requests/s (range)"]
         headers += ["server CPU µs/request (range)", "socket errors", "added p50 ms vs direct"]
         body = table(headers, rows)
-        body += f"\n\nMedians over {args.rounds} rounds, the targets interleaved in each; ranges in brackets."
+        body += f"\n\nMedians over {args.rounds} rounds, the targets interleaved in each; ranges in parentheses."
         body += f" Load average (1, 5, 15 min) at the start and after each round: {'; '.join(loads)}."
         body += (
             "\n\nAll three servers and the load generator share this machine's cores. LiteLLM runs with one "
