@@ -8,7 +8,7 @@ Only the given client object is changed: its resource objects get instance attri
 shadow the SDK methods, and `uninstrument(client)` deletes them again. Token usage is read by
 the same protocol code as the gateway's (wattlens.protocols) and each call is settled by
 wattlens.metering; the receipt is computed on first access of `.footprint` (or in the ledger
-thread), so a call costs microseconds more, not the ~50 µs of a receipt.
+thread), so a call costs tens of microseconds more, not the ~60 µs of a receipt (bench/results/instrument.md).
 """
 
 from __future__ import annotations
