@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,8 +28,17 @@ class Grid:
     source: str = ""
     at: str | None = None
     marginal_g_per_kwh: float | None = None
+    # The rounded form, made on first use: receipts of one grid reading share their Grid (receipt.py).
+    _dict: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
+        d = self._dict
+        if d is None:
+            d = self._as_dict()
+            object.__setattr__(self, "_dict", d)
+        return {**d, "mix": dict(d["mix"])}  # a fresh dict each time: callers add to it
+
+    def _as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "zone": self.zone,
             "year": self.year,
@@ -158,3 +168,19 @@ class Footprint:
             carbon_marginal_g=Interval.from_dict(marginal) if marginal else None,
             assumptions=d.get("assumptions"),
         )
+
+
+def _builder(cls: type) -> Any:
+    """A positional constructor of a frozen slots dataclass that sets each slot through its descriptor:
+    what the dataclass's own __init__ does (no __post_init__, no defaults), less its per-field
+    object.__setattr__ look-ups. For the receipt's hot path (receipt.py); the fields in their order."""
+    names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]  # a slots dataclass: its fields in order
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    ns.update({f"_set_{n}": vars(cls)[n].__set__ for n in names})
+    body = "".join(f"    _set_{n}(o, {n})\n" for n in names)
+    exec(f"def new({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", ns)
+    return ns["new"]
+
+
+new_footprint: Callable[..., Footprint] = _builder(Footprint)
+new_tokens: Callable[[int, int, int, int], Tokens] = _builder(Tokens)

@@ -21,6 +21,7 @@ from wattlens.footprint import Footprint, Tokens
 
 if TYPE_CHECKING:
     from wattlens.measure.meter import Measurement
+    from wattlens.receipt import Receipt
 
 SCHEMA_VERSION = 1
 Hosting = Literal["own", "purchased"]
@@ -112,10 +113,9 @@ class LedgerRecord:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-def estimated_footprint(
-    model: str, tokens: Tokens, ctx: Context, serving: Serving, at: dt.datetime | None = None
-) -> Footprint:
-    from wattlens.receipt import LLMRequest, estimate_footprint
+def estimated_receipt(model: str, tokens: Tokens, ctx: Context, serving: Serving, at: dt.datetime | None = None) -> Receipt:
+    """The receipt of a served call estimated from its tokens, as receipt.Receipt (Footprint or JSON form)."""
+    from wattlens.receipt import LLMRequest, estimate_receipt
 
     params = serving.model_params.get(model)
     req = LLMRequest(
@@ -131,21 +131,28 @@ def estimated_footprint(
         gpus=serving.gpus,
         batch_size=serving.batch_size,
     )
-    return estimate_footprint(req, ctx, at=at, unknown_generic=True)  # a served call always gets a receipt
+    return estimate_receipt(req, ctx, at=at, unknown_generic=True)  # a served call always gets a receipt
+
+
+def estimated_footprint(
+    model: str, tokens: Tokens, ctx: Context, serving: Serving, at: dt.datetime | None = None
+) -> Footprint:
+    return estimated_receipt(model, tokens, ctx, serving, at).footprint
 
 
 class Settlement:
     """A settled call: its receipt (computed once, on first use) and its ledger record."""
 
-    __slots__ = ("_fp", "_receipt", "call", "ctx", "ended", "replaced", "serving")
+    __slots__ = ("_est", "_fp", "_receipt", "call", "ctx", "ended", "replaced", "serving")
 
     def __init__(self, call: Call, ctx: Context, serving: Serving, replaced: tuple[Context, Serving] | None) -> None:
         self.call, self.ctx, self.serving, self.replaced = call, ctx, serving, replaced
         self.ended = time.perf_counter()
         self._fp: tuple[Footprint | None, str | None] | None = None
+        self._est: Receipt | None = None  # an estimated receipt's figures, before its Footprint is built
         self._receipt: dict[str, Any] | None = None
 
-    def _settle(self) -> tuple[Footprint | None, str | None]:
+    def _settle(self) -> tuple[Footprint | Receipt | None, str | None]:
         c = self.call
         if c.upstream is None and c.measurement is None:
             return None, "no upstream: the request was refused before it reached one"
@@ -160,25 +167,44 @@ class Settlement:
                 if c.protocol == "process":  # a command, not a model: the receipt names neither model nor tokens
                     return fp, None
                 return dataclasses.replace(fp, model=model, tokens=c.tokens), None
-            return estimated_footprint(model, c.tokens, self.ctx, self.serving, self.at), None
+            return estimated_receipt(model, c.tokens, self.ctx, self.serving, self.at), None
         except WattlensError as e:
             return None, f"{e} (describe it under [upstreams.model_params] in the gateway config)"
+
+    def _settled(self) -> None:
+        """Works out the receipt's figures (once); an estimate's Footprint waits until someone asks for it."""
+        from wattlens.receipt import Receipt
+
+        got, why = self._settle()
+        if isinstance(got, Receipt):
+            self._est = got
+            self._fp = (None, None)
+        else:
+            self._fp = (self._merged(got), why)
+
+    def _merged(self, fp: Footprint | None) -> Footprint | None:
+        """The receipt with the codes the source added (usage-invalid)."""
+        if fp is not None and self.call.warnings:
+            import dataclasses
+
+            fp = dataclasses.replace(fp, warnings=tuple(dict.fromkeys((*fp.warnings, *self.call.warnings))))
+        return fp
 
     @property
     def footprint(self) -> Footprint | None:
         if self._fp is None:
-            fp, why = self._settle()
-            if fp is not None and self.call.warnings:
-                import dataclasses
-
-                fp = dataclasses.replace(fp, warnings=tuple(dict.fromkeys((*fp.warnings, *self.call.warnings))))
-            self._fp = (fp, why)
-        return self._fp[0]
+            self._settled()
+        assert self._fp is not None
+        fp = self._fp[0]
+        if fp is None and self._est is not None:  # built now, from the figures (a thread may read receipt meanwhile)
+            fp = self._merged(self._est.footprint)
+            self._fp = (fp, None)
+        return fp
 
     @property
     def error(self) -> str | None:
         if self._fp is None:
-            self.footprint  # noqa: B018 - settles
+            self._settled()
         assert self._fp is not None
         return self._fp[1]
 
@@ -186,6 +212,12 @@ class Settlement:
     def receipt(self) -> dict[str, Any] | None:
         """The receipt in its one JSON form (with `routing` when a route chose the model)."""
         if self._receipt is None:
+            if self._fp is None:
+                self._settled()
+            est = self._est
+            if est is not None and self.call.routing is None:
+                self._receipt = est.as_dict(self.call.warnings)  # straight from the figures
+                return self._receipt
             fp = self.footprint
             if fp is None:
                 return None
@@ -230,7 +262,7 @@ class Settlement:
         """The ledger record; text a client sent is made valid Unicode so that any request can be recorded."""
         from wattlens.ledger.chain import scrub
 
-        c, fp = self.call, self.footprint
+        c, receipt = self.call, self.receipt
         return LedgerRecord(
             id=c.request_id,
             ts=c.ts or dt.datetime.fromtimestamp(c.wall_s, dt.UTC).isoformat(timespec="microseconds"),
@@ -251,9 +283,9 @@ class Settlement:
             user=scrub(c.user),
             tags=scrub(c.tags),
             hosting=c.hosting,
-            footprint=self.receipt,
+            footprint=receipt,
             footprint_error=self.error,
-            factors_version=fp.factors_version if fp else self.ctx.factors.version,
+            factors_version=receipt["factors_version"] if receipt is not None else self.ctx.factors.version,
         )
 
     def record_dict(self) -> dict[str, Any]:
@@ -319,6 +351,7 @@ __all__ = [
     "Serving",
     "Settlement",
     "estimated_footprint",
+    "estimated_receipt",
     "now_iso",
     "settle",
 ]

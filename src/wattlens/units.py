@@ -34,7 +34,7 @@ class Interval:
 
     @classmethod
     def point(cls, value: float) -> Interval:
-        return cls(value, value, value)
+        return interval(value, value, value)
 
     @classmethod
     def of(cls, value: IntervalLike) -> Interval:
@@ -42,9 +42,9 @@ class Interval:
 
     def __add__(self, other: IntervalLike) -> Interval:
         if isinstance(other, Interval):
-            return Interval(self.low + other.low, self.mid + other.mid, self.high + other.high)
+            return interval(self.low + other.low, self.mid + other.mid, self.high + other.high)
         x = float(other)
-        return Interval(self.low + x, self.mid + x, self.high + x)
+        return interval(self.low + x, self.mid + x, self.high + x)
 
     __radd__ = __add__
 
@@ -52,13 +52,13 @@ class Interval:
         if not isinstance(other, Interval):
             x = float(other)  # scalar fast path: receipts multiply by factors all the time
             if x >= 0:
-                return Interval(self.low * x, self.mid * x, self.high * x)
-            return Interval(self.high * x, self.mid * x, self.low * x)
+                return interval(self.low * x, self.mid * x, self.high * x)
+            return interval(self.high * x, self.mid * x, self.low * x)
         o = other
         if self.low < 0 or o.low < 0:
             products = [a * b for a in (self.low, self.high) for b in (o.low, o.high)]
             return Interval(min(products), self.mid * o.mid, max(products))
-        return Interval(self.low * o.low, self.mid * o.mid, self.high * o.high)
+        return interval(self.low * o.low, self.mid * o.mid, self.high * o.high)
 
     __rmul__ = __mul__
 
@@ -76,9 +76,8 @@ class Interval:
         return self.high / self.low if self.low > 0 else math.inf
 
     def as_dict(self, digits: int = 6) -> dict[str, float]:
-        if digits == 6:  # every receipt's form: the format spelled out saves a call per bound
-            return {"low": float(format(self.low, ".6g")), "mid": float(format(self.mid, ".6g")),
-                    "high": float(format(self.high, ".6g"))}  # fmt: skip
+        if digits == 6:  # every receipt's form
+            return {"low": _sig6(self.low), "mid": _sig6(self.mid), "high": _sig6(self.high)}
         return {"low": _sig(self.low, digits), "mid": _sig(self.mid, digits), "high": _sig(self.high, digits)}
 
     @classmethod
@@ -87,6 +86,22 @@ class Interval:
 
 
 IntervalLike = Interval | float | int
+
+_new = object.__new__
+_slots = vars(Interval)  # the slots' descriptors: setting through them is what the frozen __init__ does
+_set_low, _set_mid, _set_high = _slots["low"].__set__, _slots["mid"].__set__, _slots["high"].__set__
+
+
+def interval(low: float, mid: float, high: float) -> Interval:
+    """`Interval(low, mid, high)`, the same checks, without the frozen dataclass's per-field machinery
+    (a third of the cost: a receipt builds eight)."""
+    if not (-math.inf < low <= mid <= high < math.inf):
+        return Interval(low, mid, high)  # raises the error
+    iv: Interval = _new(Interval)
+    _set_low(iv, low)
+    _set_mid(iv, mid)
+    _set_high(iv, high)
+    return iv
 
 
 def _sig(x: float, digits: int) -> float:
@@ -99,3 +114,25 @@ def _sig(x: float, digits: int) -> float:
 
 
 _SIG_FORMATS = tuple(f".{d}g" for d in range(16))
+_POW10 = tuple(10.0**k for k in range(23))  # exact as doubles
+
+
+def _sig6(x: float) -> float:
+    """`_sig(x, 6)` by arithmetic where that is provably the same number, else by formatting.
+
+    m = x * 10**k (k = 5 - floor(log10 x), 10**k exact) lies within 2**-34 of the exact decimal
+    shift; unless it is that close to a half, its rounding is the decimal rounding, and the
+    integer over 10**k (one correctly rounded division of exact doubles) is the double nearest
+    the rounded decimal, which is what float() of the formatted digits gives. A third cheaper.
+    """
+    if type(x) is float and x > 0.0:
+        k = 5 - math.floor(math.log10(x))
+        if 0 <= k <= 22:
+            p = _POW10[k]
+            m = x * p
+            if 1e5 <= m < 1e6:
+                q = math.floor(m)
+                f = m - q
+                if abs(f - 0.5) > 1e-9:
+                    return (q + 1 if f > 0.5 else q) / p
+    return float(format(x, ".6g"))

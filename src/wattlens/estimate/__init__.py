@@ -24,7 +24,7 @@ from wattlens.estimate.model import (
     kv_bytes_per_token,
 )
 from wattlens.estimate.serving import architecture, serving_profile
-from wattlens.estimate.spread import Case, bucket, input_spreads, log_spread
+from wattlens.estimate.spread import Case, MidModel, bucket, input_spreads
 from wattlens.units import J_PER_WH, Interval, IntervalLike
 
 if TYPE_CHECKING:
@@ -228,12 +228,25 @@ class PreparedRequest:
     evaluation and the interval's arithmetic.
     """
 
-    __slots__ = ("_warnings", "acc", "b_mid", "basis_name", "calibrated", "case", "n_gpus", "q_high", "q_low", "unknown")
+    __slots__ = (
+        "_warnings",
+        "acc",
+        "b_mid",
+        "basis_name",
+        "calibrated",
+        "case",
+        "mid",
+        "n_gpus",
+        "q_high",
+        "q_low",
+        "unknown",
+    )
 
     def __init__(self, case: Case, calibrated: bool, given_batch: bool, q_low: float, q_high: float) -> None:
         self.case, self.acc, self.calibrated = case, case.acc, calibrated
         self.n_gpus = case.replica_gpus(case.acc.memory_gb)[0]
         self.b_mid = None if given_batch else case.profile.batch_per_gpu[1]
+        self.mid = MidModel(case, self.b_mid, self.n_gpus)
         self.q_low, self.q_high = q_low, q_high
         (a_lo, _, a_hi), (t_lo, _, t_hi) = case.active, case.total
         self.unknown = not given_batch or a_lo != a_hi or t_lo != t_hi or bool(case.alternatives)
@@ -246,42 +259,90 @@ class PreparedRequest:
             warnings.append("hardware-uncalibrated")
         self._warnings = tuple(warnings)
 
-    def evaluate(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> RequestEstimate:
-        """The estimate for these token counts (the same figures as `estimate_request`)."""
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The estimator's warning codes: the same for every token count."""
+        return self._warnings
+
+    def figures(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> tuple[float, ...]:
+        """`evaluate` on plain floats, the hot path of a receipt: (Wh low, mid, high, accelerator-s low, mid,
+        high, the replica's batch, the decode step s)."""
         if not (input_tokens >= 0 and output_tokens >= 0 and cached_input_tokens >= 0):
             _check(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens)
         if cached_input_tokens > input_tokens:
             raise InputError("cached input tokens cannot exceed input tokens")
         case = self.case
         fin, fout, fcached = float(input_tokens), float(output_tokens), float(cached_input_tokens)
-        _, a_mid, _ = case.active
-        w_mid, pj_mid, dj_mid, ps_mid, ds_mid, step_mid = case.run(
-            a_mid, case.total[1], self.b_mid, self.acc, self.n_gpus, fin, fout, fcached
-        )
+        pj_mid, dj_mid, ps_mid, ds_mid, step_mid, batch = self.mid._parts(fin, fout, fcached)
         j_mid = pj_mid + dj_mid
         # Each unknown input moves the mid by its own spread; independent spreads add in quadrature. The
         # spreads of batch, replica, parameters and hardware are ratios that vary slowly with the token
         # counts: computed at tokens rounded to a quarter-octave and cached, so a receipt costs one evaluation.
         down, up = [-self.q_low], [self.q_high]
         if self.unknown:
-            for d, u in input_spreads(case, bucket(fin), bucket(fout), bucket(fcached)):
+            for d, u in input_spreads(case, _bucket(input_tokens), _bucket(output_tokens), _bucket(cached_input_tokens)):
                 down.append(d)
                 up.append(u)
-        e_lo, e_mid, e_hi = case.profile.prefill_efficiency
-        if pj_mid > 0:
-            d, u = log_spread(j_mid, [dj_mid + pj_mid * e_mid / e for e in (e_lo, e_hi)])
-            down.append(d)
-            up.append(u)
+        if pj_mid > 0:  # log_spread over the profile's prefill efficiencies, written out
+            e_lo, e_mid, e_hi = case.profile.prefill_efficiency
+            v1, v2 = dj_mid + pj_mid * e_mid / e_lo, dj_mid + pj_mid * e_mid / e_hi
+            lo, hi = min(v1, v2), max(v1, v2)
+            if j_mid > 0 and lo > 0:
+                down.append(max(0.0, math.log(j_mid / lo)))
+                up.append(max(0.0, math.log(hi / j_mid)))
+            else:
+                down.append(0.0)
+                up.append(0.0)
         if not self.calibrated:
             down.append(_LOG_UNCALIBRATED)
             up.append(_LOG_UNCALIBRATED)
         lo_f = math.exp(-math.hypot(*down))
         hi_f = math.exp(math.hypot(*up))
-        energy_wh = Interval(j_mid * lo_f / J_PER_WH, j_mid / J_PER_WH, j_mid * hi_f / J_PER_WH)
         s_mid = ps_mid + ds_mid
-        secs = Interval(s_mid * lo_f, s_mid, s_mid * hi_f)
-        basis = (*self.basis_name, e_mid, w_mid, step_mid)
-        return RequestEstimate(energy_wh, secs, self.n_gpus, self.acc.name, self._warnings, basis)
+        return (
+            j_mid * lo_f / J_PER_WH,
+            j_mid / J_PER_WH,
+            j_mid * hi_f / J_PER_WH,
+            s_mid * lo_f,
+            s_mid,
+            s_mid * hi_f,
+            batch,
+            step_mid,
+        )
+
+    def evaluate(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> RequestEstimate:
+        """The estimate for these token counts (the same figures as `estimate_request`)."""
+        e_lo, e_mid, e_hi, s_lo, s_mid, s_hi, batch, step = self.figures(input_tokens, output_tokens, cached_input_tokens)
+        case = self.case
+        arch = case.arch
+        w_mid = Workload(
+            case.active[1],
+            max(case.total[1], case.active[1]),
+            case.precision,
+            self.n_gpus,
+            batch,
+            float(input_tokens),
+            float(output_tokens),
+            float(cached_input_tokens),
+            arch.kv_bytes_per_token if arch else 0.0,
+            arch.attn_width_layers if arch else 0.0,
+        )
+        basis = (*self.basis_name, case.profile.prefill_efficiency[1], w_mid, step)
+        return RequestEstimate(
+            Interval(e_lo, e_mid, e_hi), Interval(s_lo, s_mid, s_hi), self.n_gpus, self.acc.name, self._warnings, basis
+        )
+
+
+_BUCKETS: dict[int, float] = {}  # token count -> its quarter-octave (bucket() costs a log and a power)
+
+
+def _bucket(tokens: int) -> float:
+    b = _BUCKETS.get(tokens)
+    if b is None:
+        b = bucket(float(tokens))
+        if len(_BUCKETS) < 65536:
+            _BUCKETS[tokens] = b
+    return b
 
 
 _LOG_UNCALIBRATED = math.log(UNCALIBRATED_WIDENING)
