@@ -27,7 +27,7 @@ from wattlens.estimate import (
 )
 from wattlens.footprint import Footprint, Grid, Tokens, new_footprint, new_tokens
 from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
-from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval, _sig6, interval
+from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval, _sig6, interval, sig6_all
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
@@ -353,9 +353,11 @@ class Receipt:
         priced, (inp, cached, out, reasoning), v, marginal, assumptions = self._figures
         if not sum(v) < _INF:  # the bounds are ordered and >= 0 by construction; NaN or inf: what Interval raises
             return self.footprint.as_dict()
-        r = [_sig6(x) for x in v[:9]]
-        r += r[6:9] if v[6:9] == v[9:12] else [_sig6(x) for x in v[9:12]]
-        r += [_sig6(x) for x in v[12:]]
+        if v[6:9] == v[9:12]:  # market = location: rounded once
+            r = sig6_all(v[:9] + v[12:])
+            r[9:9] = r[6:9]
+        else:
+            r = sig6_all(v)
         plan = self.plan
         codes = priced.warnings if not warnings else tuple(dict.fromkeys((*priced.warnings, *warnings)))
         carbon = {
