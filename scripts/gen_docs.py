@@ -33,6 +33,7 @@ COMMANDS = [
     "log checkpoint",
     "log proof",
     "log witness",
+    "log witness-serve",
     "log migrate",
     "verify-receipt",
     "demo",

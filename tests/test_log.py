@@ -466,6 +466,11 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     a.append(bodies)  # rewritten whole: chain and tree intact, the checkpoint is not
     problems, ls = check_tree(list(a.entries()), a.stored_state())
     assert problems == [] and not check_extends(ls, cp)[0]
+    # reads stream on a connection of their own: the ledger appends while a verify is half-way through
+    it = a.entries()
+    first = next(it)
+    a.append([rec(500)])
+    assert first.seq == 1 and len([first, *it]) in (21, 22) and a.count() == 22
     a.close()
     b.close()
 
@@ -755,7 +760,15 @@ def test_witness_cosigns_only_consistent_checkpoints(setup: dict[str, Any], caps
     assert code == 1 and "shrank from 13 to 10" in e
     rewrite(s["db"], [rec(i) | {"team": "forged"} for i in range(14)])
     cp14 = d / "cp14.txt"
-    assert wl(capsys, "log", "checkpoint", "--ledger", str(s["db"]), "--key", str(s["key"]), "-o", str(cp14))[0] == 0
+    # `log checkpoint` refuses to sign the rewritten log (it remembers, outside the ledger, what it signed) ...
+    code, _o, e = wl(capsys, "log", "checkpoint", "--ledger", str(s["db"]), "--key", str(s["key"]), "-o", str(cp14))
+    assert code == 1 and "not signed" in e and "13 records are not the ones" in e and not cp14.exists()
+    # ... so the forger, who holds the key, signs by hand: the witness still refuses
+    led = open_ledger(s["db"])
+    st = led.tree_state()
+    led.close()
+    forged = Checkpoint("wattlens.example/org-ledger", st.size, st.root)
+    cp14.write_text(sign_checkpoint(forged, Signer.parse(s["key"].read_text())))
     code, _o, e = wl(capsys, "log", "witness", "--checkpoint", str(cp14), "--ledger", str(s["db"]), *args)
     assert code == 1 and "does not extend the one of 13" in e
     # a checkpoint not signed by the log's key is not cosigned at all
@@ -802,6 +815,142 @@ def test_witness_follows_a_gateway_over_http(tmp_path: Path, capsys: pytest.Capt
             assert code == 0 and f"at {n} records" in e, e
             assert open_cosigned_size((tmp_path / "c.txt").read_text(), w) == n
     writer.close()
+
+
+def _witness_process(tmp_path: Path, wkey: Path, log_pub: str) -> tuple[subprocess.Popen[str], str]:
+    """`wattlens log witness-serve` as a real process on a free port; returns it and its URL."""
+    import select
+
+    cmd = [sys.executable, "-m", "wattlens.cli", "log", "witness-serve", "--key", str(wkey)]
+    cmd += ["--state", str(tmp_path / "wstate"), "--log-key", log_pub, "--port", "0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    ready, _, _ = select.select([proc.stderr], [], [], 30)
+    line = proc.stderr.readline() if ready else ""
+    m = re.search(r"listening on (http://\S+)", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"the witness did not start: {line}")
+    return proc, m.group(1)
+
+
+def _post(url: str, body: str) -> tuple[int, str, str]:
+    from wattlens.ledger.witness import http_post
+
+    return http_post(5.0)(url + "/add-checkpoint", body)
+
+
+def test_witness_service_speaks_tlog_witness(tmp_path: Path) -> None:
+    """The add-checkpoint call of c2sp.org/tlog-witness, status code by status code, over real HTTP."""
+    from upstream import stop
+
+    from wattlens.ledger.note import COSIGNATURE_V1, open_cosigned
+    from wattlens.ledger.witness import SIZE_TYPE, request_body
+
+    log, w = Signer.generate("wattlens.example/org-ledger"), Signer.generate("witness.example/w1", COSIGNATURE_V1)
+    wkey = tmp_path / "w.key"
+    wkey.write_text(w.encode())
+    led = open_ledger(tmp_path / "l.db")
+    led.append([rec(i) for i in range(4)])
+    note4 = sign_checkpoint(Checkpoint(log.name, 4, led.tree_state().root), log)
+    led.append([rec(i) for i in range(4, 9)])
+    st9 = led.tree_state()
+    note9 = sign_checkpoint(Checkpoint(log.name, 9, st9.root), log)
+    proof = merkle.consistency_path(4, 9, led.node)
+    led.close()
+    proc, url = _witness_process(tmp_path, wkey, log.verifier.encode())
+    try:
+        status, ctype, body = _post(url, request_body(0, [], note4))
+        assert status == 200 and body.startswith("\u2014 witness.example/w1 ") and body.endswith("\n")
+        assert Checkpoint.parse_text(open_cosigned(note4 + body, w.verifier)[0]).size == 4
+        # the old size must be the one the witness holds: 409 names it, as text/x.tlog.size
+        status, ctype, body = _post(url, request_body(0, [], note9))
+        assert (status, ctype, body) == (409, SIZE_TYPE, "4\n")
+        bad = [hashlib.sha256(b"x").digest(), *proof[1:]]
+        assert _post(url, request_body(4, bad, note9))[0] == 422  # a proof that does not join the trees
+        status, _, body = _post(url, request_body(4, proof, note9))
+        assert status == 200 and open_cosigned(note9 + body, w.verifier)
+        # a fork at the same size, a rollback, an unknown log, another key, a malformed body
+        fork = sign_checkpoint(Checkpoint(log.name, 9, hashlib.sha256(b"fork").digest()), log)
+        assert _post(url, request_body(9, [], fork))[:2] == (409, SIZE_TYPE)
+        assert _post(url, request_body(9, [], note4))[0] == 400  # old size above the checkpoint's
+        other = Signer.generate("other.example/log")
+        assert _post(url, request_body(0, [], sign_checkpoint(Checkpoint(other.name, 1, st9.root), other)))[0] == 404
+        impostor = Signer.generate(log.name)  # the log's name, not its key
+        assert _post(url, request_body(9, [], sign_checkpoint(Checkpoint(log.name, 9, st9.root), impostor)))[0] == 403
+        assert _post(url, "old 01\n\n" + note9)[0] == 400
+        # the witness kept what it cosigned before answering: a new process holds the same size
+        stop(proc)
+        proc, url = _witness_process(tmp_path, wkey, log.verifier.encode())
+        assert _post(url, request_body(0, [], note9))[:3] == (409, SIZE_TYPE, "9\n")
+    finally:
+        stop(proc)
+
+
+def test_gateway_publishes_cosigned_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The gateway asks a witness to cosign each checkpoint it signs, and serves the cosigned one;
+    a receipt's proof then verifies offline with --witness; a rollback shows at the witness."""
+    import upstream as up
+    from starlette.applications import Starlette
+    from upstream import stop
+
+    from wattlens.gateway.app import Gateway
+    from wattlens.gateway.config import GatewayConfig, Upstream
+    from wattlens.gateway.logapi import LogService, LogSettings
+    from wattlens.ledger import LedgerWriter
+    from wattlens.ledger.note import COSIGNATURE_V1
+
+    signer, w = Signer.generate("wattlens.example/org-ledger"), Signer.generate("w.example/1", COSIGNATURE_V1)
+    key, wkey = tmp_path / "log.key", tmp_path / "w.key"
+    key.write_text(signer.encode())
+    wkey.write_text(w.encode())
+    proc, wurl = _witness_process(tmp_path, wkey, signer.verifier.encode())
+    try:
+        writer = LedgerWriter(open_ledger(tmp_path / "l.db"), flush_s=0.01)
+        gw = Gateway(GatewayConfig(upstreams=(Upstream("u", "openai", "http://unused/v1"),)), writer)
+        settings = LogSettings(key, 60.0, tmp_path / "last", ((wurl, w.verifier),))
+        svc = LogService(gw, settings)
+        assert svc.notary is not None
+        app = Starlette(routes=svc.routes())
+        with up.ServerThread(app) as server:
+            for n in (3, 8, 21):
+                writer.ledger.append([rec(i) for i in range(writer.ledger.count(), n)])
+                svc.notary.try_sign()
+                served = urlopen_text(server.url + "/wattlens/log/checkpoint")
+                assert open_cosigned_size(served, w) == n and read_checkpoint(served, signer.verifier).size == n
+            (tmp_path / "p.txt").write_text(urlopen_text(server.url + "/wattlens/log/proof/r5"))
+        (tmp_path / "r5.json").write_text(json.dumps(rec(5)))
+        args = ["verify-receipt", str(tmp_path / "r5.json"), "--proof", str(tmp_path / "p.txt")]
+        code, o, e = wl(capsys, *args, "--key", signer.verifier.encode(), "--witness", w.verifier.encode())
+        assert code == 0 and "cosigned by w.example/1" in o, e
+        assert svc.notary.cosigned.labels("w.example/1")._value.get() == 3
+        # a second gateway process (no memory of the witness's size) asks with old 0, gets 409, retries
+        writer.ledger.append([rec(i) for i in range(21, 25)])
+        cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://unused/v1"),))
+        again = LogService(Gateway(cfg, writer), settings)
+        assert again.notary is not None and open_cosigned_size(again.notary.try_sign() or "", w) == 25
+        # the database rolled back to 10 records, the state file lost too: the gateway signs, the witness refuses
+        writer.close()
+        rewrite(tmp_path / "l.db", [rec(i) for i in range(10)])
+        (tmp_path / "last").unlink()
+        writer = LedgerWriter(open_ledger(tmp_path / "l.db"), flush_s=0.01)
+        gw2 = Gateway(GatewayConfig(upstreams=(Upstream("u", "openai", "http://unused/v1"),)), writer)
+        late = LogService(gw2, settings)
+        assert late.notary is not None
+        note = late.notary.try_sign() or ""
+        assert read_checkpoint(note).size == 10 and "w.example/1" not in note
+        assert late.notary.cosign_failures.labels("w.example/1")._value.get() == 1
+        assert "cosigned 25 records of this log, more than its 10" in (late.notary.last_error or "")
+        writer.close()
+    finally:
+        stop(proc)
+
+
+def urlopen_text(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return str(r.read().decode())
 
 
 def open_cosigned_size(note: str, w: Signer) -> int:

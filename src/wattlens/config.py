@@ -68,7 +68,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "model_info",
     ),
     "routes": ("name", "small", "large", "artefact", "threshold", "embed_all"),
-    "log": ("key_file", "checkpoint_interval_s", "state_file"),  # the gateway signs the log (gateway/logapi.py)
+    "log": ("key_file", "checkpoint_interval_s", "state_file", "witnesses"),  # the gateway signs the log (gateway/logapi.py)
     "budgets": (
         "name",
         "scope",

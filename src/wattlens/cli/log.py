@@ -73,13 +73,28 @@ def signing_new(
     print(signer.verifier.encode())
 
 
-def _checkpoint(led: Ledger, key: str, origin: str | None) -> str:
-    from wattlens.ledger.note import Checkpoint, sign_checkpoint
+def _checkpoint(led: Ledger, key: str, origin: str | None, state: str | None) -> str:
+    """Sign the log's head, never one that contradicts the last checkpoint signed with this key.
 
-    signer = _signer(key)
-    state = led.tree_state()
-    cp = Checkpoint(origin or signer.name, state.size, state.root)
-    return sign_checkpoint(cp, signer)
+    That last checkpoint is kept outside the ledger (`state`, by default KEY.last-checkpoint, the
+    gateway's default too) and in the ledger: a rolled-back or forked database is refused.
+    """
+    from wattlens.gateway.logapi import Notary, RollbackError
+
+    last = Path(state) if state else Path(key).with_name(Path(key).name + ".last-checkpoint")
+    try:
+        return Notary(led, _signer(key), last, origin=origin).sign()
+    except RollbackError as e:
+        err.print(f"[bold red]not signed[/]: {e}; the log was truncated, rolled back or forked (see {last})")
+        raise typer.Exit(1) from e
+
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="File keeping the last checkpoint signed with this key, outside the ledger (default: KEY.last-checkpoint)."
+    ),
+]
 
 
 def check_witnesses(note: str, keys: list[str]) -> str:
@@ -102,14 +117,19 @@ def log_checkpoint(
     ledger: LedgerOpt = None,
     origin: Annotated[str | None, typer.Option(help="Origin line (default: the key's name).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    state: StateOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Sign a C2SP checkpoint of the log: origin, size and root hash, signed with Ed25519."""
+    """Sign a C2SP checkpoint of the log: origin, size and root hash, signed with Ed25519.
+
+    Refuses (exit 1) when the log does not extend the last checkpoint signed with this key (kept
+    in --state and in the ledger): a truncated, rolled-back or forked ledger is never signed.
+    """
     from wattlens.ledger import open_ledger
 
     led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
     try:
-        note = _checkpoint(led, key, origin)
+        note = _checkpoint(led, key, origin, state)
     finally:
         led.close()
     _write(note, output, "checkpoint")
@@ -125,6 +145,7 @@ def log_proof(
     ] = None,
     record: Annotated[str | None, typer.Option(help="Also write the record itself (JSON) here.")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+    state: StateOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """A C2SP tlog-proof of one record: its index, its inclusion path and a signed checkpoint."""
@@ -141,7 +162,7 @@ def log_proof(
             raise typer.Exit(1)
         index, body = found
         if key is not None:
-            note = _checkpoint(led, key, None)
+            note = _checkpoint(led, key, None, state)
         else:
             assert checkpoint is not None
             note = Path(checkpoint).read_text(encoding="utf-8")
@@ -276,12 +297,11 @@ def log_witness(
     show two histories of its log to two auditors once both check the witness's cosignature.
     """
     import base64
-    import time
 
     from wattlens.ledger import merkle
-    from wattlens.ledger.note import NoteError, cosign, read_checkpoint
+    from wattlens.ledger.note import NoteError, read_checkpoint
+    from wattlens.ledger.witness import Witness, request_body
 
-    witness = _signer(key)
     verifier = _verifier(log_key)
     url = checkpoint if checkpoint.startswith(("http://", "https://")) else None
     note = _fetch(checkpoint, api_key_env) if url else Path(checkpoint).read_text(encoding="utf-8")
@@ -290,59 +310,77 @@ def log_witness(
     except NoteError as e:
         err.print(f"[bold red]not cosigned[/]: the checkpoint does not verify with the log's key: {e}")
         raise typer.Exit(1) from e
-    folder = Path(state)
-    folder.mkdir(parents=True, exist_ok=True)
-    seen = folder / (base64.urlsafe_b64encode(new.origin.encode()).decode().rstrip("=") + ".checkpoint")
-    how = "first checkpoint seen of this log (trusted on first use)"
-    if seen.is_file():
-        old = read_checkpoint(seen.read_text(encoding="utf-8"), verifier)
-        if new.size < old.size:
-            err.print(f"[bold red]not cosigned[/]: the log shrank from {old.size} to {new.size} records (rollback)")
-            raise typer.Exit(1)
-        if new.size == old.size:
-            if new.root != old.root:
-                err.print(f"[bold red]not cosigned[/]: two different logs of {new.size} records (a fork)")
-                raise typer.Exit(1)
-            how = "the same tree as last time"
-        else:
-            if url:
-                base = url.rsplit("/checkpoint", 1)[0]
-                lines = _fetch(f"{base}/consistency?old={old.size}&new={new.size}", api_key_env)
-            elif proof:
-                lines = Path(proof).read_text(encoding="utf-8")
-            elif ledger:
-                from wattlens.ledger import open_ledger
+    w = Witness(_signer(key), {new.origin: verifier}, Path(state))
+    seen = w.latest(new.origin)
+    old = read_checkpoint(seen, verifier) if seen else None
+    how, hashes = "first checkpoint seen of this log (trusted on first use)", list[bytes]()
+    if old is not None and new.size < old.size:
+        err.print(f"[bold red]not cosigned[/]: the log shrank from {old.size} to {new.size} records (rollback)")
+        raise typer.Exit(1)
+    if old is not None and new.size == old.size:
+        how = "the same tree as last time"
+    elif old is not None:
+        if url:
+            base = url.rsplit("/checkpoint", 1)[0]
+            lines = _fetch(f"{base}/consistency?old={old.size}&new={new.size}", api_key_env)
+        elif proof:
+            lines = Path(proof).read_text(encoding="utf-8")
+        elif ledger:
+            from wattlens.ledger import open_ledger
 
-                led = open_ledger(ledger, create=False)
-                try:
-                    led.tree_state()
-                    path = merkle.consistency_path(old.size, new.size, led.node)
-                finally:
-                    led.close()
-                lines = "".join(base64.b64encode(h).decode() + "\n" for h in path)
-            else:
-                raise typer.BadParameter("with a checkpoint file, give --ledger or --proof to prove consistency")
+            led = open_ledger(ledger, create=False)
             try:
-                hashes = [base64.b64decode(x, validate=True) for x in lines.split()]
-            except ValueError as e:
-                err.print(f"[bold red]not cosigned[/]: the consistency proof is not base64 hashes: {e}")
-                raise typer.Exit(1) from e
-            if not merkle.verify_consistency(old.size, new.size, old.root, new.root, hashes):
-                err.print(
-                    f"[bold red]not cosigned[/]: the log of {new.size} records does not extend the one of {old.size} "
-                    "this witness cosigned (rewritten, rolled back or forked)"
-                )
-                raise typer.Exit(1)
-            how = f"extends the {old.size} records cosigned before ({len(hashes)}-hash consistency proof)"
-    cosigned = cosign(note, witness, int(time.time()))
-    tmp = seen.with_name(seen.name + ".tmp")
-    tmp.write_text(cosigned, encoding="utf-8")
-    os.replace(tmp, seen)
+                led.tree_state()
+                path = merkle.consistency_path(old.size, new.size, led.node)
+            finally:
+                led.close()
+            lines = "".join(base64.b64encode(h).decode() + "\n" for h in path)
+        else:
+            raise typer.BadParameter("with a checkpoint file, give --ledger or --proof to prove consistency")
+        try:
+            hashes = [base64.b64decode(x, validate=True) for x in lines.split()]
+        except ValueError as e:
+            err.print(f"[bold red]not cosigned[/]: the consistency proof is not base64 hashes: {e}")
+            raise typer.Exit(1) from e
+        how = f"extends the {old.size} records cosigned before ({len(hashes)}-hash consistency proof)"
+    answer = w.add_checkpoint(request_body(old.size if old else 0, hashes, note))
+    if answer.status != 200:
+        why = {
+            409: f"two different logs of {new.size} records (a fork)",
+            422: f"the log of {new.size} records does not extend the one of {old.size if old else 0} "
+            "this witness cosigned (rewritten, rolled back or forked)",
+        }.get(answer.status, answer.body.strip())
+        err.print(f"[bold red]not cosigned[/]: {why}", highlight=False)
+        raise typer.Exit(1)
+    cosigned = w.latest(new.origin) or ""
     if output:
         _write(cosigned, output, "cosigned checkpoint")
     else:
         out.file.write(cosigned)
     err.print(f"cosigned {new.origin} at {new.size} records: {how}", highlight=False)
+
+
+@log_app.command("witness-serve")
+def log_witness_serve(
+    key: Annotated[str, typer.Option(help="This witness's key file (wattlens keys signing new --witness).")],
+    state: Annotated[str, typer.Option(help="Directory where the witness keeps the last checkpoint it cosigned, per log.")],
+    log_key: Annotated[
+        list[str], typer.Option(help="A log's verifier key (NAME+ID+BASE64 or a file; its name is its origin; repeatable).")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port, printed).")] = 8788,
+) -> None:
+    """Run a witness as an HTTP service: POST /add-checkpoint of c2sp.org/tlog-witness.
+
+    Gateways with `[log] witnesses` send each new checkpoint with a consistency proof; the witness
+    cosigns only a checkpoint that extends the last one it cosigned of that log (409, 422
+    otherwise) and keeps that one in --state before it answers.
+    """
+    from wattlens.ledger.witness import Witness, serve
+
+    logs = {v.name: v for v in (_verifier(k) for k in log_key)}
+    w = Witness(_signer(key), logs, Path(state))
+    serve(w, host, port, ready=lambda url: err.print(f"witness {w.key.name} listening on {url} for {', '.join(logs)}"))
 
 
 def recompute_problems(entries: Iterable[Entry], factors: FactorSet) -> list[Problem]:

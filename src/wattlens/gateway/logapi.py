@@ -4,14 +4,22 @@
     key_file = "log.key"              # wattlens keys signing new --name wattlens.example/org-ledger -o log.key
     checkpoint_interval_s = 60        # sign the log's head this often (and once more at shutdown)
     state_file = "log.key.last"       # the last checkpoint this gateway signed, kept OUTSIDE the ledger
+    witnesses = [{url = "https://witness.example/", key = "witness.example/w1+5f2a9c01+BAx..."}]
 
-Environment: WATTLENS_LOG_KEY_FILE, WATTLENS_LOG_CHECKPOINT_INTERVAL_S, WATTLENS_LOG_STATE_FILE.
+Environment: WATTLENS_LOG_KEY_FILE, WATTLENS_LOG_CHECKPOINT_INTERVAL_S, WATTLENS_LOG_STATE_FILE,
+WATTLENS_LOG_WITNESSES ("URL KEY" pairs separated by commas).
 
 Before it signs, the gateway proves (RFC 9162 consistency proof, O(log n) stored hashes) that the
 log extends the last checkpoint it signed: the copy in `state_file` (outside the database, so a
 database restored from an old backup cannot roll it back too) and the latest one kept in the
 ledger. A log that is smaller than, or does not extend, either is never signed: the gateway logs an
 error, counts `wattlens_log_signing_refusals_total` and keeps refusing until someone looks.
+
+After signing, the gateway asks each witness to cosign (c2sp.org/tlog-witness add-checkpoint, with
+a consistency proof from the size that witness last cosigned), checks each cosignature with the
+witness's key and publishes the cosigned checkpoint: /wattlens/log/checkpoint and every proof carry
+it, so `verify-receipt --witness` works offline. A witness that is down is asked again at the next
+tick; one that has cosigned a larger tree than the log holds shows a rollback (logged as an error).
 
 Read-only routes, with the same client-key check as /v1/models and /wattlens/api/models (a key
 where keys are configured; open on a keyless loopback gateway). They reveal hashes and sizes only,
@@ -45,7 +53,7 @@ if TYPE_CHECKING:
     from wattlens.config import Settings
     from wattlens.gateway.app import Gateway
     from wattlens.ledger import Ledger
-    from wattlens.ledger.note import Signer
+    from wattlens.ledger.note import Signer, Verifier
 
 log = logging.getLogger("wattlens.log")
 TEXT = "text/plain; charset=utf-8"
@@ -56,6 +64,7 @@ class LogSettings:
     key_file: Path | None = None  # None: the gateway signs nothing (the routes say so)
     checkpoint_interval_s: float = 60.0
     state_file: Path | None = None  # default: <key_file>.last-checkpoint
+    witnesses: tuple[tuple[str, Verifier], ...] = ()  # (submission URL prefix, the witness's verifier key)
 
     @property
     def last_path(self) -> Path | None:
@@ -93,7 +102,40 @@ def log_settings(settings: Settings | None = None, env: Mapping[str, str] | None
         raise ConfigError(f"[log] checkpoint_interval_s must be a number of seconds, got {raw!r}") from e
     if not interval_s > 0:
         raise ConfigError(f"[log] checkpoint_interval_s must be above 0, got {raw!r}")
-    return LogSettings(path("WATTLENS_LOG_KEY_FILE", "key_file"), interval_s, path("WATTLENS_LOG_STATE_FILE", "state_file"))
+    return LogSettings(
+        path("WATTLENS_LOG_KEY_FILE", "key_file"),
+        interval_s,
+        path("WATTLENS_LOG_STATE_FILE", "state_file"),
+        _witnesses(env.get("WATTLENS_LOG_WITNESSES"), section.get("witnesses", []), where),
+    )
+
+
+def _witnesses(from_env: str | None, from_file: Any, where: str) -> tuple[tuple[str, Verifier], ...]:
+    """The witnesses to ask: WATTLENS_LOG_WITNESSES ("URL KEY,URL KEY"), else [log] witnesses (url, key tables)."""
+    from wattlens.ledger.note import COSIGNATURE_V1, NoteError, Verifier
+
+    if from_env:
+        pairs = [tuple(p.split()) for p in from_env.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ConfigError('WATTLENS_LOG_WITNESSES: give "URL KEY" pairs separated by commas')
+        items: list[Any] = [{"url": u, "key": k} for u, k in pairs]
+    else:
+        items = from_file
+    if not isinstance(items, list) or not all(isinstance(w, dict) and set(w) == {"url", "key"} for w in items):
+        raise ConfigError(f'{where} [log]: witnesses is a list of {{url = "https://...", key = "NAME+ID+BASE64"}}')
+    out = []
+    for w in items:
+        url, key = w["url"], w["key"]
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} [log] witnesses: url must be an http(s) URL, got {url!r}")
+        try:
+            verifier = Verifier.parse(str(key))
+        except NoteError as e:
+            raise ConfigError(f"{where} [log] witnesses: key of {url}: {e}") from e
+        if verifier.alg != COSIGNATURE_V1:
+            raise ConfigError(f"{where} [log] witnesses: {verifier.name} is not a witness key (type 0x04)")
+        out.append((url, verifier))
+    return tuple(out)
 
 
 class RollbackError(WattlensError):
@@ -103,10 +145,30 @@ class RollbackError(WattlensError):
 class Notary:
     """Signs checkpoints of one ledger, never one that contradicts an earlier signature."""
 
-    def __init__(self, ledger: Ledger, signer: Signer, last_path: Path, registry: Any = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        signer: Signer,
+        last_path: Path,
+        registry: Any = None,
+        witnesses: tuple[tuple[str, Verifier], ...] = (),
+        origin: str | None = None,
+    ) -> None:
         from prometheus_client import Counter, Gauge
 
         self.ledger, self.signer, self.last_path = ledger, signer, last_path
+        self.origin = origin or signer.name
+        self.witnesses = witnesses
+        self._witnessed: dict[str, int] = {}  # URL -> the size that witness last cosigned (0: ask it)
+        self.cosigned = Counter(
+            "wattlens_log_cosignatures", "Cosignatures received from witnesses", ["witness"], registry=registry
+        )
+        self.cosign_failures = Counter(
+            "wattlens_log_cosignature_failures",
+            "Checkpoints a witness did not cosign (unreachable, refused, or a rollback it saw)",
+            ["witness"],
+            registry=registry,
+        )
         self.signed = Counter("wattlens_log_checkpoints_signed", "Checkpoints of the log signed", registry=registry)
         self.refused = Counter(
             "wattlens_log_signing_refusals",
@@ -126,21 +188,55 @@ class Notary:
         for note in earlier:
             old = read_checkpoint(note, self.signer.verifier)
             if old.size > state.size:
-                self._refuse(f"the log holds {state.size} records but this gateway signed a checkpoint of {old.size}")
+                self._refuse(f"the log holds {state.size} records but a checkpoint of {old.size} was signed with this key")
             proof = merkle.consistency_path(old.size, state.size, self.ledger.node)
             if not merkle.verify_consistency(old.size, state.size, old.root, state.root, proof):
-                self._refuse(f"the first {old.size} records are not the ones this gateway signed a checkpoint of")
+                self._refuse(f"the first {old.size} records are not the ones a checkpoint signed with this key commits to")
         if earlier:
             last = read_checkpoint(earlier[0], self.signer.verifier)
             if last.size == state.size and last.root == state.root:
                 self.last_error = None
                 return earlier[0]
-        note = sign_checkpoint(Checkpoint(self.signer.name, state.size, state.root), self.signer)
+        note = sign_checkpoint(Checkpoint(self.origin, state.size, state.root), self.signer)
         self.ledger.put_checkpoint(state.size, note, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         self._keep_outside(note)
         self.signed.inc()
         self.size.set(state.size)
         self.last_error = None
+        return note
+
+    def cosign(self, note: str) -> str:
+        """The note with a cosignature from every witness that gives one (each asked once; none raise)."""
+        from wattlens.ledger import merkle
+        from wattlens.ledger.note import NoteError, open_cosigned, read_checkpoint
+        from wattlens.ledger.witness import WitnessError, http_post, request_cosignature
+
+        size, before = read_checkpoint(note).size, note
+        for url, wv in self.witnesses:
+            try:
+                open_cosigned(note, wv)
+                continue  # already cosigned by this witness
+            except NoteError:
+                pass
+            try:
+                note, held = request_cosignature(
+                    url,
+                    note,
+                    wv,
+                    lambda m: merkle.consistency_path(m, size, self.ledger.node),
+                    http_post(5.0),
+                    self._witnessed.get(url, 0),
+                )
+            except WitnessError as e:
+                self.cosign_failures.labels(wv.name).inc()
+                self.last_error = str(e)
+                log.error("no cosignature: %s", e)
+                continue
+            self._witnessed[url] = held
+            self.cosigned.labels(wv.name).inc()
+        if note != before:  # kept beside the log-signed note; the latest kept (this one) is what is served
+            self.ledger.put_checkpoint(size, note, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+            self._keep_outside(note)
         return note
 
     def _mine(self, note: str) -> bool:
@@ -177,7 +273,8 @@ class Notary:
     def try_sign(self) -> str | None:
         """For the timer: sign, or log why not (never raising into the server)."""
         try:
-            return self.sign()
+            note = self.sign()
+            return self.cosign(note) if self.witnesses else note
         except RollbackError:
             return None  # already logged and counted
         except Exception as e:  # a database error: the next tick tries again
@@ -204,7 +301,7 @@ class LogService:
             except NoteError as e:
                 raise ConfigError(f"[log] key_file {settings.key_file}: {e}") from e
             assert settings.last_path is not None
-            self.notary = Notary(self.ledger, signer, settings.last_path, gw.metrics.registry)
+            self.notary = Notary(self.ledger, signer, settings.last_path, gw.metrics.registry, settings.witnesses)
 
     # -- the timer -----------------------------------------------------------------------------
     def start(self) -> None:

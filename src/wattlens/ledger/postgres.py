@@ -17,6 +17,7 @@ from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
 from wattlens.ledger.tree import Entry, TreeState, leaf_of
 from wattlens.ledger.usage import postgres_columns, usage_record
 
+STREAM_ROWS = 5000  # rows a server-side cursor fetches at a time: memory stays flat, round trips few
 LOCK_KEY = 0x7761_7474  # "watt": the advisory lock that serialises appends
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS wattlens_records (
@@ -206,14 +207,28 @@ class PostgresLedger:
         row = self._db.execute("SELECT size, seq, range FROM wattlens_log_state WHERE k = 0").fetchone()
         return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2]))) if row else None
 
+    def _stream(self, query: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query read in chunks by a server-side cursor on a connection of its own.
+
+        A plain query would hold every row in memory (1 million receipts are gigabytes); the
+        separate connection keeps the ledger's own free for appends and budget reads meanwhile.
+        """
+        db = self._psycopg.connect(self._url)
+        try:
+            with db.transaction(), db.cursor(name="wattlens_stream") as cur:
+                cur.itersize = STREAM_ROWS
+                cur.execute(query, args)
+                yield from cur
+        finally:
+            db.close()
+
     def entries(self) -> Iterator[Entry]:
-        cur = self._db.execute("SELECT seq, ts, body, leaf, id FROM wattlens_records ORDER BY seq")
-        for seq, ts, body, leaf, rid in cur:
+        for seq, ts, body, leaf, rid in self._stream("SELECT seq, ts, body, leaf, id FROM wattlens_records ORDER BY seq"):
             yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
 
     def leaves(self) -> list[bytes]:
         self.tree_state()
-        return [bytes.fromhex(str(r[0])) for r in self._db.execute("SELECT leaf FROM wattlens_records ORDER BY seq")]
+        return [bytes.fromhex(str(r[0])) for r in self._stream("SELECT leaf FROM wattlens_records ORDER BY seq")]
 
     def locate(self, record_id: str) -> tuple[int, str] | None:
         q = "SELECT seq, body FROM wattlens_records WHERE id = %s ORDER BY seq LIMIT 1"
@@ -222,13 +237,12 @@ class PostgresLedger:
 
     def rows(self) -> Iterator[Row]:
         # In sequence order: a record moved to another number fails its hash (seq is hashed in).
-        cur = self._db.execute("SELECT seq, body, prev_hash, hash FROM wattlens_records ORDER BY seq")
-        for seq, body, prev, h in cur:
+        for seq, body, prev, h in self._stream("SELECT seq, body, prev_hash, hash FROM wattlens_records ORDER BY seq"):
             yield Row(int(seq), str(body), str(prev), str(h))
 
     def records(self, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]:
         q, args = time_filter("wattlens_records", since, until, "%s")
-        for (body,) in self._db.execute(q, args):
+        for (body,) in self._stream(q, args):
             yield json.loads(body)
 
     # -- budgets (wattlens.gateway.budgets): usage by query, run-time budgets, alerts fired once ----------
