@@ -1,6 +1,6 @@
 """Added time of in-process metering: wattlens.instrument vs EcoLogits on the same openai client, like for like.
 
-    pip install -e ".[dev,bench]"; python bench/instrument.py [--calls 2000] [--streams 40] [--runs 5]
+    pip install -e ".[dev,bench]"; python bench/instrument.py [--calls 2000] [--streams 40] [--runs 5] [--previous CHECKOUT]
 
 The client talks to an in-memory transport (httpx.MockTransport) that answers at once, so the
 difference from the plain client is the metering alone. Like for like: EcoLogits computes its
@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from common import load, spread, table, write
 
@@ -108,12 +110,15 @@ print(json.dumps({"res": res, "ok": ok}))
 """
 
 
-def run(peer: str, calls: int, streams: int, rounds: int) -> dict:
+def run(peer: str, calls: int, streams: int, rounds: int, src: str | None = None) -> dict:
+    """One child process; src: another checkout's src/ to import wattlens from (the previous commit)."""
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     out = subprocess.run(
         [sys.executable, "-c", CHILD, peer, str(calls), str(streams), str(CHUNKS), str(rounds)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
     got = json.loads(out.strip().splitlines()[-1])
     if not got["ok"]:
@@ -130,12 +135,27 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=40, help=f"{CHUNKS}-chunk streams per variant and run")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds in each run (a run takes their medians)")
     ap.add_argument("--runs", type=int, default=5, help="runs (processes) per peer, alternating; median and range")
+    ap.add_argument(
+        "--previous",
+        metavar="CHECKOUT",
+        help="another checkout (git worktree add /tmp/base HEAD~1): its wattlens is timed in the same runs, alternating",
+    )
     args = ap.parse_args()
     runs: dict[str, list[dict]] = {"wattlens": [], "ecologits": []}
+    prev_src, prev_rev = None, ""
+    if args.previous:
+        prev_src = str(Path(args.previous).resolve() / "src")
+        prev_rev = subprocess.run(
+            ["git", "-C", args.previous, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        runs["previous"] = []
     loads = [load()]
     for _ in range(args.runs):
         for peer in runs:
-            runs[peer].append(run(peer, args.calls, args.streams, args.rounds))
+            if peer == "previous":
+                runs[peer].append(run("wattlens", args.calls, args.streams, args.rounds, prev_src))
+            else:
+                runs[peer].append(run(peer, args.calls, args.streams, args.rounds))
         loads.append(load())
 
     def added(peer: str, kind: str, v: str) -> list[float]:
@@ -161,6 +181,14 @@ def main() -> None:
         ("ecologits", "read"): "EcoLogits.init(providers=['openai']), `.impacts.model_dump()` on every call (like for like)",
         ("wattlens", "lazy"): "wattlens.instrument, receipt never read (lazy: not computed)",
         ("ecologits", "lazy"): "EcoLogits, `.impacts` read, no dict",
+        **(
+            {
+                ("previous", "read"): f"previous commit ({prev_rev}): wattlens.instrument, `.footprint` read on every call",
+                ("previous", "lazy"): f"previous commit ({prev_rev}): wattlens.instrument, receipt never read",
+            }
+            if prev_src
+            else {}
+        ),
         ("wattlens", "A/A"): "wattlens run: second plain client (noise floor)",
         ("ecologits", "A/A"): "EcoLogits run: second plain call (noise floor)",
     }
@@ -227,7 +255,7 @@ def main() -> None:
         "In-process metering overhead (like for like)",
         body,
         f"python bench/instrument.py --calls {args.calls} --streams {args.streams} --rounds {args.rounds} "
-        f"--runs {args.runs}",
+        f"--runs {args.runs}" + (f" --previous {args.previous}" if args.previous else ""),
     )
 
 

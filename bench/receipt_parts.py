@@ -43,7 +43,7 @@ def main() -> None:
     from wattlens.estimate import scale_to_boundary
     from wattlens.footprint import Tokens
     from wattlens.impacts import EmbodiedShare, footprint
-    from wattlens.receipt import LLMRequest, _plan, estimate_footprint
+    from wattlens.receipt import LLMRequest, Receipt, _plan, estimate_footprint, estimate_receipt
 
     ctx = Context(Place(zone="FR"))
     req = LLMRequest(model="gpt-4o-mini", input_tokens=250, output_tokens=350)
@@ -65,10 +65,19 @@ def main() -> None:
     def run() -> object:
         return case.run(a_mid, t_mid, b_mid, case.acc, prepared.n_gpus, 250.0, 350.0, 0.0)
 
+    assert plan.fast is not None
+    figs = plan.fast.figures(plan, req, ctx, None)
+    assert figs is not None
+
     steps = [
         ("plan lookup (cached per model and context)", lambda: _plan(req, ctx, "datacenter", True, False)),
-        ("estimate: one model evaluation (case.run)", run),
-        ("estimate: evaluation + cached spreads + interval", lambda: prepared.evaluate(250, 350, 0)),
+        ("estimate: one model evaluation, reference (case.run)", run),
+        ("estimate: one model evaluation, float path (MidModel)", lambda: prepared.mid.parts(250.0, 350.0, 0.0)),
+        ("estimate: evaluation + cached spreads, floats (PreparedRequest.figures)", lambda: prepared.figures(250, 350, 0)),
+        ("estimate: the same as a RequestEstimate (evaluate)", lambda: prepared.evaluate(250, 350, 0)),
+        ("receipt's 21 figures on floats (receipt._Fast.figures)", lambda: plan.fast.figures(plan, req, ctx, None)),
+        ("Footprint from the figures (7 Intervals, Tokens, Footprint)", lambda: Receipt(plan, figs, None)._build()),
+        ("JSON form from the figures (Receipt.as_dict)", lambda: Receipt(plan, figs, None).as_dict()),
         ("assumptions shown in the receipt", lambda: est.assumptions),
         ("site: grid reading (annual, memoised)", lambda: plan.site.at(ctx, None)),
         ("boundary scaling (server, idle, facility)", lambda: scale_to_boundary(est.accelerator_wh, "datacenter")),
@@ -78,6 +87,8 @@ def main() -> None:
         ("receipt's JSON form (Footprint.as_dict)", lambda: fp.as_dict()),
         ("whole receipt (estimate_footprint)", lambda: estimate_footprint(req, ctx)),
         ("whole receipt + as_dict", lambda: estimate_footprint(req, ctx).as_dict()),
+        ("whole receipt as JSON form, no Footprint (estimate_receipt().as_dict(): metering's path)",
+         lambda: estimate_receipt(req, ctx).as_dict()),
     ]  # fmt: skip
     rows = [[label, f"{best(f):.1f}"] for label, f in steps]
     if args.previous:
@@ -89,10 +100,11 @@ def main() -> None:
     body = table(["step", "µs (best of 5)"], rows)
     body += (
         f"\n\nLoad average (1, 5, 15 min): {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} on 2 cores. The steps overlap "
-        "(the evaluation includes the model evaluation); what the steps do not cover of the whole receipt is "
-        "building the request's Tokens and EmbodiedShare rows and Python's call overhead."
+        "(the evaluation includes the model evaluation); the interval-arithmetic steps (site, boundary scaling, "
+        "impacts) are the reference path, which the receipt takes only where a factor is negative. The whole "
+        "receipt is plan lookup + the figures + the Footprint, plus Python's call overhead."
     )
-    command = f"python bench/receipt_parts.py --n {args.n}" + (" --previous CHECKOUT" if args.previous else "")
+    command = f"python bench/receipt_parts.py --n {args.n}" + (f" --previous {args.previous}" if args.previous else "")
     write("receipt_parts.md", "Where a receipt's time goes", body, command)
 
 

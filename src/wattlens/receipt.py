@@ -77,8 +77,7 @@ def estimate_footprint(
     if isinstance(where, Context):
         ctx = where if factors is None else dataclasses.replace(where, factors=factors)
     else:
-        place = where or Place()
-        ctx = Context(place) if factors is None else Context(place, factors=factors)
+        ctx = _context(where or Place(), factors)
     boundary = boundary or ctx.boundary
     plan = _plan(request, ctx, boundary, embodied, unknown_generic)
     fast = plan.fast
@@ -412,8 +411,7 @@ def estimate_receipt(
     if isinstance(where, Context):
         ctx = where if factors is None else dataclasses.replace(where, factors=factors)
     else:
-        place = where or Place()
-        ctx = Context(place) if factors is None else Context(place, factors=factors)
+        ctx = _context(where or Place(), factors)
     boundary = boundary or ctx.boundary
     plan = _plan(request, ctx, boundary, embodied, unknown_generic)
     fast = plan.fast
@@ -422,6 +420,26 @@ def estimate_receipt(
         if figures is not None:
             return Receipt(plan, figures, None)
     return Receipt(plan, None, _receipt(plan, request, ctx, boundary, at))
+
+
+_CONTEXTS: dict[tuple[Place, int], tuple[FactorSet, Context]] = {}
+
+
+def _context(place: Place, factors: FactorSet | None) -> Context:
+    """The Context of a bare Place (built-in tables, annual feed), kept: a fresh one per call would
+    also bring a fresh grid feed, whose readings the receipt's caches would never see again."""
+    from wattlens.factors import builtin
+
+    f = factors if factors is not None else builtin()
+    key = (place, id(f))
+    hit = _CONTEXTS.get(key)
+    if hit is not None and hit[0] is f:
+        return hit[1]
+    ctx = Context(place, factors=f)
+    if len(_CONTEXTS) >= 256:
+        _CONTEXTS.clear()
+    _CONTEXTS[key] = (f, ctx)
+    return ctx
 
 
 @dataclass(frozen=True, slots=True)
