@@ -269,11 +269,13 @@ def pg_server(root: Path) -> tuple[str, Any]:
         shutil.chown(root, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     data = root / "data"
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "wl"], check=True, capture_output=True)
+    init = [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "wl"]
+    subprocess.run(init, check=True, capture_output=True)
     ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w"]
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     subprocess.run([*ctl, "-o", opts, "start"], check=True, capture_output=True)
-    return f"postgresql://wl@127.0.0.1:{port}/postgres", lambda: subprocess.run([*ctl, "-m", "fast", "stop"], capture_output=True)
+    url = f"postgresql://wl@127.0.0.1:{port}/postgres"
+    return url, lambda: subprocess.run([*ctl, "-m", "fast", "stop"], capture_output=True)
 
 
 def postgres_main(args: argparse.Namespace) -> None:
@@ -381,7 +383,8 @@ def postgres_main(args: argparse.Namespace) -> None:
         shutil.rmtree(pg_root, ignore_errors=True)
     after = uptime()
     body = table(["what", "time", "notes"], rows)
-    body += f"\n\nLoad before: `{before}`\n\nLoad after: `{after}`\n\nThe machine is shared (2 cores): two writers and the server compete for them.\n"
+    body += f"\n\nLoad before: `{before}`\n\nLoad after: `{after}`\n\n"
+    body += "The machine is shared (2 cores): two writers and the server compete for them.\n"
     write("log-postgres.md", "Transparency log at scale (PostgreSQL)", body, f"python bench/log.py --postgres --entries {n}")
 
 

@@ -470,7 +470,18 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     it = a.entries()
     first = next(it)
     a.append([rec(500)])
-    assert first.seq == 1 and len([first, *it]) in (21, 22) and a.count() == 22
+    assert first.seq == 1 and first.extracted and len([first, *it]) in (21, 22) and a.count() == 22
+    # the database's JSON functions read ts and id (fast path); a ts column edit and a body that is
+    # no longer JSON are still named, and the records after the broken one are still checked
+    with psycopg.connect(postgres, autocommit=True) as con:
+        con.execute("UPDATE wattlens_records SET ts = '2020-01-01T00:00:00+00:00' WHERE seq = 3")
+        con.execute("UPDATE wattlens_records SET body = 'not json' WHERE seq = 5")
+        con.execute("UPDATE wattlens_records SET ts = '2020-01-01T00:00:00+00:00' WHERE seq = 7")
+    entries = list(a.entries())
+    assert [e.seq for e in entries] == list(range(1, 23))
+    problems, _ = check_tree(entries, None)
+    assert [(p.seq, p.kind) for p in problems] == [(3, "changed"), (5, "changed"), (7, "changed")]
+    assert "not valid JSON" in problems[1].detail and "ts column" in problems[2].detail
     a.close()
     b.close()
 

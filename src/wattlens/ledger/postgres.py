@@ -223,7 +223,26 @@ class PostgresLedger:
             db.close()
 
     def entries(self) -> Iterator[Entry]:
-        for seq, ts, body, leaf, rid in self._stream("SELECT seq, ts, body, leaf, id FROM wattlens_records ORDER BY seq"):
+        """Every record in order, with its top-level ts and id read by PostgreSQL's JSON functions (in C,
+        for verify's speed: as SQLite's entries); from a body that is not JSON on, the rest are read plainly."""
+        last = 0
+        fast = (
+            "SELECT seq, ts, body, leaf, id, json_typeof(b->'ts'), b->>'ts', json_typeof(b->'id'), b->>'id' "
+            "FROM (SELECT seq, ts, body, leaf, id, body::json AS b FROM wattlens_records WHERE seq > %s) AS r ORDER BY seq"
+        )
+        plain = "SELECT seq, ts, body, leaf, id FROM wattlens_records WHERE seq > %s ORDER BY seq"
+        texts = ("string", "null", None)  # a number or an object is left to Python, which reads it its own way
+        try:
+            for seq, ts, body, leaf, rid, tts, bts, tid, bid in self._stream(fast, (last,)):
+                last = int(seq)
+                yield Entry(
+                    last, str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid),
+                    tts in texts and tid in texts, bts, bid,
+                )  # fmt: skip
+            return
+        except self._psycopg.errors.InvalidTextRepresentation:  # a body that is not JSON (verify names it)
+            pass
+        for seq, ts, body, leaf, rid in self._stream(plain, (last,)):
             yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
 
     def leaves(self) -> list[bytes]:
