@@ -20,7 +20,7 @@ from wattlens.gateway.app import create_app
 from wattlens.gateway.config import GatewayConfig, Route, Upstream
 from wattlens.ledger import LedgerWriter, open_ledger
 from wattlens.ledger.summary import summarise
-from wattlens.route import Artefact, Router, cheap_features, conversation_text
+from wattlens.route import EMBEDDERS, ROUTER_EMBEDDER, Artefact, Router, cheap_features, conversation_text
 from wattlens.route.train import evaluate, features, fit_logistic, load, predict, train
 
 SAMPLE = Path(__file__).parent / "data" / "router_sample.csv"
@@ -142,9 +142,15 @@ def test_routes_from_the_config_file(tmp_path: Path) -> None:
     )
     (r,) = load_gateway_config(f).routes
     assert (r.name, r.small, r.large, r.embed_all, r.threshold) == ("wattlens/auto", "gpt-4o-mini", "gpt-4o", True, None)
+    assert r.embedder == ROUTER_EMBEDDER
     f.write_text('[[upstreams]]\nbase_url = "http://x/v1"\n[[routes]]\nsmall = "a"\n')
     with pytest.raises(ConfigError, match="small and large"):
         load_gateway_config(f)
+    f.write_text('[[upstreams]]\nbase_url = "http://x/v1"\n[[routes]]\nsmall = "a"\nlarge = "b"\nembedder = "fp16"\n')
+    with pytest.raises(ConfigError, match="embedder must be"):
+        load_gateway_config(f)
+    f.write_text('[[upstreams]]\nbase_url = "http://x/v1"\n[[routes]]\nsmall = "a"\nlarge = "b"\nembedder = "fp32"\n')
+    assert load_gateway_config(f).routes[0].embedder == "fp32" and set(EMBEDDERS) == {"int8", "fp32"}
 
 
 def test_two_stage_router_decides_cheaply_when_confident() -> None:
@@ -284,7 +290,7 @@ def test_vectorised_scores_match_the_router() -> None:
     assert art.gate is not None and art.chat is not None
     prompts = ["hi", "Translate 'thank you' into Italian.", "Prove that there are infinitely many primes."]
     batch = artefact_scores(art, features(prompts))
-    router = Router(art, two_stage=False)
+    router = Router(art, two_stage=False, embedder="fp32")  # train's features are fp32 embeddings
     for p, s in zip(prompts, batch, strict=True):
         assert router.p_small_ok(p) == pytest.approx(float(s), abs=1e-4)
 
@@ -292,9 +298,50 @@ def test_vectorised_scores_match_the_router() -> None:
 def test_warm_loads_the_embedder_before_the_first_embedded_decision() -> None:
     from wattlens.route import embedder
 
+    embedder.cache_clear()
     router = Router(Artefact.load())
     router.warm()
-    assert embedder.cache_info().currsize == 1
+    assert embedder.cache_info().currsize == 1  # the router's own embedder only (int8 by default)
     before = router.p_small_ok("Prove that there are infinitely many primes.")
     router.warm()  # idempotent: the same model, the same embedding
     assert router.p_small_ok("Prove that there are infinitely many primes.") == before
+
+
+def test_int8_embedder_decides_as_the_fp32_one_on_the_sample() -> None:
+    """The default int8 embedding stage makes the fp32 decisions (the heads were fitted on fp32)."""
+    import numpy as np
+
+    from wattlens.route.train import artefact_scores
+
+    art = Artefact.load()
+    prompts = load(SAMPLE).prompts[::2]  # 200 of the 400 GSM8K/MMLU prompts
+    fp32 = artefact_scores(art, features(prompts))
+    router = Router(art, two_stage=False, threads=None)
+    assert router.embedder == "int8"
+    int8 = np.array([router.p_small_ok(p) for p in prompts])
+    full_t = router.full_threshold
+    # measured on all 400: 95 % of embed_all decisions identical, |dp| at most 0.11 (docs/router.md)
+    assert float(np.mean((int8 >= full_t) == (fp32 >= full_t))) >= 0.9
+    assert float(np.abs(int8 - fp32).max()) < 0.15
+    # the default router (two stages): the cheap stage is unchanged, the embedded rest agrees
+    two, ref = Router(art, threads=None), Router(art, embedder="fp32", threads=None)
+    assert np.mean([two.decision(p).small == ref.decision(p).small for p in prompts[:100]]) >= 0.95  # measured 99 %
+
+
+def test_embedder_and_threads_are_checked_and_threads_set_once() -> None:
+    import torch
+
+    from wattlens.errors import InputError
+
+    with pytest.raises(InputError, match="embedder"):
+        Router(Artefact.load(), embedder="fp16")
+    with pytest.raises(InputError, match="threads"):
+        Router(Artefact.load(), threads=0)
+    before = torch.get_num_threads()
+    try:
+        Router(Artefact.load(), two_stage=False, threads=None).p_small_ok("hi")
+        assert torch.get_num_threads() == before  # None leaves torch alone
+        Router(Artefact.load(), two_stage=False, threads=1).p_small_ok("hi")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

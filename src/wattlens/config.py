@@ -67,7 +67,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "timeout_s",
         "model_info",
     ),
-    "routes": ("name", "small", "large", "artefact", "threshold", "embed_all"),
+    "routes": ("name", "small", "large", "artefact", "threshold", "embed_all", "embedder"),
     "log": ("key_file", "checkpoint_interval_s", "state_file", "witnesses"),  # the gateway signs the log (gateway/logapi.py)
     "budgets": (
         "name",

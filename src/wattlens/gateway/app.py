@@ -72,7 +72,7 @@ class Gateway:
         for r in config.routes:
             from wattlens.route import Artefact, Router
 
-            self.routers[r.name] = (r, Router(Artefact.load(r.artefact), two_stage=not r.embed_all))
+            self.routers[r.name] = (r, Router(Artefact.load(r.artefact), two_stage=not r.embed_all, embedder=r.embedder))
         self.proxy = Proxy(self)
 
     def meter(self) -> Any:
