@@ -25,8 +25,10 @@ def test_what_it_writes_reads_back_as_the_standard_librarys_form(value: object) 
 
 
 def test_what_orjson_refuses_falls_back_to_the_standard_library() -> None:
-    big = 2**70
-    assert jsonio.loads(b'{"n": %d}' % big) == {"n": big}  # beyond 64 bits
+    big = 2**70 + 1
+    assert jsonio.loads(b'{"n": %d}' % big) == {"n": big}  # beyond 64 bits (orjson would give a float)
+    assert jsonio.loads(b"[%d]" % -(2**63 + 1)) == [-(2**63 + 1)] and jsonio.loads(str(-(10**20))) == -(10**20)
+    assert type(jsonio.loads(b"[%d]" % (2**63 - 1))[0]) is int
     assert json.loads(jsonio.dumps({"n": big})) == {"n": big}
     lone = jsonio.loads(b'{"m": "x\\ud800"}')["m"]  # a lone surrogate: read, then written escaped
     assert lone == "x\ud800" and jsonio.dumps({"m": lone}) == b'{"m":"x\\ud800"}'

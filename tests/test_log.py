@@ -670,12 +670,23 @@ def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(
         with up.ServerThread(create_app(cfg, writer, log=settings)) as gw:
             h = {"authorization": f"Bearer {client}"}
             assert httpx.get(gw.url + "/wattlens/log/checkpoint").status_code == 401  # the client key, as /v1/models
-            ids = []
-            for i in range(5):
+            ids, entries = [], []
+            for i in range(4):
                 body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"hi {i}"}]}
                 r = httpx.post(gw.url + "/v1/chat/completions", json=body, headers=h, timeout=10)
                 assert r.status_code == 200
                 ids.append(r.headers["x-wattlens-record"])
+                entries.append(r.headers["x-wattlens-entry"])
+            # a stream names its record in a header and its entry hash in a comment after the end marker
+            body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi 4"}]}
+            r = httpx.post(gw.url + "/v1/chat/completions", json=body, headers=h, timeout=10)
+            ids.append(r.headers["x-wattlens-record"])
+            tail = r.text[r.text.index("data: [DONE]") :].splitlines()
+            note = json.loads(
+                next(line for line in tail if line.startswith(": wattlens-entry "))[len(": wattlens-entry ") :]
+            )
+            assert note["record"] == ids[-1]
+            entries.append(note["entry_hash"])
             deadline = time.time() + 10
             while time.time() < deadline:
                 r = httpx.get(gw.url + "/wattlens/log/checkpoint", headers=h)
@@ -694,6 +705,12 @@ def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(
             led = open_ledger(db)
             ls = led.leaves()
             assert merkle.verify_consistency(2, 5, merkle.root(ls[:2]), cp.root, path)
+            # each answer's entry hash is the leaf its record got in the log, computed from the stored record
+            for rid, entry in zip(ids, entries, strict=True):
+                stored = led.locate(rid)
+                assert stored is not None
+                assert entry == merkle.leaf_hash(merkle.entry_bytes(json.loads(stored[1]))).hex()
+            swapped = json.loads(led.locate(ids[3])[1])  # type: ignore[index]
             assert httpx.get(gw.url + "/wattlens/log/consistency?old=x", headers=h).status_code == 400
             assert httpx.get(gw.url + "/wattlens/log/consistency?old=9", headers=h).status_code == 400
             record = json.loads(led.locate(ids[2])[1])  # type: ignore[index]
@@ -702,6 +719,34 @@ def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(
             rfile.write_text(json.dumps(record))
             pfile.write_text(proof.encode())
             assert wl(capsys, "verify-receipt", str(rfile), "--proof", str(pfile), "--key", signer.verifier.encode())[0] == 0
+            ok = wl(
+                capsys,
+                "verify-receipt",
+                str(rfile),
+                "--proof",
+                str(pfile),
+                "--key",
+                signer.verifier.encode(),
+                "--entry-hash",
+                entries[2],
+            )
+            assert ok[0] == 0, ok
+            # the operator hands over another record (here: the next one) with a proof that fits it
+            sfile, spfile = tmp_path / "s.json", tmp_path / "s.tlog-proof"
+            sfile.write_text(json.dumps(swapped))
+            spfile.write_text(httpx.get(gw.url + f"/wattlens/log/proof/{ids[3]}", headers=h).text)
+            code, _o, e = wl(
+                capsys,
+                "verify-receipt",
+                str(sfile),
+                "--proof",
+                str(spfile),
+                "--key",
+                signer.verifier.encode(),
+                "--entry-hash",
+                entries[2],
+            )
+            assert code == 1 and "not the" in e and entries[2] in e, e
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "last"}]}
             assert httpx.post(gw.url + "/v1/chat/completions", json=body, headers=h, timeout=10).status_code == 200
             m = httpx.get(gw.url + "/metrics", headers={"authorization": "Bearer wl-admin"}).text

@@ -20,6 +20,7 @@ from wattlens.errors import WattlensError
 from wattlens.footprint import Footprint, Tokens
 
 if TYPE_CHECKING:
+    from wattlens.ledger.chain import CanonicalRecord
     from wattlens.measure.meter import Measurement
     from wattlens.receipt import Receipt
 
@@ -143,7 +144,7 @@ def estimated_footprint(
 class Settlement:
     """A settled call: its receipt (computed once, on first use) and its ledger record."""
 
-    __slots__ = ("_est", "_fp", "_receipt", "call", "ctx", "ended", "replaced", "serving")
+    __slots__ = ("_entry", "_est", "_fp", "_receipt", "call", "ctx", "ended", "replaced", "serving")
 
     def __init__(self, call: Call, ctx: Context, serving: Serving, replaced: tuple[Context, Serving] | None) -> None:
         self.call, self.ctx, self.serving, self.replaced = call, ctx, serving, replaced
@@ -151,6 +152,7 @@ class Settlement:
         self._fp: tuple[Footprint | None, str | None] | None = None
         self._est: Receipt | None = None  # an estimated receipt's figures, before its Footprint is built
         self._receipt: dict[str, Any] | None = None
+        self._entry: CanonicalRecord | None = None
 
     def _settle(self) -> tuple[Footprint | Receipt | None, str | None]:
         c = self.call
@@ -288,8 +290,29 @@ class Settlement:
             factors_version=receipt["factors_version"] if receipt is not None else self.ctx.factors.version,
         )
 
+    def entry(self) -> CanonicalRecord:
+        """The record as the ledger stores it, with its canonical text: made once, in whichever thread asks
+        first (the response's entry hash and the writer then use the same bytes). ValueError: it has none."""
+        if self._entry is None:
+            from wattlens.ledger.chain import CanonicalRecord
+
+            self._entry = CanonicalRecord(self.record().as_dict())
+        return self._entry
+
     def record_dict(self) -> dict[str, Any]:
-        return self.record().as_dict()
+        """What the ledger writer stores: the entry, or the bare record when it has no canonical form
+        (the writer then sets it aside as a dead letter, and says so)."""
+        try:
+            return self.entry()
+        except (ValueError, TypeError):
+            return self.record().as_dict()
+
+    def entry_hash(self) -> str | None:
+        """The record's RFC 9162 leaf hash in hex (what its inclusion proof proves); None: it cannot be stored."""
+        try:
+            return self.entry().leaf_hash()
+        except (ValueError, TypeError):
+            return None
 
 
 class Observer(Protocol):

@@ -191,6 +191,10 @@ def verify_receipt(
         list[str] | None,
         typer.Option(help="A witness's verifier key: the proof's checkpoint must carry its cosignature (repeatable)."),
     ] = None,
+    entry_hash: Annotated[
+        str | None,
+        typer.Option(help="The entry hash the gateway's answer carried (x-wattlens-entry): the record must be that entry."),
+    ] = None,
 ) -> None:
     """Check offline, with no access to the ledger, that a record is in the log the key signed."""
     from wattlens.ledger import merkle
@@ -206,6 +210,12 @@ def verify_receipt(
         err.print(f"[bold red]receipt does not verify[/]: {e}")
         raise typer.Exit(1) from e
     leaf = merkle.leaf_hash(merkle.entry_bytes(body))
+    if entry_hash is not None and entry_hash.strip().lower() != leaf.hex():
+        err.print(
+            f"[bold red]receipt does not verify[/]: this record's entry hash is {leaf.hex()}, not the "
+            f"{entry_hash.strip()} that the gateway's answer carried (the record was changed or swapped)"
+        )
+        raise typer.Exit(1)
     if not merkle.verify_inclusion(p.index, cp.size, leaf, p.path, cp.root):
         err.print(
             f"[bold red]receipt does not verify[/]: this record is not entry {p.index} of the log "

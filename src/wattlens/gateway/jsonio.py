@@ -2,8 +2,8 @@
 
 The ledger keeps its own canonical form (RFC 8785, wattlens.ledger.chain); only the bodies the
 gateway reads from clients and upstreams, and the answers it sends back, go through here. Whatever
-orjson refuses (integers beyond 64 bits, nesting past 1,024) falls back to the standard library,
-so what is accepted and what is refused does not change.
+orjson refuses or would read inexactly (integers beyond 64 bits, which it reads as floats; nesting
+past 1,024) goes to the standard library, so what is accepted and what is refused does not change.
 """
 
 from __future__ import annotations
@@ -15,7 +15,23 @@ import orjson
 from starlette.responses import JSONResponse
 
 
+# An integer literal of 19 digits or more may lie past 64 bits, which orjson reads as a float (losing
+# digits) where the standard library keeps the exact int: such a document is read by the latter.
+# (Digits mapped to "9" and the rest to " ", then one substring search: ~3 µs for 3 KB, where a
+# regular expression takes ~25 µs.)
+_DIGITS = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"9" * 19
+
+
+def _long_integer(data: bytes | str) -> bool:
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return _LONG_RUN in data.translate(_DIGITS)
+
+
 def loads(data: bytes | str) -> Any:
+    if _long_integer(data):
+        return json.loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

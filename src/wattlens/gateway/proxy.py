@@ -60,6 +60,7 @@ class _Relay:
     window: Any
     settled: bool = False
     ended: bool = False
+    settlement: Settlement | None = None
 
 
 class Proxy:
@@ -120,6 +121,8 @@ class Proxy:
         proto.attach(body, s.receipt)  # type: ignore[arg-type]
         headers = receipt_headers(s.footprint, s.error)
         headers["x-wattlens-record"] = call.request_id  # the ledger record's id: `wattlens log proof ID`
+        if self.gw.ledger is not None and (entry := s.entry_hash()) is not None:
+            headers["x-wattlens-entry"] = entry  # its leaf hash: `wattlens verify-receipt --entry-hash`
         return FastJSONResponse(body, status_code=r.status, headers=headers)
 
     async def stream(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
@@ -166,7 +169,10 @@ class Proxy:
                     call.outcome = "client_disconnected" if not st.ended else "no_usage"
                 elif call.outcome == "ok" and not st.ended:
                     call.outcome = "client_disconnected"
-                self._settle(call, u, st.tracker)
+                st.settlement = self._settle(call, u, st.tracker)
+        if st.settlement is not None and self.gw.ledger is not None and (entry := st.settlement.entry_hash()):
+            # after the end marker (SSE parsers skip comments): the record is final only once the stream is
+            out.append(comment("wattlens-entry " + _dumps({"record": call.request_id, "entry_hash": entry})))
         if out:
             yield b"".join(out)
 
@@ -181,7 +187,8 @@ class Proxy:
                 st.settled = True  # give the client its receipt before the end marker
                 if tracker.tokens is None:
                     call.outcome = "no_usage"
-                receipt = self._settle(call, u, tracker).receipt
+                st.settlement = self._settle(call, u, tracker)
+                receipt = st.settlement.receipt
                 model = call.served_model or call.model
                 usage = tracker.usage_event(call.tokens, receipt, model, call.request_id) if receipt else None
                 if usage is not None and wants_usage:
@@ -202,7 +209,8 @@ class Proxy:
         call.served_model = tracker.served_model or call.served_model or call.model
         if seen == "usage" and not st.settled:
             st.settled = True
-            receipt = self._settle(call, u, tracker).receipt
+            st.settlement = self._settle(call, u, tracker)
+            receipt = st.settlement.receipt
             if tracker.attach(ev.event, chunk, receipt, wants_usage):  # type: ignore[arg-type]
                 yield Event(ev.event, _dumps(chunk)).encode()
             else:  # the client did not ask for usage: keep the receipt as a comment line

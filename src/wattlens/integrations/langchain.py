@@ -65,8 +65,8 @@ class _Run(NamedTuple):
 class WattlensCallbackHandler(BaseCallbackHandler):
     """Meters LangChain chat models and LLMs; takes instrument()'s keyword arguments plus observers.
 
-    attach: put each receipt on the run's output, computing it in the callback (about 0.15-0.2 ms a
-    call: it must be a plain dict when the call returns; see bench/results/integrations.md); with
+    attach: put each receipt on the run's output, computing it in the callback (tens of µs a call:
+    it must be a plain dict when the call returns; see bench/results/integrations.md); with
     False it is computed when first read (`receipts`) or in the ledger's thread.
     """
 

@@ -211,8 +211,8 @@ def _protocol(class_name: str) -> WireProtocol:
 class WattlensEventHandler(BaseEventHandler):
     """Meters LlamaIndex LLM calls; takes instrument()'s keyword arguments plus observers.
 
-    attach: put each receipt on the response, computing it in the callback (about 0.15-0.2 ms a
-    call: it must be a plain dict when the call returns; see bench/results/integrations.md); with
+    attach: put each receipt on the response, computing it in the callback (tens of µs a call:
+    it must be a plain dict when the call returns; see bench/results/integrations.md); with
     False it is computed when first read (`receipts`) or in the ledger's thread.
     """
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wattlens.errors import WattlensError
-from wattlens.ledger.chain import Problem, Row, canonical, scrub, verify
+from wattlens.ledger.chain import CanonicalRecord, Problem, Row, canonical, scrub, verify
+from wattlens.ledger.merkle import NodeSource
 from wattlens.ledger.tree import Entry, TreeState
 
 FLUSH_S = 0.2  # a crash loses at most this much (well under a second)
@@ -40,7 +41,8 @@ class Ledger(Protocol):
     def stored_state(self) -> TreeState | None: ...
     def leaves(self) -> list[bytes]: ...
     def locate(self, record_id: str) -> tuple[int, str] | None: ...
-    def node(self, level: int, index: int) -> bytes: ...
+    @property
+    def node(self) -> NodeSource: ...  # a merkle.Batched: a proof's nodes read at once
     def put_checkpoint(self, size: int, note: str, ts: str) -> None: ...
     def latest_checkpoint(self) -> str | None: ...
 
@@ -158,9 +160,10 @@ class LedgerWriter:
 
     def _materialise(self, r: Any) -> dict[str, Any]:
         if not callable(r):
-            return dict(r)
+            return r if type(r) is CanonicalRecord else dict(r)
         try:
-            return dict(r())
+            made = r()
+            return made if type(made) is CanonicalRecord else dict(made)
         except Exception as e:  # the record's builder failed: keep what is known, never lose the request
             import datetime as dt
             import uuid

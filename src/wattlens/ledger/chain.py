@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wattlens.ledger.merkle import canonical_text
+from wattlens.ledger.merkle import canonical_text, leaf_hash
 
 GENESIS = "0" * 64
 NEAR = 8  # how far a swapped record is looked for around its place
@@ -29,6 +29,24 @@ def canonical(body: Mapping[str, Any]) -> str:
     except UnicodeEncodeError as e:
         raise ValueError(f"the record holds text that is not valid Unicode: {e.reason}") from e
     return text
+
+
+class CanonicalRecord(dict[str, Any]):
+    """A record with its canonical text, made once where the record is settled.
+
+    The response that carried the entry's hash and the ledger then commit to the same bytes, and
+    the writer does not encode the record a second time. The dict must not change afterwards.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        super().__init__(body)
+        self.text = canonical(self)  # raises ValueError for what no ledger can store
+
+    def leaf_hash(self) -> str:
+        """Its RFC 9162 leaf hash, SHA-256(0x00 || entry), in hex: what a proof of it proves."""
+        return leaf_hash(self.text.encode("utf-8")).hex()
 
 
 def scrub(value: Any) -> Any:
@@ -56,7 +74,7 @@ def link_batch(
     """Chain new records after (seq, head): rows of (seq, ts, body, prev_hash, hash) and the new head."""
     rows = []
     for b in bodies:
-        text = canonical(b)
+        text = b.text if type(b) is CanonicalRecord else canonical(b)
         seq += 1
         h = link(head, seq, text)
         rows.append((seq, str(b.get("ts", "")), text, head, h))

@@ -357,6 +357,41 @@ def range_root(lo: int, hi: int, node: NodeSource) -> bytes:
     return r
 
 
+NodeKey = tuple[int, int]  # (level, index)
+
+
+class Batched:
+    """A node source that reads every node one proof needs at once (a query per table, not one per node).
+
+    A proof's shape depends only on the index and the sizes, never on the hashes, so the proof is
+    first run on placeholder hashes to learn which nodes it reads; `read_many` then fetches them.
+    Called with one (level, index), it reads that node alone.
+    """
+
+    __slots__ = ("read_many",)
+
+    def __init__(self, read_many: Callable[[Sequence[NodeKey]], dict[NodeKey, bytes]]) -> None:
+        self.read_many = read_many
+
+    def __call__(self, level: int, index: int) -> bytes:
+        return self.read_many([(level, index)])[(level, index)]
+
+
+def _prefetched(node: NodeSource, proof: Callable[[NodeSource], list[bytes]]) -> NodeSource:
+    """The node source a proof should read: for a Batched one, its nodes read in one go; else cached."""
+    if not isinstance(node, Batched):
+        return cached(node)
+    want: dict[NodeKey, None] = {}
+
+    def plan(level: int, index: int) -> bytes:
+        want[(level, index)] = None
+        return EMPTY_ROOT
+
+    proof(plan)
+    got = node.read_many(list(want))
+    return lambda level, index: got[(level, index)]
+
+
 def cached(node: NodeSource) -> NodeSource:
     """The node source with each (level, index) read once."""
     seen: dict[tuple[int, int], bytes] = {}
@@ -374,7 +409,10 @@ def inclusion_path(index: int, size: int, node: NodeSource) -> list[bytes]:
     """PATH(index, D[size]) as inclusion_proof gives it, reading O(log n) stored nodes."""
     if not 0 <= index < size:
         raise ValueError(f"leaf {index} is not in a tree of {size}")
-    node = cached(node)
+    return _inclusion(index, size, _prefetched(node, lambda n: _inclusion(index, size, n)))
+
+
+def _inclusion(index: int, size: int, node: NodeSource) -> list[bytes]:
     path, lo, hi = [], 0, size
     while hi - lo > 1:
         k = _split(hi - lo)
@@ -393,7 +431,10 @@ def consistency_path(old_size: int, size: int, node: NodeSource) -> list[bytes]:
         raise ValueError(f"a tree of {size} cannot extend one of {old_size}")
     if old_size in (0, size):
         return []
-    node = cached(node)
+    return _consistency(old_size, size, _prefetched(node, lambda n: _consistency(old_size, size, n)))
+
+
+def _consistency(old_size: int, size: int, node: NodeSource) -> list[bytes]:
     out, lo, hi, m, whole = [], 0, size, old_size, True
     while True:
         n = hi - lo

@@ -155,20 +155,32 @@ class PostgresLedger:
                 )
                 cur.executemany(q, nodes)
 
-    def node(self, level: int, index: int) -> bytes:
-        """The stored hash of a perfect subtree: a leaf at level 0, an interior node above (for proofs)."""
+    @property
+    def node(self) -> merkle.Batched:
+        """Stored hashes of perfect subtrees, for proofs: `node(level, index)`, or all a proof needs at once."""
+        return merkle.Batched(self._nodes)
+
+    def _nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        """Stored hashes of perfect subtrees (leaves at level 0, interior nodes above): two queries at most."""
+        leaves = [i + 1 for lv, i in keys if lv == 0]
+        inner = [(lv, i) for lv, i in keys if lv > 0]
+        got: dict[merkle.NodeKey, bytes] = {}
         with self._lock:
             db = self._connection()
-            if level == 0:
-                row = db.execute("SELECT leaf FROM wattlens_records WHERE seq = %s", (index + 1,)).fetchone()
-                found = bytes.fromhex(str(row[0])) if row and row[0] else None
-            else:
-                q = "SELECT hash FROM wattlens_log_nodes WHERE level = %s AND idx = %s"
-                row = db.execute(q, (level, index)).fetchone()
-                found = bytes(row[0]) if row else None
-        if found is None:
-            raise WattlensError(f"the log has no node {level}/{index}: run wattlens log migrate")
-        return found
+            if leaves:
+                q = "SELECT seq, leaf FROM wattlens_records WHERE seq = ANY(%s) AND leaf IS NOT NULL"
+                got.update(((0, int(s) - 1), bytes.fromhex(str(h))) for s, h in db.execute(q, (leaves,)))
+            if inner:
+                q = (
+                    "SELECT n.level, n.idx, n.hash FROM wattlens_log_nodes n "
+                    "JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx"
+                )
+                rows = db.execute(q, ([lv for lv, _ in inner], [i for _, i in inner]))
+                got.update(((int(lv), int(i)), bytes(h)) for lv, i, h in rows)
+        for k in keys:
+            if k not in got:
+                raise WattlensError(f"the log has no node {k[0]}/{k[1]}: run wattlens log migrate")
+        return got
 
     def put_checkpoint(self, size: int, note: str, ts: str) -> None:
         """Keep a signed checkpoint of the log (the gateway signs them); the same note is kept once."""

@@ -141,19 +141,29 @@ class SQLiteLedger:
     def _save_nodes(self, nodes: list[merkle.Node]) -> None:
         self._db.executemany("INSERT OR REPLACE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
 
-    def node(self, level: int, index: int) -> bytes:
-        """The stored hash of a perfect subtree: a leaf at level 0, an interior node above (for proofs)."""
+    @property
+    def node(self) -> merkle.Batched:
+        """Stored hashes of perfect subtrees, for proofs: `node(level, index)`, or all a proof needs at once."""
+        return merkle.Batched(self._nodes)
+
+    def _nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        """Stored hashes of perfect subtrees (leaves at level 0, interior nodes above): two queries at most."""
+        leaves = [i + 1 for lv, i in keys if lv == 0]
+        inner = [(lv, i) for lv, i in keys if lv > 0]
+        got: dict[merkle.NodeKey, bytes] = {}
         with self._lock:
-            if level == 0:
-                row = self._db.execute("SELECT leaf FROM records WHERE seq = ?", (index + 1,)).fetchone()
-                found = bytes.fromhex(str(row[0])) if row and row[0] else None
-            else:
-                q = "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?"
-                row = self._db.execute(q, (level, index)).fetchone()
-                found = bytes(row[0]) if row else None
-        if found is None:
-            raise WattlensError(f"the log has no node {level}/{index}: run wattlens log migrate --ledger {self.path}")
-        return found
+            for part in _chunks(leaves, 500):
+                q = f"SELECT seq, leaf FROM records WHERE seq IN ({','.join('?' * len(part))}) AND leaf IS NOT NULL"
+                got.update(((0, int(s) - 1), bytes.fromhex(str(h))) for s, h in self._db.execute(q, part))
+            for part in _chunks(inner, 250):
+                pairs = ", ".join(["(?, ?)"] * len(part))
+                q = f"SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES {pairs})"
+                args = [x for pair in part for x in pair]
+                got.update(((int(lv), int(i)), bytes(h)) for lv, i, h in self._db.execute(q, args))
+        for k in keys:
+            if k not in got:
+                raise WattlensError(f"the log has no node {k[0]}/{k[1]}: run wattlens log migrate --ledger {self.path}")
+        return got
 
     def put_checkpoint(self, size: int, note: str, ts: str) -> None:
         """Keep a signed checkpoint of the log (the gateway signs them); the same note is kept once."""
@@ -305,3 +315,9 @@ class SQLiteLedger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    """Pieces of at most n items: SQLite caps a statement's parameters."""
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
