@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
-
 # An integer literal of 19 digits or more may lie past 64 bits, which orjson reads as a float (losing
 # digits) where the standard library keeps the exact int: such a document is read by the latter.
 # (Digits mapped to "9" and the rest to " ", then one substring search: ~3 µs for 3 KB, where a
