@@ -366,7 +366,7 @@ def postgres_main(args: argparse.Namespace) -> None:
             [
                 f"inclusion proof at {n:,} (PostgreSQL, {args.proofs} records)",
                 f"make {ms(gen_s)}; verify {ms(check_s)}",
-                f"{len(path)} hashes read one query each (id lookup + stored nodes)",
+                f"{len(path)} hashes: the id looked up, then the stored nodes read in one query per table",
             ]
         )
         cons_s = []

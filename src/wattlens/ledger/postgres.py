@@ -262,9 +262,13 @@ class PostgresLedger:
         return [bytes.fromhex(str(r[0])) for r in self._stream("SELECT leaf FROM wattlens_records ORDER BY seq")]
 
     def locate(self, record_id: str) -> tuple[int, str] | None:
-        q = "SELECT seq, body FROM wattlens_records WHERE id = %s ORDER BY seq LIMIT 1"
-        row = self._db.execute(q, (record_id,)).fetchone()
-        return (int(row[0]) - 1, str(row[1])) if row else None
+        # Not "ORDER BY seq LIMIT 1": before the table's statistics exist PostgreSQL answers that by
+        # walking the primary key (7 ms at 20,000 records, growing with the log) instead of the id index.
+        rows = self._db.execute("SELECT seq, body FROM wattlens_records WHERE id = %s", (record_id,)).fetchall()
+        if not rows:
+            return None
+        seq, body = min(rows, key=lambda r: int(r[0]))  # the first, if a replay stored it twice
+        return int(seq) - 1, str(body)
 
     def rows(self) -> Iterator[Row]:
         # In sequence order: a record moved to another number fails its hash (seq is hashed in).
