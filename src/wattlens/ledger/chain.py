@@ -40,9 +40,9 @@ class CanonicalRecord(dict[str, Any]):
 
     __slots__ = ("text",)
 
-    def __init__(self, body: Mapping[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.text = canonical(body)  # of the plain dict (the fast encoder takes no subclass); ValueError: none
         super().__init__(body)
-        self.text = canonical(self)  # raises ValueError for what no ledger can store
 
     def leaf_hash(self) -> str:
         """Its RFC 9162 leaf hash, SHA-256(0x00 || entry), in hex: what a proof of it proves."""
