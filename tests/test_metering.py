@@ -80,3 +80,29 @@ def test_a_call_without_an_upstream_has_no_receipt_but_a_record() -> None:
     s = settle(call, Context())
     rec = s.record_dict()
     assert rec["footprint"] is None and rec["status"] == 401 and rec["footprint_error"]
+
+
+def test_the_entry_is_made_once_by_the_fast_encoder_and_stored_as_it_is(tmp_path: Path) -> None:
+    """The answer's entry hash and the ledger commit to the same bytes, encoded once (orjson's path)."""
+    import hashlib
+
+    from wattlens.ledger import merkle
+    from wattlens.ledger.chain import CanonicalRecord, canonical
+
+    call = Call("gateway", "openai", "/chat/completions", "gpt-4o-mini", upstream="u", tokens=Tokens(input=50, output=20))
+    s = settle(call, Context(Place(zone="FR")), eager=True)
+    entry = s.entry()
+    assert type(entry) is CanonicalRecord and s.record_dict() is entry and s.entry() is entry
+    plain = s.record().as_dict()
+    assert merkle._orjson_form(plain) == entry.text == canonical(plain)  # a record takes the fast encoder
+    assert s.entry_hash() == hashlib.sha256(b"\x00" + entry.text.encode()).hexdigest()
+    led = open_ledger(tmp_path / "l.db")
+    writer = LedgerWriter(led, flush_s=0.01)
+    writer.submit(s.record_dict)
+    writer.close()
+    led = open_ledger(tmp_path / "l.db")
+    assert led.leaves() == [bytes.fromhex(s.entry_hash() or "")]
+    led.close()
+    bad = Call("gateway", "openai", "/chat/completions", "m\ud800", upstream="u", tokens=Tokens(input=1, output=1))
+    unstorable = settle(bad, Context())  # the receipt names the model as asked: no canonical form
+    assert unstorable.entry_hash() is None and type(unstorable.record_dict()) is dict  # the writer sets it aside

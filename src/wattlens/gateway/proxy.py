@@ -61,6 +61,7 @@ class _Relay:
     settled: bool = False
     ended: bool = False
     settlement: Settlement | None = None
+    entry_sent: bool = False
 
 
 class Proxy:
@@ -149,6 +150,8 @@ class Proxy:
             async for ev in events(r.lines()):
                 if ev is not None:
                     out.extend(self._pieces(call, u, st, ev, wants_usage))
+                    if st.tracker.finished and (note := self._entry_note(call, st)) is not None:
+                        out.append(note)  # in the same write as the end marker: one send less per stream
                 elif out:  # the end of a network read: write what it brought in one send
                     yield out[0] if len(out) == 1 else b"".join(out)
                     out.clear()
@@ -170,11 +173,21 @@ class Proxy:
                 elif call.outcome == "ok" and not st.ended:
                     call.outcome = "client_disconnected"
                 st.settlement = self._settle(call, u, st.tracker)
-        if st.settlement is not None and self.gw.ledger is not None and (entry := st.settlement.entry_hash()):
-            # after the end marker (SSE parsers skip comments): the record is final only once the stream is
-            out.append(comment("wattlens-entry " + _dumps({"record": call.request_id, "entry_hash": entry})))
+        if (note := self._entry_note(call, st)) is not None:  # a stream that ended without its end marker
+            out.append(note)
         if out:
             yield b"".join(out)
+
+    def _entry_note(self, call: Call, st: _Relay) -> bytes | None:
+        """The record's entry hash as an SSE comment (parsers skip it), once, after the stream's end marker:
+        the record is final only then."""
+        if st.entry_sent or st.settlement is None or self.gw.ledger is None:
+            return None
+        st.entry_sent = True
+        entry = st.settlement.entry_hash()
+        return (
+            None if entry is None else comment("wattlens-entry " + _dumps({"record": call.request_id, "entry_hash": entry}))
+        )
 
     def _pieces(self, call: Call, u: Upstream, st: _Relay, ev: Event, wants_usage: bool) -> Iterator[bytes]:
         """What the client gets for one upstream event: the event itself, or with the receipt attached."""
