@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import json.encoder
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -364,14 +364,36 @@ class Batched:
     """A node source that reads every node one proof needs at once (a query per table, not one per node).
 
     A proof's shape depends only on the index and the sizes, never on the hashes, so the proof is
-    first run on placeholder hashes to learn which nodes it reads; `read_many` then fetches them.
-    Called with one (level, index), it reads that node alone.
+    first run on placeholder hashes to learn which nodes it reads; `read_many` then fetches them:
+    the leaves by `leaves(indices)` -> (index, hash) and the interior nodes by `inner(keys)` ->
+    (level, index, hash). Called with one (level, index), it reads that node alone. A node the
+    store lacks is an error that says what to do (`hint`).
     """
 
-    __slots__ = ("read_many",)
+    __slots__ = ("_hint", "_inner", "_leaves")
 
-    def __init__(self, read_many: Callable[[Sequence[NodeKey]], dict[NodeKey, bytes]]) -> None:
-        self.read_many = read_many
+    def __init__(
+        self,
+        leaves: Callable[[list[int]], Iterable[tuple[int, bytes]]],
+        inner: Callable[[list[NodeKey]], Iterable[tuple[int, int, bytes]]],
+        hint: str,
+    ) -> None:
+        self._leaves, self._inner, self._hint = leaves, inner, hint
+
+    def read_many(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        from wattlens.errors import WattlensError
+
+        leaves = [i for lv, i in keys if lv == 0]
+        inner = [(lv, i) for lv, i in keys if lv > 0]
+        got: dict[NodeKey, bytes] = {}
+        if leaves:
+            got.update(((0, i), h) for i, h in self._leaves(leaves))
+        if inner:
+            got.update(((lv, i), h) for lv, i, h in self._inner(inner))
+        for k in keys:
+            if k not in got:
+                raise WattlensError(f"the log has no node {k[0]}/{k[1]}: {self._hint}")
+        return got
 
     def __call__(self, level: int, index: int) -> bytes:
         return self.read_many([(level, index)])[(level, index)]

@@ -158,29 +158,22 @@ class PostgresLedger:
     @property
     def node(self) -> merkle.Batched:
         """Stored hashes of perfect subtrees, for proofs: `node(level, index)`, or all a proof needs at once."""
-        return merkle.Batched(self._nodes)
+        return merkle.Batched(self._leaf_hashes, self._inner_nodes, "run wattlens log migrate")
 
-    def _nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
-        """Stored hashes of perfect subtrees (leaves at level 0, interior nodes above): two queries at most."""
-        leaves = [i + 1 for lv, i in keys if lv == 0]
-        inner = [(lv, i) for lv, i in keys if lv > 0]
-        got: dict[merkle.NodeKey, bytes] = {}
+    def _leaf_hashes(self, indices: list[int]) -> list[tuple[int, bytes]]:
+        q = "SELECT seq, leaf FROM wattlens_records WHERE seq = ANY(%s) AND leaf IS NOT NULL"
         with self._lock:
-            db = self._connection()
-            if leaves:
-                q = "SELECT seq, leaf FROM wattlens_records WHERE seq = ANY(%s) AND leaf IS NOT NULL"
-                got.update(((0, int(s) - 1), bytes.fromhex(str(h))) for s, h in db.execute(q, (leaves,)))
-            if inner:
-                q = (
-                    "SELECT n.level, n.idx, n.hash FROM wattlens_log_nodes n "
-                    "JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx"
-                )
-                rows = db.execute(q, ([lv for lv, _ in inner], [i for _, i in inner]))
-                got.update(((int(lv), int(i)), bytes(h)) for lv, i, h in rows)
-        for k in keys:
-            if k not in got:
-                raise WattlensError(f"the log has no node {k[0]}/{k[1]}: run wattlens log migrate")
-        return got
+            rows = self._connection().execute(q, ([i + 1 for i in indices],)).fetchall()
+        return [(int(s) - 1, bytes.fromhex(str(h))) for s, h in rows]
+
+    def _inner_nodes(self, keys: list[merkle.NodeKey]) -> list[tuple[int, int, bytes]]:
+        q = (
+            "SELECT n.level, n.idx, n.hash FROM wattlens_log_nodes n "
+            "JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx"
+        )
+        with self._lock:
+            rows = self._connection().execute(q, ([lv for lv, _ in keys], [i for _, i in keys])).fetchall()
+        return [(int(lv), int(i), bytes(h)) for lv, i, h in rows]
 
     def put_checkpoint(self, size: int, note: str, ts: str) -> None:
         """Keep a signed checkpoint of the log (the gateway signs them); the same note is kept once."""

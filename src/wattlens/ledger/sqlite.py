@@ -144,26 +144,24 @@ class SQLiteLedger:
     @property
     def node(self) -> merkle.Batched:
         """Stored hashes of perfect subtrees, for proofs: `node(level, index)`, or all a proof needs at once."""
-        return merkle.Batched(self._nodes)
+        return merkle.Batched(self._leaf_hashes, self._inner_nodes, f"run wattlens log migrate --ledger {self.path}")
 
-    def _nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
-        """Stored hashes of perfect subtrees (leaves at level 0, interior nodes above): two queries at most."""
-        leaves = [i + 1 for lv, i in keys if lv == 0]
-        inner = [(lv, i) for lv, i in keys if lv > 0]
-        got: dict[merkle.NodeKey, bytes] = {}
+    def _leaf_hashes(self, indices: list[int]) -> list[tuple[int, bytes]]:
+        out = []
         with self._lock:
-            for part in _chunks(leaves, 500):
+            for part in _chunks([i + 1 for i in indices], 500):  # SQLite caps a statement's parameters
                 q = f"SELECT seq, leaf FROM records WHERE seq IN ({','.join('?' * len(part))}) AND leaf IS NOT NULL"
-                got.update(((0, int(s) - 1), bytes.fromhex(str(h))) for s, h in self._db.execute(q, part))
-            for part in _chunks(inner, 250):
+                out += [(int(s) - 1, bytes.fromhex(str(h))) for s, h in self._db.execute(q, part)]
+        return out
+
+    def _inner_nodes(self, keys: list[merkle.NodeKey]) -> list[tuple[int, int, bytes]]:
+        out = []
+        with self._lock:
+            for part in _chunks(keys, 250):
                 pairs = ", ".join(["(?, ?)"] * len(part))
                 q = f"SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES {pairs})"
-                args = [x for pair in part for x in pair]
-                got.update(((int(lv), int(i)), bytes(h)) for lv, i, h in self._db.execute(q, args))
-        for k in keys:
-            if k not in got:
-                raise WattlensError(f"the log has no node {k[0]}/{k[1]}: run wattlens log migrate --ledger {self.path}")
-        return got
+                out += [(int(lv), int(i), bytes(h)) for lv, i, h in self._db.execute(q, [x for k in part for x in k])]
+        return out
 
     def put_checkpoint(self, size: int, note: str, ts: str) -> None:
         """Keep a signed checkpoint of the log (the gateway signs them); the same note is kept once."""
