@@ -251,3 +251,35 @@ def test_postgres_url_error_hides_password() -> None:
     with pytest.raises(WattlensError) as e:
         open_ledger("postgresql://u:hunter2@127.0.0.1:9/db?connect_timeout=2")
     assert "hunter2" not in str(e.value) and time.time() - t0 < 10
+
+
+def test_postgres_replica_starting_while_another_appends(postgres: str) -> None:
+    """A replica that opens the log (its schema statements) while another appends: neither fails."""
+    import threading
+
+    led = open_ledger(postgres)
+    led._db.execute("DROP TABLE IF EXISTS wattlens_records, wattlens_log_state, wattlens_log_nodes")
+    led.close()
+    writer = open_ledger(postgres)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def append() -> None:
+        i = 10_000
+        try:
+            while not stop.is_set():
+                writer.append([{**rec(j), "id": f"w{j}"} for j in range(i, i + 50)])
+                i += 50
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    t = threading.Thread(target=append)
+    t.start()
+    try:
+        for _ in range(40):
+            open_ledger(postgres).close()
+    finally:
+        stop.set()
+        t.join()
+        writer.close()
+    assert errors == []

@@ -498,9 +498,9 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     it = a.entries()
     first = next(it)
     a.append([rec(500)])
-    assert first.seq == 1 and first.extracted and len([first, *it]) in (21, 22) and a.count() == 22
-    # the database's JSON functions read ts and id (fast path); a ts column edit and a body that is
-    # no longer JSON are still named, and the records after the broken one are still checked
+    assert first.seq == 1 and len([first, *it]) in (21, 22) and a.count() == 22
+    # rows as stored, ts and id read in Python; a ts column edit and a body that is no longer JSON
+    # are named, and the records after the broken one are still checked
     with psycopg.connect(postgres, autocommit=True) as con:
         con.execute("UPDATE wattlens_records SET ts = '2020-01-01T00:00:00+00:00' WHERE seq = 3")
         con.execute("UPDATE wattlens_records SET body = 'not json' WHERE seq = 5")

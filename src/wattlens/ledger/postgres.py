@@ -73,7 +73,11 @@ class PostgresLedger:
         self.host = url.split("@")[-1].split("/")[0]
         try:
             self._db = psycopg.connect(url, autocommit=True)
-            self._db.execute(SCHEMA)
+            # Under the appenders' lock: the ALTERs take their tables' exclusive locks, and a replica
+            # starting while another appends deadlocked with it (PostgreSQL then aborted the append).
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                self._db.execute(SCHEMA)
         except psycopg.Error as e:
             raise WattlensError(f"cannot open the PostgreSQL ledger at {self.host}: {type(e).__name__}") from e
         self._lock = threading.Lock()
@@ -228,26 +232,11 @@ class PostgresLedger:
             db.close()
 
     def entries(self) -> Iterator[Entry]:
-        """Every record in order, with its top-level ts and id read by PostgreSQL's JSON functions (in C,
-        for verify's speed: as SQLite's entries); from a body that is not JSON on, the rest are read plainly."""
-        last = 0
-        fast = (
-            "SELECT seq, ts, body, leaf, id, json_typeof(b->'ts'), b->>'ts', json_typeof(b->'id'), b->>'id' "
-            "FROM (SELECT seq, ts, body, leaf, id, body::json AS b FROM wattlens_records WHERE seq > %s) AS r ORDER BY seq"
-        )
-        plain = "SELECT seq, ts, body, leaf, id FROM wattlens_records WHERE seq > %s ORDER BY seq"
-        texts = ("string", "null", None)  # a number or an object is left to Python, which reads it its own way
-        try:
-            for seq, ts, body, leaf, rid, tts, bts, tid, bid in self._stream(fast, (last,)):
-                last = int(seq)
-                yield Entry(
-                    last, str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid),
-                    tts in texts and tid in texts, bts, bid,
-                )  # fmt: skip
-            return
-        except self._psycopg.errors.InvalidTextRepresentation:  # a body that is not JSON (verify names it)
-            pass
-        for seq, ts, body, leaf, rid in self._stream(plain, (last,)):
+        """Every record in order, as stored. (Not with ts and id read by PostgreSQL's JSON functions, as
+        SQLite's: each `->` on a json value parses the whole body again, 56 µs a record against 7 µs
+        for the plain row and a parse in Python.)"""
+        q = "SELECT seq, ts, body, leaf, id FROM wattlens_records ORDER BY seq"
+        for seq, ts, body, leaf, rid in self._stream(q):
             yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
 
     def leaves(self) -> list[bytes]:

@@ -69,6 +69,15 @@ class Entry:
     body_id: object = None
 
 
+def _quick_loads(text: str) -> object:
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # the standard library's answer (or error) for what orjson will not read
+
+
 def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[Problem], list[bytes]]:
     """Recompute every leaf from its body; name what does not match. Returns the problems and the leaves.
 
@@ -92,6 +101,8 @@ def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[
             fast = e.leaf == leaf.hex()
             if fast and e.extracted and isinstance(e.body_ts, str | None) and isinstance(e.body_id, str | None):
                 body: object = {"ts": e.body_ts, "id": e.body_id}
+            elif fast:  # only its ts and id are read: orjson, ~4x the standard library (exact ints do not matter)
+                body = _quick_loads(e.body)
             else:
                 body = json.loads(e.body)
             if not fast:
