@@ -18,7 +18,7 @@ from test_ledger import postgres, rec  # noqa: F401 - the PostgreSQL server fixt
 
 from wattlens.cli import main
 from wattlens.errors import WattlensError
-from wattlens.ledger import merkle, open_ledger
+from wattlens.ledger import jcs, merkle, open_ledger
 from wattlens.ledger.chain import link
 from wattlens.ledger.note import (
     Checkpoint,
@@ -132,16 +132,16 @@ def test_canonical_json_is_rfc8785() -> None:
         if x == x and abs(x) != float("inf"):
             floats.append(x)
     for i in range(0, len(floats), 500):
-        assert merkle.entry_bytes(floats[i : i + 500]) == rfc8785.dumps(floats[i : i + 500])
+        assert jcs.entry_bytes(floats[i : i + 500]) == rfc8785.dumps(floats[i : i + 500])
     odd = rec(1) | {
         "tags": {"\u00e9": 'a\n\x01"\\\u2028', "\ue000": 1, "\U0001f600": 2, "z": [True, None, -0.0, 1e21, 1e-7, 100.0]},
         "tokens": {"input": 2**53 - 1},
     }
-    assert merkle.entry_bytes(odd) == rfc8785.dumps(odd)
-    assert merkle.entry_bytes({1: (1, 2)}) == b'{"1":[1,2]}'  # as json would store it
+    assert jcs.entry_bytes(odd) == rfc8785.dumps(odd)
+    assert jcs.entry_bytes({1: (1, 2)}) == b'{"1":[1,2]}'  # as json would store it
     for bad in ({"a": float("nan")}, {"a": 2**53}):
         with pytest.raises(ValueError):
-            merkle.entry_bytes(bad)
+            jcs.entry_bytes(bad)
 
 
 def test_canonical_json_fast_path_is_rfc8785_on_random_values() -> None:
@@ -166,10 +166,10 @@ def test_canonical_json_fast_path_is_rfc8785_on_random_values() -> None:
     @settings(max_examples=600, deadline=None)
     @given(values)
     def agree(v: object) -> None:
-        assert merkle.entry_bytes(v) == rfc8785.dumps(v)
+        assert jcs.entry_bytes(v) == rfc8785.dumps(v)
 
     agree()
-    assert merkle._orjson_form({"a": [1.0, 1e-7, 1e21], "s": "1.0, e-5"}) == '{"a":[1,1e-7,1e+21],"s":"1.0, e-5"}'
+    assert jcs._orjson_form({"a": [1.0, 1e-7, 1e21], "s": "1.0, e-5"}) == '{"a":[1,1e-7,1e+21],"s":"1.0, e-5"}'
 
 
 # -- C2SP notes --------------------------------------------------------------------------------------
@@ -709,7 +709,7 @@ def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(
             for rid, entry in zip(ids, entries, strict=True):
                 stored = led.locate(rid)
                 assert stored is not None
-                assert entry == merkle.leaf_hash(merkle.entry_bytes(json.loads(stored[1]))).hex()
+                assert entry == merkle.leaf_hash(jcs.entry_bytes(json.loads(stored[1]))).hex()
             swapped = json.loads(led.locate(ids[3])[1])  # type: ignore[index]
             assert httpx.get(gw.url + "/wattlens/log/consistency?old=x", headers=h).status_code == 400
             assert httpx.get(gw.url + "/wattlens/log/consistency?old=9", headers=h).status_code == 400

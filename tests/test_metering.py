@@ -86,7 +86,7 @@ def test_the_entry_is_made_once_by_the_fast_encoder_and_stored_as_it_is(tmp_path
     """The answer's entry hash and the ledger commit to the same bytes, encoded once (orjson's path)."""
     import hashlib
 
-    from wattlens.ledger import merkle
+    from wattlens.ledger import jcs
     from wattlens.ledger.chain import CanonicalRecord, canonical
 
     call = Call("gateway", "openai", "/chat/completions", "gpt-4o-mini", upstream="u", tokens=Tokens(input=50, output=20))
@@ -94,7 +94,7 @@ def test_the_entry_is_made_once_by_the_fast_encoder_and_stored_as_it_is(tmp_path
     entry = s.entry()
     assert type(entry) is CanonicalRecord and s.record_dict() is entry and s.entry() is entry
     plain = s.record().as_dict()
-    assert merkle._orjson_form(plain) == entry.text == canonical(plain)  # a record takes the fast encoder
+    assert jcs._orjson_form(plain) == entry.text == canonical(plain)  # a record takes the fast encoder
     assert s.entry_hash() == hashlib.sha256(b"\x00" + entry.text.encode()).hexdigest()
     led = open_ledger(tmp_path / "l.db")
     writer = LedgerWriter(led, flush_s=0.01)

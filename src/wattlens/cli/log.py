@@ -197,7 +197,7 @@ def verify_receipt(
     ] = None,
 ) -> None:
     """Check offline, with no access to the ledger, that a record is in the log the key signed."""
-    from wattlens.ledger import merkle
+    from wattlens.ledger import jcs, merkle
     from wattlens.ledger.note import NoteError, Proof, read_checkpoint
 
     verifier = _verifier(key)
@@ -209,7 +209,7 @@ def verify_receipt(
     except (NoteError, ValueError) as e:
         err.print(f"[bold red]receipt does not verify[/]: {e}")
         raise typer.Exit(1) from e
-    leaf = merkle.leaf_hash(merkle.entry_bytes(body))
+    leaf = merkle.leaf_hash(jcs.entry_bytes(body))
     if entry_hash is not None and entry_hash.strip().lower() != leaf.hex():
         err.print(
             f"[bold red]receipt does not verify[/]: this record's entry hash is {leaf.hex()}, not the "

@@ -91,7 +91,7 @@ class Route:
     artefact: str | None = None  # default: the router shipped with wattlens
     threshold: float | None = None  # default: the artefact's calibrated threshold
     embed_all: bool = False  # True: skip the cheap first stage (better routing, slower decisions)
-    embedder: str = "int8"  # how the embedding stage runs all-MiniLM-L6-v2: "int8" or "fp32" (route.EMBEDDERS)
+    embedder: str = "int8"  # how the embedding stage runs all-MiniLM-L6-v2: route.ROUTER_EMBEDDER (a test checks)
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,13 @@ def gateway_config(settings: Settings, context: Context | None = None) -> Gatewa
     for i, r in enumerate(data.get("routes", [])):
         if not all(k in r for k in ("small", "large")):
             raise ConfigError(f"{where}: [[routes]] #{i + 1} needs small and large model names")
-        embedder = str(r.get("embedder", "int8"))
-        if embedder not in ("int8", "fp32"):
-            raise ConfigError(f'{where}: [[routes]] #{i + 1} embedder must be "int8" or "fp32", got {embedder!r}')
+        from wattlens.route import EMBEDDERS, ROUTER_EMBEDDER  # with routes only: the gateway loads it for them
+
+        embedder = str(r.get("embedder", ROUTER_EMBEDDER))
+        if embedder not in EMBEDDERS:
+            raise ConfigError(
+                f"{where}: [[routes]] #{i + 1} embedder must be one of {', '.join(EMBEDDERS)}, got {embedder!r}"
+            )
         routes.append(
             Route(
                 str(r.get("name", "wattlens/auto")),

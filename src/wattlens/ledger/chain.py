@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wattlens.ledger.merkle import canonical_text, leaf_hash
+from wattlens.ledger.jcs import canonical_text
+from wattlens.ledger.merkle import leaf_hash
 
 GENESIS = "0" * 64
 NEAR = 8  # how far a swapped record is looked for around its place

@@ -14,14 +14,16 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from wattlens.ledger import merkle
+import orjson
+
+from wattlens.ledger import jcs, merkle
 from wattlens.ledger.chain import Problem
 from wattlens.ledger.note import Checkpoint
 
 
 def leaf_of(body_text: str) -> bytes:
     """The leaf hash of a stored record body (its canonical JSON text)."""
-    return merkle.leaf_hash(merkle.entry_bytes(json.loads(body_text)))
+    return merkle.leaf_hash(jcs.entry_bytes(json.loads(body_text)))
 
 
 @dataclass(slots=True)
@@ -70,8 +72,6 @@ class Entry:
 
 
 def _quick_loads(text: str) -> object:
-    import orjson
-
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -106,7 +106,7 @@ def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[
             else:
                 body = json.loads(e.body)
             if not fast:
-                leaf = merkle.leaf_hash(merkle.entry_bytes(body))
+                leaf = merkle.leaf_hash(jcs.entry_bytes(body))
         except ValueError as ex:
             problems.append(Problem(e.seq, "changed", f"the record is not valid JSON any more: {ex}"))
             leaves.append(merkle.leaf_hash(e.body.encode("utf-8", "replace")))
