@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from wattlens.context import Context, Place
@@ -26,11 +28,24 @@ def test_worked_example_france_on_aws(factors: FactorSet) -> None:
     site = site_at(factors, zone="FR", facility="aws")
     fp = footprint(E, site, method="measured", boundary=["accelerator", "facility"], factors_version="t")
     # By hand: AWS PUE 1.12/1.15/1.18, WUE 0.12/0.15/0.18 L/kWh; France 56.039 gCO2e/kWh, 3.6737 L/kWh off-site.
-    approx_iv(fp.facility_wh, 1.12, 2.30, 4.72)
-    approx_iv(fp.carbon_location_g, 1.12 * 0.056039, 2.30 * 0.056039, 4.72 * 0.056039)
+    # The energy (1/2/4 Wh) and the PUE or WUE are independent: mids multiply, log spreads add in quadrature.
+    fac = (
+        2.30 * math.exp(-math.hypot(math.log(2 / 1), math.log(1.15 / 1.12))),
+        2.30,
+        2.30 * math.exp(math.hypot(math.log(4 / 2), math.log(1.18 / 1.15))),
+    )
+    approx_iv(fp.facility_wh, *fac)
+    approx_iv(fp.carbon_location_g, *(x * 0.056039 for x in fac))
     assert fp.carbon_location_g.mid == pytest.approx(0.1288897, rel=1e-6)
-    approx_iv(fp.water_onsite_ml, 0.12, 0.30, 0.72)
-    approx_iv(fp.water_offsite_ml, 1.12 * 3.6737, 2.30 * 3.6737, 4.72 * 3.6737)
+    approx_iv(
+        fp.water_onsite_ml,
+        0.30 * math.exp(-math.hypot(math.log(2), math.log(0.15 / 0.12))),
+        0.30,
+        0.30 * math.exp(math.hypot(math.log(2), math.log(0.18 / 0.15))),
+    )
+    approx_iv(fp.water_offsite_ml, *(x * 3.6737 for x in fac))
+    # Narrower than bound by bound (both at their extremes at once), wider than the energy's own spread.
+    assert 1.12 < fp.facility_wh.low < 1.15 and 4.6 < fp.facility_wh.high < 4.72
     assert fp.carbon_market_g == fp.carbon_location_g
     assert "market-equals-location" in fp.warnings
     assert fp.grid.zone == "FR" and fp.grid.mix["nuclear"] > 0.6
@@ -44,7 +59,7 @@ def test_carbon_and_water_identities_hold_for_any_zone(factors: FactorSet, zone:
     for part in ("low", "mid", "high"):
         fac = getattr(fp.facility_wh, part)
         assert getattr(fp.carbon_location_g, part) == pytest.approx(fac * z.intensity_g_per_kwh / 1000)
-        onsite = getattr(E, part) * getattr(site.wue_l_per_kwh, part)
+        onsite = getattr(E.times_independent(site.wue_l_per_kwh), part)
         offsite = fac * z.water_offsite_l_per_kwh
         assert getattr(fp.water_ml, part) == pytest.approx(onsite + offsite)
 

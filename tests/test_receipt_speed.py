@@ -120,8 +120,9 @@ def _reference_estimate(plan: receipt._Plan, i: int, o: int, c: int) -> RequestE
     lo_f, hi_f = math.exp(-math.hypot(*down)), math.exp(math.hypot(*up))
     energy = Interval(j_mid * lo_f / 3600.0, j_mid / 3600.0, j_mid * hi_f / 3600.0)
     s_mid = ps + ds
-    basis = (*pr.basis_name, e_mid, w_mid, step)
-    return RequestEstimate(energy, Interval(s_mid * lo_f, s_mid, s_mid * hi_f), pr.n_gpus, pr.acc.name, pr.warnings, basis)
+    basis = (*pr.basis_name, e_mid, pr.fleet.mid, w_mid, step)
+    accelerator_s = Interval(s_mid * lo_f, s_mid, s_mid * hi_f)
+    return RequestEstimate(energy, accelerator_s, pr.n_gpus, pr.acc.name, pr.warnings, basis, pr.fleet)
 
 
 def _reference(req: LLMRequest, ctx: Context, boundary: str, embodied: bool = True) -> Footprint:
@@ -133,7 +134,7 @@ def _reference(req: LLMRequest, ctx: Context, boundary: str, embodied: bool = Tr
         acc_hw, host_hw = plan.hosts
         shares = (EmbodiedShare(acc_hw, 1.0, est.accelerator_s), EmbodiedShare(host_hw, 1.0 / 8, est.accelerator_s))
     return footprint(
-        scale_to_boundary(est.accelerator_wh, boundary),
+        scale_to_boundary(est.accelerator_wh, boundary, fleet=est.fleet),
         plan.site.at(ctx, None),
         method="estimated",
         boundary=plan.boundary_parts,
@@ -265,7 +266,7 @@ def test_a_time_resolved_feed_gives_the_reference_receipt(tmp_path: Path) -> Non
             EmbodiedShare(plan.hosts[1], 1.0 / 8, est.accelerator_s),  # type: ignore[index]
         )
         ref = footprint(
-            scale_to_boundary(est.accelerator_wh, "datacenter"),
+            scale_to_boundary(est.accelerator_wh, "datacenter", fleet=est.fleet),
             plan.site.at(ctx, at),
             method="estimated",
             boundary=plan.boundary_parts,

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wattlens.errors import InputError
 from wattlens.units import Interval
@@ -35,3 +37,27 @@ def test_json_round_trip_keeps_significant_digits() -> None:
 
 def test_width_ratio() -> None:
     assert Interval(2.0, 3.0, 8.0).width_ratio == 4.0
+
+
+_pos = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False)
+
+
+@given(st.lists(_pos, min_size=3, max_size=3), st.lists(_pos, min_size=3, max_size=3))
+def test_independent_factors_add_their_log_spreads_in_quadrature(a: list[float], b: list[float]) -> None:
+    """mids multiply; each side's log spread is the hypotenuse of the two; never wider than bound by bound,
+    never narrower than the wider factor alone."""
+    import math
+
+    x, y = Interval(*sorted(a)), Interval(*sorted(b))
+    p = x.times_independent(y)
+    assert p.mid == pytest.approx(x.mid * y.mid, rel=1e-12)
+    assert x.low * y.low * (1 - 1e-9) <= p.low <= p.mid <= p.high <= x.high * y.high * (1 + 1e-9)
+    down = math.hypot(math.log(x.mid / x.low), math.log(y.mid / y.low))
+    assert p.low == pytest.approx(p.mid * math.exp(-down), rel=1e-9)
+    widest = max(math.log(x.high / x.mid), math.log(y.high / y.mid))
+    assert math.log(p.high / p.mid) >= widest - 1e-9
+
+
+def test_a_point_factor_scales_and_a_zero_low_falls_back_to_bounds() -> None:
+    assert Interval(1.0, 2.0, 4.0).times_independent(Interval.point(3.0)) == Interval(3.0, 6.0, 12.0)
+    assert Interval(0.0, 2.0, 4.0).times_independent(Interval(1.0, 2.0, 3.0)) == Interval(0.0, 4.0, 12.0)

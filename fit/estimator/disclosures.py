@@ -23,6 +23,8 @@ from wattlens.units import Interval
 
 MEDIAN_TURN = (1020, 129)  # Azure conversation trace 2023, medians
 MEAN_TURN = (1155, 211)  # same trace, means
+# Oviedo et al. (arXiv 2509.20241) state theirs: input fixed at 500 tokens, output median 300.
+MICROSOFT_TURN = (500, 300)
 # ML.ENERGY does not record input lengths: each task's mean input is fitted with the coefficients.
 TASK_INPUT = {k: round(v) for k, v in calibration().task_input_tokens.items()}
 
@@ -71,10 +73,11 @@ CASES = [
         "Microsoft, frontier models on H100, median query (arXiv 2509.20241)",
         0.31,
         "Wh",
-        LLMRequest(model="gpt-4o", input_tokens=MEDIAN_TURN[0], output_tokens=MEDIAN_TURN[1], hardware="H100"),
+        LLMRequest(model="gpt-4o", input_tokens=MICROSOFT_TURN[0], output_tokens=MICROSOFT_TURN[1], hardware="H100"),
         Place(zone="US", facility="microsoft"),
         "facility_wh",
         1.5,
+        "the paper's own query: 500 input tokens, output median 300 (exponential, IQR 129-618)",
     ),
     Case(
         "Epoch AI, GPT-4o, 500 output tokens (Feb 2025)",
@@ -194,7 +197,8 @@ def throughput() -> list[tuple[str, float, float, str]]:
     # DeepSeek: 14.8k output tokens/s per 8-GPU H800 node, 20-22 tokens/s per user (so ~85 sequences per
     # GPU), average context 4,989 tokens per output token, decode units of 144 GPUs, FP8.
     per_gpu = 14_800 / 8 / 21.0
-    w = Workload(37, 671, "fp8", 144, per_gpu * 144, 4989 - 250, 500, 0, arch.kv_bytes_per_token, arch.attn_width_layers)
+    w = Workload(37, 671, "fp8", 144, per_gpu * 144, 4989 - 250, 500, 0, arch.kv_bytes_per_token, arch.attn_width_layers,
+                 arch.route_share)  # fmt: skip
     out = [
         (
             "DeepSeek V3/R1 in production, H800 (open-infra-index, Day 6, Mar 2025)",
@@ -221,6 +225,7 @@ def throughput() -> list[tuple[str, float, float, str]]:
                 0.0,
                 a.kv_bytes_per_token if a else 0.0,
                 a.attn_width_layers if a else 0.0,
+                a.route_share if a else 0.0,
             )
             ratios.append(
                 tokens_per_s_per_gpu(w, acc, cal.coefficients) / (float(r["output_throughput_tokens_per_sec"]) / n)

@@ -50,7 +50,7 @@ PARAMS = [
     ("p_batch", 0.03, 1e-4, 0.2),
     ("p_gpus", 0.02, 1e-4, 0.3),
     # Prefill power: compute-bound work draws at least half of TDP; the data choose within the band.
-    ("p_prefill", 0.75, 0.5, 1.0),
+    ("p_prefill", 0.9, 0.8, 1.0),
     ("moe_touch", 0.5, 0.05, 1.0),
     ("fp8_bytes", 1.2, 1.0, 2.0),
     ("b200_efficiency", 1.0, 0.2, 2.0),
@@ -131,6 +131,7 @@ def workload(r: dict[str, object], input_tokens: float) -> Workload:
         output_tokens=r["output"],
         kv_bytes_per_token=arch.kv_bytes_per_token if arch else 0.0,
         attn_width_layers=arch.attn_width_layers if arch else 0.0,
+        route_share=arch.route_share if arch else 0.0,
     )  # type: ignore[arg-type]
 
 

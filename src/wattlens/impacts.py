@@ -156,7 +156,7 @@ def site_basis(ctx: Context, *, default_zone: str | None = None, default_facilit
 
 
 def facility_energy_wh(energy_wh: Interval, pue: Interval) -> Interval:
-    return energy_wh * pue
+    return energy_wh.times_independent(pue)  # the PUE's uncertainty is not the energy's
 
 
 def carbon_g(energy_wh: Interval, intensity_g_per_kwh: float) -> Interval:
@@ -203,7 +203,7 @@ def _embodied_signed(shares: Sequence[EmbodiedShare]) -> Interval:
 
 
 def water_onsite_ml(energy_wh: Interval, wue_l_per_kwh: Interval) -> Interval:
-    return energy_wh * wue_l_per_kwh  # L/kWh == mL/Wh
+    return energy_wh.times_independent(wue_l_per_kwh)  # L/kWh == mL/Wh
 
 
 def water_offsite_ml(facility_wh: Interval, water_l_per_kwh: float) -> Interval:

@@ -27,7 +27,7 @@ from wattlens.estimate import (
 )
 from wattlens.footprint import Footprint, Grid, Tokens, new_footprint, new_tokens
 from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
-from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval, _sig6, interval, sig6_all
+from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval, _sig6, independent_product, interval, sig6_all
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
@@ -104,7 +104,7 @@ def _receipt(plan: _Plan, request: LLMRequest, ctx: Context, boundary: str, at: 
             EmbodiedShare(host_hw, 1.0 / GPUS_PER_HOST, est.accelerator_s),
         )
     return footprint(
-        scale_to_boundary(est.accelerator_wh, boundary),
+        scale_to_boundary(est.accelerator_wh, boundary, fleet=est.fleet),
         plan.site.at(ctx, at),
         method="estimated",
         boundary=plan.boundary_parts,
@@ -159,6 +159,7 @@ class _Fast:
         "assumed",
         "embodied",
         "facility",
+        "fleet",
         "host",
         "idle",
         "priced",
@@ -169,6 +170,8 @@ class _Fast:
     def __init__(self, plan: _Plan, boundary: str) -> None:
         site, prepared = plan.site, plan.prepared
         self.host = (_HOST_FACTOR.low, _HOST_FACTOR.mid, _HOST_FACTOR.high) if boundary != "accelerator" else None
+        fl = prepared.fleet
+        self.fleet = (fl.low, fl.mid, fl.high) if fl.low != 1.0 or fl.high != 1.0 else None
         self.idle = (_IDLE_FACTOR.low, _IDLE_FACTOR.mid, _IDLE_FACTOR.high) if boundary == "datacenter" else None
         self.facility = "facility" in plan.boundary_parts
         self.pue = (site.pue.low, site.pue.mid, site.pue.high)
@@ -197,6 +200,7 @@ class _Fast:
             round(prepared.mid.c_kv / 1e3, 1),
             prepared.basis_name[1],
             case.profile.prefill_efficiency[1],
+            prepared.fleet.mid,
         )
         self.priced: _Priced | None = None
 
@@ -231,15 +235,16 @@ class _Fast:
         a_lo, a_mid, a_hi, s_lo, s_mid, s_hi, batch, step = plan.prepared.figures(inp, out + reasoning, cached)
         if not (a_lo >= 0 and s_lo >= 0):
             return None
-        # scale_to_boundary: x (1 + host ratio), x (1 + idle ratio), bound by bound
+        # scale_to_boundary: x fleet factor, x (1 + host ratio), x (1 + idle ratio), each an independent factor
         e_lo, e_mid, e_hi = a_lo, a_mid, a_hi
         if (h := self.host) is not None:
-            e_lo, e_mid, e_hi = e_lo * h[0], e_mid * h[1], e_hi * h[2]
+            if (fl := self.fleet) is not None:
+                e_lo, e_mid, e_hi = independent_product(e_lo, e_mid, e_hi, *fl)
+            e_lo, e_mid, e_hi = independent_product(e_lo, e_mid, e_hi, *h)
             if (i := self.idle) is not None:
-                e_lo, e_mid, e_hi = e_lo * i[0], e_mid * i[1], e_hi * i[2]
+                e_lo, e_mid, e_hi = independent_product(e_lo, e_mid, e_hi, *i)
         if self.facility:
-            p = self.pue
-            f_lo, f_mid, f_hi = e_lo * p[0], e_mid * p[1], e_hi * p[2]
+            f_lo, f_mid, f_hi = independent_product(e_lo, e_mid, e_hi, *self.pue)
         else:
             f_lo, f_mid, f_hi = e_lo, e_mid, e_hi
         lo = mid = hi = 0.0
@@ -265,9 +270,7 @@ class _Fast:
                 lo,
                 mid,
                 hi,
-                e_lo * w[0],
-                e_mid * w[1],
-                e_hi * w[2],
+                *independent_product(e_lo, e_mid, e_hi, *w),
                 f_lo * x,
                 f_mid * x,
                 f_hi * x,
@@ -291,6 +294,7 @@ class _Fast:
             "architecture": a[6],
             "prefill_efficiency": a[7],
             "tokens_per_s_per_gpu": round(batch / n / step, 1),
+            "fleet_factor": a[8],
         }
 
 

@@ -19,7 +19,8 @@ class Interval:
 
     Arithmetic treats the bounds of the operands as perfectly correlated (low with
     low, high with high): that is conservative for sums and products of positive
-    quantities, which is all wattlens combines.
+    quantities. Independent factors (a boundary ratio, a PUE, a WUE) combine through
+    `times_independent` instead, as the estimator combines its unknown inputs.
     """
 
     low: float
@@ -63,6 +64,10 @@ class Interval:
 
     __rmul__ = __mul__
 
+    def times_independent(self, other: Interval) -> Interval:
+        """The product with an independent quantity (see `independent_product`)."""
+        return interval(*independent_product(self.low, self.mid, self.high, other.low, other.mid, other.high))
+
     def __truediv__(self, other: float) -> Interval:
         if other <= 0:
             raise InputError("an interval can only be divided by a positive number")
@@ -87,6 +92,33 @@ class Interval:
 
 
 IntervalLike = Interval | float | int
+
+
+def independent_product(
+    a_lo: float, a_mid: float, a_hi: float, b_lo: float, b_mid: float, b_hi: float
+) -> tuple[float, float, float]:
+    """The product of two independent positive quantities given as (low, mid, high): the mids multiply
+    and the log spreads below and above the mid add in quadrature, as independent errors do (bound by
+    bound would make both factors sit at their extremes at once). Bound by bound where a low is not
+    positive (no log spread exists). One function, so every path that combines factors gets the same floats.
+    """
+    mid = a_mid * b_mid
+    if not (a_lo > 0 and b_lo > 0):
+        if a_lo < 0 or b_lo < 0:
+            products = [x * y for x in (a_lo, a_hi) for y in (b_lo, b_hi)]
+            return min(products), mid, max(products)
+        return a_lo * b_lo, mid, a_hi * b_hi
+    if b_lo == b_hi:  # a point factor scales the bounds: exact, and no logarithms
+        return a_lo * b_mid, mid, a_hi * b_mid
+    if a_lo == a_hi:
+        return a_mid * b_lo, mid, a_mid * b_hi
+    log, exp, hypot = math.log, math.exp, math.hypot
+    return (
+        mid * exp(-hypot(log(a_mid / a_lo), log(b_mid / b_lo))),
+        mid,
+        mid * exp(hypot(log(a_hi / a_mid), log(b_hi / b_mid))),
+    )
+
 
 _new = object.__new__
 _slots = vars(Interval)  # the slots' descriptors: setting through them is what the frozen __init__ does

@@ -38,6 +38,7 @@ HOST_RATIO = Interval(0.25, 0.43, 0.60)
 # fleets with more headroom for peaks and failover run up to ~0.3.
 IDLE_RATIO = Interval(0.05, 0.10, 0.30)
 _PRECISION_SET = frozenset(PRECISIONS)
+_NO_FLEET = Interval(1.0, 1.0, 1.0)
 UNCALIBRATED_WIDENING = 1.3  # hardware not in the calibration data: a ±30% spread of its own
 
 
@@ -60,15 +61,17 @@ class RequestEstimate:
     gpus: int
     hardware: str
     warnings: tuple[str, ...]
-    # (serving profile, architecture, prefill efficiency, mid workload, decode step s): what `assumptions` shows
-    basis: tuple[str, str, float, Workload, float] | None = None
+    # (serving profile, architecture, prefill efficiency, fleet factor, mid workload, decode step s):
+    # what `assumptions` shows
+    basis: tuple[str, str, float, float, Workload, float] | None = None
+    fleet: Interval = _NO_FLEET  # fleet accelerator energy over the assumed batch's (server boundary on)
 
     @property
     def assumptions(self) -> dict[str, Any]:
         """Why the figure is what it is: the serving the mid assumes (shown in the receipt)."""
         if self.basis is None:
             return {}
-        profile, arch, eta, w, step = self.basis
+        profile, arch, eta, fleet, w, step = self.basis
         return {
             "serving_profile": profile,
             "hardware": self.hardware,
@@ -80,10 +83,11 @@ class RequestEstimate:
             "architecture": arch,
             "prefill_efficiency": eta,
             "tokens_per_s_per_gpu": round(w.batch_size / w.gpus / step, 1),
+            "fleet_factor": fleet,
         }
 
     def at_boundary(self, boundary: str, pue: IntervalLike = 1.0) -> Interval:
-        return scale_to_boundary(self.accelerator_wh, boundary, pue)
+        return scale_to_boundary(self.accelerator_wh, boundary, pue, self.fleet)
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,16 +117,22 @@ _HOST_FACTOR = HOST_RATIO + 1.0
 _IDLE_FACTOR = IDLE_RATIO + 1.0
 
 
-def scale_to_boundary(accelerator_wh: Interval, boundary: str, pue: IntervalLike = 1.0) -> Interval:
-    """accelerator -> server (x (1 + host ratio)) -> datacenter (x (1 + idle ratio) x PUE)."""
+def scale_to_boundary(
+    accelerator_wh: Interval, boundary: str, pue: IntervalLike = 1.0, fleet: Interval = _NO_FLEET
+) -> Interval:
+    """accelerator -> server (x fleet factor x (1 + host ratio)) -> datacenter (x (1 + idle ratio) x PUE).
+
+    Each ratio is an independent unknown: its log spread adds to the energy's in quadrature."""
     if boundary == "accelerator":
         return accelerator_wh
-    server = accelerator_wh * _HOST_FACTOR
+    server = (accelerator_wh if fleet is _NO_FLEET else accelerator_wh.times_independent(fleet)).times_independent(
+        _HOST_FACTOR
+    )
     if boundary == "server":
         return server
     if boundary == "datacenter":
-        dc = server * _IDLE_FACTOR
-        return dc if isinstance(pue, int | float) and pue == 1.0 else dc * Interval.of(pue)
+        dc = server.times_independent(_IDLE_FACTOR)
+        return dc if isinstance(pue, int | float) and pue == 1.0 else dc.times_independent(Interval.of(pue))
     raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
 
 
@@ -235,6 +245,7 @@ class PreparedRequest:
         "basis_name",
         "calibrated",
         "case",
+        "fleet",
         "mid",
         "n_gpus",
         "q_high",
@@ -248,6 +259,10 @@ class PreparedRequest:
         self.b_mid = None if given_batch else case.profile.batch_per_gpu[1]
         self.mid = MidModel(case, self.b_mid, self.n_gpus)
         self.q_low, self.q_high = q_low, q_high
+        # A fleet's accelerators spend more energy per request than its peak batch gives (serving.json):
+        # counted from the server boundary on, as the servers are operated.
+        f = case.profile.fleet_factor
+        self.fleet = _NO_FLEET if given_batch or f == (1.0, 1.0, 1.0) else Interval(*f)
         (a_lo, _, a_hi), (t_lo, _, t_hi) = case.active, case.total
         self.unknown = not given_batch or a_lo != a_hi or t_lo != t_hi or bool(case.alternatives)
         self.basis_name = (
@@ -326,10 +341,17 @@ class PreparedRequest:
             float(cached_input_tokens),
             arch.kv_bytes_per_token if arch else 0.0,
             arch.attn_width_layers if arch else 0.0,
+            arch.route_share if arch else 0.0,
         )
-        basis = (*self.basis_name, case.profile.prefill_efficiency[1], w_mid, step)
+        basis = (*self.basis_name, case.profile.prefill_efficiency[1], self.fleet.mid, w_mid, step)
         return RequestEstimate(
-            Interval(e_lo, e_mid, e_hi), Interval(s_lo, s_mid, s_hi), self.n_gpus, self.acc.name, self._warnings, basis
+            Interval(e_lo, e_mid, e_hi),
+            Interval(s_lo, s_mid, s_hi),
+            self.n_gpus,
+            self.acc.name,
+            self._warnings,
+            basis,
+            self.fleet,
         )
 
 

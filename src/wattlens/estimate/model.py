@@ -35,6 +35,12 @@ KV_BYTES_PER_TOKEN_PER_SQRT_B = 43_000.0
 # of prefill when the configuration is unknown: Llama-3.1 8B 32 x 4096 = 131k (law 131k), 70B
 # 80 x 8192 = 655k (596k), 405B 126 x 16384 = 2.06M (2.04M); Meta's published configs.
 ATTN_WIDTH_LAYERS_PER_B07 = 30_500.0
+# A MoE token's share of the routed expert weights, per unit of active/total, when the configuration is
+# unknown: active parameters include attention and shared experts, so active/total overstates it. The
+# median of (experts per token / routed experts) / (active / total) over the configurations in
+# architectures.csv: Llama-4 Maverick 0.18, Scout 0.40, DeepSeek-V3 0.57, Qwen3-30B-A3B 0.58,
+# Qwen3-235B-A22B 0.67, Qwen3-Coder-480B 0.69, gpt-oss-120b 0.71, gpt-oss-20b 0.72.
+ROUTE_SHARE_PER_ACTIVE_SHARE = 0.62
 CACHED_INPUT_COST = 0.1  # a cached prefix token is read, not recomputed: ~10% of its prefill
 TP_GROUP_MAX = 8  # chips in one NVLink/ICI node: one tensor-parallel group
 
@@ -83,6 +89,7 @@ class Workload:
     cached_input_tokens: float = 0.0
     kv_bytes_per_token: float = 0.0  # from the model's configuration; 0: the size law
     attn_width_layers: float = 0.0  # layers x heads x head dim; 0: the size law
+    route_share: float = 0.0  # MoE experts per token / routed experts, from the configuration; 0: the law
 
 
 def bytes_per_param(precision: str, c: Coefficients) -> float:
@@ -108,13 +115,20 @@ def weight_bytes_touched(w: Workload, c: Coefficients) -> float:
     b = bytes_per_param(w.precision, c)
     active, total = w.active_params_b, max(w.total_params_b, w.active_params_b)
     if total > active:
-        # Probability that one token routes through a given expert weight; moe_touch < 1
-        # because attention and shared experts make active/total overstate the routed share.
-        frac = min(1.0, c.moe_touch * active / total)
+        # Probability that one token routes through a given expert weight: the configuration's experts
+        # per token over routed experts, else a share of active/total; moe_touch for uneven routing.
+        frac = min(1.0, c.moe_touch * route_share(w))
         touched = active + (total - active) * (1.0 - math.pow(1.0 - frac, w.batch_size))
     else:
         touched = active
     return touched * 1e9 * b
+
+
+def route_share(w: Workload) -> float:
+    """One token's share of a MoE's routed expert weights."""
+    if w.route_share > 0:
+        return w.route_share
+    return ROUTE_SHARE_PER_ACTIVE_SHARE * w.active_params_b / max(w.total_params_b, w.active_params_b)
 
 
 def kv_bytes_per_token(w: Workload) -> float:

@@ -20,6 +20,7 @@ class Architecture:
     kv_bytes_per_token: float  # bf16 KV cache, all attention layers
     attn_width_layers: float  # attention layers x heads x head dim
     source: str
+    route_share: float = 0.0  # routed experts per token / routed experts (MoE); 0: dense or unknown
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,7 +32,9 @@ def _architectures() -> dict[str, Architecture]:
         latent = int(r["kv_latent_dim"])
         # K and V per KV head in bf16; MLA caches one compressed latent (+ rope key) per layer instead.
         kv = attn * latent * 2.0 if latent else 2.0 * attn * kv_heads * head * 2.0
-        arch = Architecture(r["family"], kv, float(attn * int(r["attention_heads"]) * head), r["source"])
+        experts, per_token = int(r["routed_experts"] or 0), int(r["experts_per_token"] or 0)
+        share = per_token / experts if experts else 0.0
+        arch = Architecture(r["family"], kv, float(attn * int(r["attention_heads"]) * head), r["source"], share)
         for mid in r["model_ids"].split(";"):
             out[mid.lower()] = arch
     return out
@@ -52,6 +55,7 @@ class ServingProfile:
     prefill_efficiency: tuple[float, float, float]
     moe_replica_gpus: int  # the widest expert-parallel MoE replica (0: only the fewest that hold it)
     known_moe_replica_gpus: int  # the provider's published layout, 0 when unpublished
+    fleet_factor: tuple[float, float, float] = (1.0, 1.0, 1.0)  # fleet accelerator energy / the batch's
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,4 +74,7 @@ def serving_profile(provider: str | None) -> ServingProfile:
     e_lo, e_mid, e_hi = (float(x) for x in p["prefill_efficiency"])
     hardware = tuple(p["hardware"].get(provider or "", ()))
     known = int(p["known_moe_replica_gpus"].get(provider or "", 0))
-    return ServingProfile(name, (lo, mid, hi), hardware, (e_lo, e_mid, e_hi), int(p["moe_replica_gpus"]), known)
+    f_lo, f_mid, f_hi = (float(x) for x in p.get("fleet_factor", (1.0, 1.0, 1.0)))
+    return ServingProfile(
+        name, (lo, mid, hi), hardware, (e_lo, e_mid, e_hi), int(p["moe_replica_gpus"]), known, (f_lo, f_mid, f_hi)
+    )

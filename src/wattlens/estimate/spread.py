@@ -110,7 +110,8 @@ class Case:
             context = (fin + fout) * kv
             batch = min(per_gpu * n, max(1.0, free / context)) if context > 0 else per_gpu * n
         width = self.arch.attn_width_layers if self.arch else 0.0
-        w = Workload(a, t, self.precision, n, batch, fin, fout, fcached, kv_given, width)
+        share = self.arch.route_share if self.arch else 0.0
+        w = Workload(a, t, self.precision, n, batch, fin, fout, fcached, kv_given, width, share)
         pj, dj, ps, ds, step = request_parts(w, chip, self.c)
         scale = self.profile.prefill_efficiency[1] / self.c.eta_prefill  # prefill time ~ 1 / efficiency
         return w, pj * scale, dj, ps * scale, ds, step
@@ -189,7 +190,13 @@ class MidModel:
     )
 
     def __init__(self, case: Case, per_gpu: float | None, n: int) -> None:
-        from wattlens.estimate.model import ATTN_WIDTH_LAYERS_PER_B07, TP_GROUP_MAX, bytes_per_param, peak_tflops
+        from wattlens.estimate.model import (
+            ATTN_WIDTH_LAYERS_PER_B07,
+            TP_GROUP_MAX,
+            bytes_per_param,
+            peak_tflops,
+            route_share,
+        )
 
         c, chip, arch = case.c, case.acc, case.arch
         a = case.active[1]
@@ -205,7 +212,8 @@ class MidModel:
         # weight_bytes_touched(): constant unless an MoE's touched experts grow with the batch
         bpp = bytes_per_param(case.precision, c)
         if t > a:
-            frac = min(1.0, c.moe_touch * a / t)
+            frac = min(1.0, c.moe_touch * route_share(Workload(a, t, case.precision, n, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                                                               arch.route_share if arch else 0.0)))  # fmt: skip
             self.c_act, self.c_moe_rest, self.c_moe_keep, self.c_bpp_moe = a, t - a, 1.0 - frac, bpp
             self.c_wbt_n = None
         else:
