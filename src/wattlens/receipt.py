@@ -27,7 +27,7 @@ from wattlens.estimate import (
 )
 from wattlens.footprint import Footprint, Grid, Tokens, new_footprint, new_tokens
 from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
-from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval, _sig6, independent_product, interval, sig6_all
+from wattlens.units import S_PER_YEAR, WH_PER_KWH, Interval, _sig6, independent_product, interval, sig6_all, spread_factor
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
@@ -159,9 +159,7 @@ class _Fast:
         "assumed",
         "embodied",
         "facility",
-        "fleet",
-        "host",
-        "idle",
+        "it",
         "priced",
         "pue",
         "wue",
@@ -169,13 +167,18 @@ class _Fast:
 
     def __init__(self, plan: _Plan, boundary: str) -> None:
         site, prepared = plan.site, plan.prepared
-        self.host = (_HOST_FACTOR.low, _HOST_FACTOR.mid, _HOST_FACTOR.high) if boundary != "accelerator" else None
-        fl = prepared.fleet
-        self.fleet = (fl.low, fl.mid, fl.high) if fl.low != 1.0 or fl.high != 1.0 else None
-        self.idle = (_IDLE_FACTOR.low, _IDLE_FACTOR.mid, _IDLE_FACTOR.high) if boundary == "datacenter" else None
+        # scale_to_boundary's factors (fleet, host, idle), the PUE and the WUE, log spreads worked out once
+        it: list[Interval] = []
+        if boundary != "accelerator":
+            if prepared.fleet.low != 1.0 or prepared.fleet.high != 1.0:
+                it.append(prepared.fleet)
+            it.append(_HOST_FACTOR)
+            if boundary == "datacenter":
+                it.append(_IDLE_FACTOR)
+        self.it = tuple(spread_factor(f.low, f.mid, f.high) for f in it)
         self.facility = "facility" in plan.boundary_parts
-        self.pue = (site.pue.low, site.pue.mid, site.pue.high)
-        self.wue = (site.wue_l_per_kwh.low, site.wue_l_per_kwh.mid, site.wue_l_per_kwh.high)
+        self.pue = (spread_factor(site.pue.low, site.pue.mid, site.pue.high),)
+        self.wue = (spread_factor(site.wue_l_per_kwh.low, site.wue_l_per_kwh.mid, site.wue_l_per_kwh.high),)
         # impacts.embodied_g per share: emissions per occupied second (low, mid, high) and 1000 x count
         emb: list[tuple[float, float, float, float]] = []
         for hw, count in zip(plan.hosts or (), (1.0, 1.0 / GPUS_PER_HOST), strict=False):
@@ -236,15 +239,9 @@ class _Fast:
         if not (a_lo >= 0 and s_lo >= 0):
             return None
         # scale_to_boundary: x fleet factor, x (1 + host ratio), x (1 + idle ratio), each an independent factor
-        e_lo, e_mid, e_hi = a_lo, a_mid, a_hi
-        if (h := self.host) is not None:
-            if (fl := self.fleet) is not None:
-                e_lo, e_mid, e_hi = independent_product(e_lo, e_mid, e_hi, *fl)
-            e_lo, e_mid, e_hi = independent_product(e_lo, e_mid, e_hi, *h)
-            if (i := self.idle) is not None:
-                e_lo, e_mid, e_hi = independent_product(e_lo, e_mid, e_hi, *i)
+        e_lo, e_mid, e_hi = independent_product(a_lo, a_mid, a_hi, self.it) if self.it else (a_lo, a_mid, a_hi)
         if self.facility:
-            f_lo, f_mid, f_hi = independent_product(e_lo, e_mid, e_hi, *self.pue)
+            f_lo, f_mid, f_hi = independent_product(e_lo, e_mid, e_hi, self.pue)
         else:
             f_lo, f_mid, f_hi = e_lo, e_mid, e_hi
         lo = mid = hi = 0.0
@@ -270,7 +267,7 @@ class _Fast:
                 lo,
                 mid,
                 hi,
-                *independent_product(e_lo, e_mid, e_hi, *w),
+                *independent_product(e_lo, e_mid, e_hi, w),
                 f_lo * x,
                 f_mid * x,
                 f_hi * x,

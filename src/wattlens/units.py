@@ -64,9 +64,10 @@ class Interval:
 
     __rmul__ = __mul__
 
-    def times_independent(self, other: Interval) -> Interval:
-        """The product with an independent quantity (see `independent_product`)."""
-        return interval(*independent_product(self.low, self.mid, self.high, other.low, other.mid, other.high))
+    def times_independent(self, *others: Interval) -> Interval:
+        """The product with independent quantities (see `independent_product`)."""
+        factors = tuple(spread_factor(o.low, o.mid, o.high) for o in others)
+        return interval(*independent_product(self.low, self.mid, self.high, factors))
 
     def __truediv__(self, other: float) -> Interval:
         if other <= 0:
@@ -94,30 +95,38 @@ class Interval:
 IntervalLike = Interval | float | int
 
 
-def independent_product(
-    a_lo: float, a_mid: float, a_hi: float, b_lo: float, b_mid: float, b_hi: float
-) -> tuple[float, float, float]:
-    """The product of two independent positive quantities given as (low, mid, high): the mids multiply
-    and the log spreads below and above the mid add in quadrature, as independent errors do (bound by
-    bound would make both factors sit at their extremes at once). Bound by bound where a low is not
-    positive (no log spread exists). One function, so every path that combines factors gets the same floats.
+Factor = tuple[float, float, float, float, float]  # low, mid, high, log(mid / low), log(high / mid)
+
+
+def spread_factor(low: float, mid: float, high: float) -> Factor:
+    """A factor with its log spreads worked out once (0 where the low is not positive: bounds are used then)."""
+    if low > 0:
+        return low, mid, high, math.log(mid / low), math.log(high / mid)
+    return low, mid, high, 0.0, 0.0
+
+
+def independent_product(a_lo: float, a_mid: float, a_hi: float, factors: tuple[Factor, ...]) -> tuple[float, float, float]:
+    """The product of independent positive quantities, (low, mid, high) by `factors`: the mids multiply and
+    the log spreads below and above the mid add in quadrature, as independent errors do (bound by bound
+    would put every factor at its extreme at once). Bound by bound where a low is not positive (no log
+    spread exists). One function, so every path that combines factors gets the same floats.
     """
-    mid = a_mid * b_mid
-    if not (a_lo > 0 and b_lo > 0):
-        if a_lo < 0 or b_lo < 0:
-            products = [x * y for x in (a_lo, a_hi) for y in (b_lo, b_hi)]
-            return min(products), mid, max(products)
-        return a_lo * b_lo, mid, a_hi * b_hi
-    if b_lo == b_hi:  # a point factor scales the bounds: exact, and no logarithms
-        return a_lo * b_mid, mid, a_hi * b_mid
-    if a_lo == a_hi:
-        return a_mid * b_lo, mid, a_mid * b_hi
-    log, exp, hypot = math.log, math.exp, math.hypot
-    return (
-        mid * exp(-hypot(log(a_mid / a_lo), log(b_mid / b_lo))),
-        mid,
-        mid * exp(hypot(log(a_hi / a_mid), log(b_hi / b_mid))),
-    )
+    if a_lo > 0 and all(f[0] > 0 for f in factors):
+        mid = a_mid
+        down, up = [math.log(a_mid / a_lo)], [math.log(a_hi / a_mid)]
+        for f in factors:
+            mid *= f[1]
+            down.append(f[3])
+            up.append(f[4])
+        return mid * math.exp(-math.hypot(*down)), mid, mid * math.exp(math.hypot(*up))
+    lo, mid, hi = a_lo, a_mid, a_hi
+    for b_lo, b_mid, b_hi, _, _ in factors:
+        if lo < 0 or b_lo < 0:
+            products = [x * y for x in (lo, hi) for y in (b_lo, b_hi)]
+            lo, mid, hi = min(products), mid * b_mid, max(products)
+        else:
+            lo, mid, hi = lo * b_lo, mid * b_mid, hi * b_hi
+    return lo, mid, hi
 
 
 _new = object.__new__

@@ -125,14 +125,14 @@ def scale_to_boundary(
     Each ratio is an independent unknown: its log spread adds to the energy's in quadrature."""
     if boundary == "accelerator":
         return accelerator_wh
-    server = (accelerator_wh if fleet is _NO_FLEET else accelerator_wh.times_independent(fleet)).times_independent(
-        _HOST_FACTOR
-    )
-    if boundary == "server":
-        return server
+    if boundary not in ("server", "datacenter"):
+        raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
+    factors = [_HOST_FACTOR] if fleet is _NO_FLEET else [fleet, _HOST_FACTOR]
     if boundary == "datacenter":
-        dc = server.times_independent(_IDLE_FACTOR)
-        return dc if isinstance(pue, int | float) and pue == 1.0 else dc.times_independent(Interval.of(pue))
+        factors.append(_IDLE_FACTOR)
+        if not (isinstance(pue, int | float) and pue == 1.0):
+            factors.append(Interval.of(pue))
+    return accelerator_wh.times_independent(*factors)
     raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
 
 
