@@ -45,7 +45,9 @@ def test_worked_example_france_on_aws(factors: FactorSet) -> None:
     )
     approx_iv(fp.water_offsite_ml, *(x * 3.6737 for x in fac))
     # Narrower than bound by bound (both at their extremes at once), wider than the energy's own spread.
-    assert 1.12 < fp.facility_wh.low < 1.15 and 4.6 < fp.facility_wh.high < 4.72
+    both_extreme = E * site.pue
+    assert both_extreme.low < fp.facility_wh.low < E.low * site.pue.mid
+    assert E.high * site.pue.mid < fp.facility_wh.high < both_extreme.high
     assert fp.carbon_market_g == fp.carbon_location_g
     assert "market-equals-location" in fp.warnings
     assert fp.grid.zone == "FR" and fp.grid.mix["nuclear"] > 0.6

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from wattlens.context import BOUNDARIES, Boundary
 from wattlens.errors import InputError
+from wattlens.estimate.boundary import BOUNDARY_PARTS, HOST_RATIO, IDLE_RATIO, NO_FLEET, scale_to_boundary
 from wattlens.estimate.model import (
     PRECISIONS,
     Accelerator,
@@ -30,15 +31,7 @@ from wattlens.units import J_PER_WH, Interval, IntervalLike
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
     from wattlens.factors.records import Hardware
-# Host CPU + DRAM + network per unit of accelerator energy. Google (arXiv 2508.15734) reports
-# 0.06 Wh host for 0.14 Wh accelerator on a median Gemini prompt (0.43); DGX H100's non-GPU
-# power budget is 4.6 of 10.2 kW at full load; 0.25 covers well-packed hosts at low load.
-HOST_RATIO = Interval(0.25, 0.43, 0.60)
-# Idle and reserved capacity per unit of active server energy: Google 0.02 / 0.20 Wh (0.10);
-# fleets with more headroom for peaks and failover run up to ~0.3.
-IDLE_RATIO = Interval(0.05, 0.10, 0.30)
 _PRECISION_SET = frozenset(PRECISIONS)
-_NO_FLEET = Interval(1.0, 1.0, 1.0)
 UNCALIBRATED_WIDENING = 1.3  # hardware not in the calibration data: a ±30% spread of its own
 
 
@@ -64,7 +57,7 @@ class RequestEstimate:
     # (serving profile, architecture, prefill efficiency, fleet factor, mid workload, decode step s):
     # what `assumptions` shows
     basis: tuple[str, str, float, float, Workload, float] | None = None
-    fleet: Interval = _NO_FLEET  # fleet accelerator energy over the assumed batch's (server boundary on)
+    fleet: Interval = NO_FLEET  # fleet accelerator energy over the assumed batch's (server boundary on)
 
     @property
     def assumptions(self) -> dict[str, Any]:
@@ -103,37 +96,6 @@ def calibration() -> Calibration:
         version=str(d["version"]),
         task_input_tokens={k: float(v) for k, v in d["task_input_tokens"].items()},
     )
-
-
-# The parts of the work each boundary counts (facility: the PUE overhead, added by impacts).
-BOUNDARY_PARTS: dict[str, tuple[str, ...]] = {
-    "accelerator": ("accelerator",),
-    "server": ("accelerator", "host"),
-    "datacenter": ("accelerator", "host", "idle", "facility"),
-}
-
-
-_HOST_FACTOR = HOST_RATIO + 1.0
-_IDLE_FACTOR = IDLE_RATIO + 1.0
-
-
-def scale_to_boundary(
-    accelerator_wh: Interval, boundary: str, pue: IntervalLike = 1.0, fleet: Interval = _NO_FLEET
-) -> Interval:
-    """accelerator -> server (x fleet factor x (1 + host ratio)) -> datacenter (x (1 + idle ratio) x PUE).
-
-    Each ratio is an independent unknown: its log spread adds to the energy's in quadrature."""
-    if boundary == "accelerator":
-        return accelerator_wh
-    if boundary not in ("server", "datacenter"):
-        raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
-    factors = [_HOST_FACTOR] if fleet is _NO_FLEET else [fleet, _HOST_FACTOR]
-    if boundary == "datacenter":
-        factors.append(_IDLE_FACTOR)
-        if not (isinstance(pue, int | float) and pue == 1.0):
-            factors.append(Interval.of(pue))
-    return accelerator_wh.times_independent(*factors)
-    raise InputError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
 
 
 def accelerator_for(hw: Hardware) -> tuple[Accelerator, bool]:
@@ -261,8 +223,7 @@ class PreparedRequest:
         self.q_low, self.q_high = q_low, q_high
         # A fleet's accelerators spend more energy per request than its peak batch gives (serving.json):
         # counted from the server boundary on, as the servers are operated.
-        f = case.profile.fleet_factor
-        self.fleet = _NO_FLEET if given_batch or f == (1.0, 1.0, 1.0) else Interval(*f)
+        self.fleet = NO_FLEET if given_batch else Interval(*case.profile.fleet_factor)
         (a_lo, _, a_hi), (t_lo, _, t_hi) = case.active, case.total
         self.unknown = not given_batch or a_lo != a_hi or t_lo != t_hi or bool(case.alternatives)
         self.basis_name = (
@@ -461,6 +422,8 @@ def inference_energy(
 __all__ = [
     "BOUNDARIES",
     "BOUNDARY_PARTS",
+    "HOST_RATIO",
+    "IDLE_RATIO",
     "PreparedRequest",
     "RequestEstimate",
     "architecture",
