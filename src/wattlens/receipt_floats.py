@@ -5,6 +5,7 @@ path; tests/test_receipt_speed.py checks every figure against it)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Any
 
 from wattlens.estimate.boundary import _HOST_FACTOR, _IDLE_FACTOR
@@ -59,6 +60,7 @@ class _Fast:
 
     __slots__ = (
         "assumed",
+        "chain",
         "embodied",
         "facility",
         "it",
@@ -79,6 +81,20 @@ class _Fast:
         self.facility = "facility" in plan.boundary_parts
         self.pue = (spread_factor(site.pue.low, site.pue.mid, site.pue.high),)
         self.wue = (spread_factor(site.wue_l_per_kwh.low, site.wue_l_per_kwh.mid, site.wue_l_per_kwh.high),)
+        # independent_product's operations, unrolled, where every factor has log spreads (all lows > 0):
+        # the boundary factors' mids and spreads, then the PUE's and the WUE's (mid, down, up)
+        p, w = self.pue[0], self.wue[0]
+        self.chain = (
+            (
+                tuple(f[1] for f in self.it),
+                tuple(f[3] for f in self.it),
+                tuple(f[4] for f in self.it),
+                (p[1], p[3], p[4]),
+                (w[1], w[3], w[4]),
+            )
+            if all(f[0] > 0 for f in (*self.it, p, w)) and self.it
+            else None
+        )
         # impacts.embodied_g per share: emissions per occupied second (low, mid, high) and 1000 x count
         emb: list[tuple[float, float, float, float]] = []
         for hw, count in zip(plan.hosts or (), (1.0, 1.0 / GPUS_PER_HOST), strict=False):
@@ -93,18 +109,20 @@ class _Fast:
             )
         self.embodied = tuple(emb)
         case = prepared.case
-        # RequestEstimate.assumptions, less the two figures that depend on the tokens
-        self.assumed = (
-            prepared.basis_name[0],
-            prepared.acc.name,
-            prepared.n_gpus,
-            case.precision,
-            round(case.active[1], 3),
-            round(prepared.mid.c_kv / 1e3, 1),
-            prepared.basis_name[1],
-            case.profile.prefill_efficiency[1],
-            prepared.fleet.mid,
-        )
+        # RequestEstimate.assumptions, with the two figures that depend on the tokens still to be set
+        self.assumed: dict[str, Any] = {
+            "serving_profile": prepared.basis_name[0],
+            "hardware": prepared.acc.name,
+            "gpus": prepared.n_gpus,
+            "batch_per_gpu": None,
+            "precision": case.precision,
+            "active_params_b": round(case.active[1], 3),
+            "kv_kb_per_token": round(prepared.mid.c_kv / 1e3, 1),
+            "architecture": prepared.basis_name[1],
+            "prefill_efficiency": case.profile.prefill_efficiency[1],
+            "tokens_per_s_per_gpu": None,
+            "fleet_factor": prepared.fleet.mid,
+        }
         self.priced: _Priced | None = None
 
     @staticmethod
@@ -138,16 +156,23 @@ class _Fast:
         a_lo, a_mid, a_hi, s_lo, s_mid, s_hi, batch, step = plan.prepared.figures(inp, out + reasoning, cached)
         if not (a_lo >= 0 and s_lo >= 0):
             return None
-        # scale_to_boundary: x fleet factor, x (1 + host ratio), x (1 + idle ratio), each an independent factor
-        e_lo, e_mid, e_hi = independent_product(a_lo, a_mid, a_hi, self.it) if self.it else (a_lo, a_mid, a_hi)
-        if self.facility:
-            f_lo, f_mid, f_hi = independent_product(e_lo, e_mid, e_hi, self.pue)
+        # scale_to_boundary: x fleet factor, x (1 + host ratio), x (1 + idle ratio), each an independent
+        # factor; then x PUE (facility) and x WUE (on-site water), likewise
+        chain = self.chain
+        got = _chained(a_lo, a_mid, a_hi, chain, self.facility) if chain is not None and a_lo > 0 else None
+        if got is not None:
+            e_lo, e_mid, e_hi, f_lo, f_mid, f_hi, wo = got
         else:
-            f_lo, f_mid, f_hi = e_lo, e_mid, e_hi
+            e_lo, e_mid, e_hi = independent_product(a_lo, a_mid, a_hi, self.it) if self.it else (a_lo, a_mid, a_hi)
+            if self.facility:
+                f_lo, f_mid, f_hi = independent_product(e_lo, e_mid, e_hi, self.pue)
+            else:
+                f_lo, f_mid, f_hi = e_lo, e_mid, e_hi
+            wo = independent_product(e_lo, e_mid, e_hi, self.wue)
         lo = mid = hi = 0.0
         for p_lo, p_mid, p_hi, k in self.embodied:
             lo, mid, hi = lo + p_lo * s_lo * k, mid + p_mid * s_mid * k, hi + p_hi * s_hi * k
-        w, x = self.wue, priced.water_offsite
+        x = priced.water_offsite
         return (
             priced,
             (inp, cached, out, reasoning),
@@ -167,7 +192,7 @@ class _Fast:
                 lo,
                 mid,
                 hi,
-                *independent_product(e_lo, e_mid, e_hi, w),
+                *wo,
                 f_lo * x,
                 f_mid * x,
                 f_hi * x,
@@ -177,22 +202,40 @@ class _Fast:
         )
 
     def assumptions(self, batch: float, step: float) -> dict[str, Any]:
-        """RequestEstimate.assumptions from the replica's batch and the decode step."""
-        a = self.assumed
-        n = a[2]
-        return {
-            "serving_profile": a[0],
-            "hardware": a[1],
-            "gpus": n,
-            "batch_per_gpu": round(batch / n, 2),
-            "precision": a[3],
-            "active_params_b": a[4],
-            "kv_kb_per_token": a[5],
-            "architecture": a[6],
-            "prefill_efficiency": a[7],
-            "tokens_per_s_per_gpu": round(batch / n / step, 1),
-            "fleet_factor": a[8],
-        }
+        """RequestEstimate.assumptions from the replica's batch and the decode step: the plan's own
+        entries copied (in their order), the two that depend on the tokens set."""
+        d = self.assumed.copy()
+        per_gpu = batch / d["gpus"]
+        d["batch_per_gpu"] = round(per_gpu, 2)
+        d["tokens_per_s_per_gpu"] = round(per_gpu / step, 1)
+        return d
+
+
+_Trio = tuple[float, float, float]
+_Chain = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], _Trio, _Trio]  # mids, downs, ups, PUE, WUE
+_log, _exp, _hypot = math.log, math.exp, math.hypot
+
+
+def _chained(
+    a_lo: float, a_mid: float, a_hi: float, chain: _Chain, facility: bool
+) -> tuple[float, float, float, float, float, float, tuple[float, float, float]] | None:
+    """independent_product through the boundary factors, then by the PUE and by the WUE: the same
+    operations on the same floats in the same order (so the same bits), without its checks and lists.
+    The server-boundary energy's log spreads are computed once for both of its products."""
+    mids, downs, ups, (p_mid, p_down, p_up), (w_mid, w_down, w_up) = chain
+    mid = a_mid
+    for m in mids:
+        mid *= m
+    e_lo, e_hi = mid * _exp(-_hypot(_log(a_mid / a_lo), *downs)), mid * _exp(_hypot(_log(a_hi / a_mid), *ups))
+    if not e_lo > 0:  # underflow: no log spread below; the general path takes it
+        return None
+    d, u = _log(mid / e_lo), _log(e_hi / mid)
+    w = mid * w_mid
+    water = (w * _exp(-_hypot(d, w_down)), w, w * _exp(_hypot(u, w_up)))
+    if not facility:
+        return e_lo, mid, e_hi, e_lo, mid, e_hi, water
+    f = mid * p_mid
+    return e_lo, mid, e_hi, f * _exp(-_hypot(d, p_down)), f, f * _exp(_hypot(u, p_up)), water
 
 
 # (grid and warnings, tokens (input, cached, output, reasoning), the 21 bounds in the receipt's order,

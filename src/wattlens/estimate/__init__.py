@@ -201,6 +201,7 @@ class PreparedRequest:
     """
 
     __slots__ = (
+        "_spreads",
         "_warnings",
         "acc",
         "b_mid",
@@ -221,6 +222,7 @@ class PreparedRequest:
         self.b_mid = None if given_batch else case.profile.batch_per_gpu[1]
         self.mid = MidModel(case, self.b_mid, self.n_gpus)
         self.q_low, self.q_high = q_low, q_high
+        self._spreads: dict[tuple[float, float, float], tuple[tuple[float, ...], tuple[float, ...]]] = {}
         # A fleet's accelerators spend more energy per request than its peak batch gives (serving.json):
         # counted from the server boundary on, as the servers are operated.
         self.fleet = NO_FLEET if given_batch else Interval(*case.profile.fleet_factor)
@@ -254,24 +256,24 @@ class PreparedRequest:
         # Each unknown input moves the mid by its own spread; independent spreads add in quadrature. The
         # spreads of batch, replica, parameters and hardware are ratios that vary slowly with the token
         # counts: computed at tokens rounded to a quarter-octave and cached, so a receipt costs one evaluation.
-        down, up = [-self.q_low], [self.q_high]
-        if self.unknown:
-            for d, u in input_spreads(case, _bucket(input_tokens), _bucket(output_tokens), _bucket(cached_input_tokens)):
-                down.append(d)
-                up.append(u)
+        key = (_bucket(input_tokens), _bucket(output_tokens), _bucket(cached_input_tokens) if cached_input_tokens else 0.0)
+        known = self._spreads.get(key)
+        if known is None:
+            known = self._spreads_at(key)
+        down, up = known
         if pj_mid > 0:  # log_spread over the profile's prefill efficiencies, written out
             e_lo, e_mid, e_hi = case.profile.prefill_efficiency
             v1, v2 = dj_mid + pj_mid * e_mid / e_lo, dj_mid + pj_mid * e_mid / e_hi
             lo, hi = min(v1, v2), max(v1, v2)
             if j_mid > 0 and lo > 0:
-                down.append(max(0.0, math.log(j_mid / lo)))
-                up.append(max(0.0, math.log(hi / j_mid)))
+                down = (*down, max(0.0, math.log(j_mid / lo)))
+                up = (*up, max(0.0, math.log(hi / j_mid)))
             else:
-                down.append(0.0)
-                up.append(0.0)
+                down = (*down, 0.0)
+                up = (*up, 0.0)
         if not self.calibrated:
-            down.append(_LOG_UNCALIBRATED)
-            up.append(_LOG_UNCALIBRATED)
+            down = (*down, _LOG_UNCALIBRATED)
+            up = (*up, _LOG_UNCALIBRATED)
         lo_f = math.exp(-math.hypot(*down))
         hi_f = math.exp(math.hypot(*up))
         s_mid = ps_mid + ds_mid
@@ -285,6 +287,18 @@ class PreparedRequest:
             batch,
             step_mid,
         )
+
+    def _spreads_at(self, key: tuple[float, float, float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The model's own error and the unknown inputs' spreads (down, up) at bucketed token counts, kept."""
+        down, up = [-self.q_low], [self.q_high]
+        if self.unknown:
+            for d, u in input_spreads(self.case, *key):
+                down.append(d)
+                up.append(u)
+        if len(self._spreads) >= 4096:
+            self._spreads.clear()
+        got = self._spreads[key] = (tuple(down), tuple(up))
+        return got
 
     def evaluate(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> RequestEstimate:
         """The estimate for these token counts (the same figures as `estimate_request`)."""
