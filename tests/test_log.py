@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import shutil
 import sqlite3
@@ -170,6 +171,18 @@ def test_canonical_json_fast_path_is_rfc8785_on_random_values() -> None:
 
     agree()
     assert jcs._orjson_form({"a": [1.0, 1e-7, 1e21], "s": "1.0, e-5"}) == '{"a":[1,1e-7,1e+21],"s":"1.0, e-5"}'
+    # orjson writes NaN and infinity as null: however many nulls the record already holds, at its top
+    # level, nested, or in its text, such a value is refused, never stored as null
+    for bad in (
+        {"a": None, "b": math.nan},
+        {"a": None, "b": {"c": math.inf}},
+        {"a": None, "b": [None, -math.inf]},
+        {"a": "null", "b": math.nan, "c": None},
+        [None, math.nan],
+    ):
+        with pytest.raises(ValueError):
+            jcs.canonical_text(bad)
+    assert jcs.canonical_text({"a": None, "b": {"c": None}, "d": "null"}) == '{"a":null,"b":{"c":null},"d":"null"}'
 
 
 # -- C2SP notes --------------------------------------------------------------------------------------

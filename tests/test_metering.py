@@ -106,3 +106,54 @@ def test_the_entry_is_made_once_by_the_fast_encoder_and_stored_as_it_is(tmp_path
     bad = Call("gateway", "openai", "/chat/completions", "m\ud800", upstream="u", tokens=Tokens(input=1, output=1))
     unstorable = settle(bad, Context())  # the receipt names the model as asked: no canonical form
     assert unstorable.entry_hash() is None and type(unstorable.record_dict()) is dict  # the writer sets it aside
+
+
+def test_the_record_puts_every_field_where_its_name_says() -> None:
+    """Settlement.record() builds the LedgerRecord by position (the hot path): each field by name."""
+    call = Call(
+        "sdk",
+        "anthropic",
+        "/messages",
+        "asked",
+        upstream="up",
+        tokens=Tokens(input=3, output=4),
+        served_model="served",
+        status=201,
+        stream=True,
+        key_id="k1",
+        team="t",
+        user="u",
+        tags={"a": "b"},
+        hosting="own",
+        ttft_s=0.25,
+    )
+    s = settle(call, Context(Place(zone="FR")), eager=True)
+    r = s.record()
+    receipt = s.receipt
+    assert receipt is not None
+    expected = LedgerRecord(
+        id=call.request_id,
+        ts=r.ts,
+        source="sdk",
+        endpoint="/messages",
+        protocol="anthropic",
+        model_requested="asked",
+        model_served="served",
+        upstream="up",
+        status=201,
+        outcome=call.outcome,
+        stream=True,
+        latency_s=r.latency_s,
+        ttft_s=0.25,
+        tokens=call.tokens.as_dict(),
+        key_id="k1",
+        team="t",
+        user="u",
+        tags={"a": "b"},
+        hosting="own",
+        footprint=receipt,
+        footprint_error=None,
+        factors_version=receipt["factors_version"],
+    )
+    assert r == expected and r.schema_version == SCHEMA_VERSION
+    assert isinstance(r.ts, str) and (r.latency_s is None or r.latency_s >= 0)

@@ -170,10 +170,10 @@ class Footprint:
         )
 
 
-def _builder(cls: type) -> Any:
+def positional_builder(cls: type) -> Any:
     """A positional constructor of a frozen slots dataclass that sets each slot through its descriptor:
     what the dataclass's own __init__ does (no __post_init__, no defaults), less its per-field
-    object.__setattr__ look-ups. For the receipt's hot path (receipt.py); the fields in their order."""
+    object.__setattr__ look-ups. For the hot paths (receipt.py, metering's record); the fields in their order."""
     names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]  # a slots dataclass: its fields in order
     ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     ns.update({f"_set_{n}": vars(cls)[n].__set__ for n in names})
@@ -182,5 +182,5 @@ def _builder(cls: type) -> Any:
     return ns["new"]
 
 
-new_footprint: Callable[..., Footprint] = _builder(Footprint)
-new_tokens: Callable[[int, int, int, int], Tokens] = _builder(Tokens)
+new_footprint: Callable[..., Footprint] = positional_builder(Footprint)
+new_tokens: Callable[[int, int, int, int], Tokens] = positional_builder(Tokens)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wattlens.context import Context
 from wattlens.errors import WattlensError
-from wattlens.footprint import Footprint, Tokens
+from wattlens.footprint import Footprint, Tokens, positional_builder
 
 if TYPE_CHECKING:
     from wattlens.ledger.chain import CanonicalRecord
@@ -112,6 +112,10 @@ class LedgerRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
+
+
+# LedgerRecord(...) by position without the frozen dataclass's per-field machinery: a record per request
+_new_record: Callable[..., LedgerRecord] = positional_builder(LedgerRecord)
 
 
 def estimated_receipt(model: str, tokens: Tokens, ctx: Context, serving: Serving, at: dt.datetime | None = None) -> Receipt:
@@ -265,29 +269,30 @@ class Settlement:
         from wattlens.ledger.chain import scrub
 
         c, receipt = self.call, self.receipt
-        return LedgerRecord(
-            id=c.request_id,
-            ts=c.ts or dt.datetime.fromtimestamp(c.wall_s, dt.UTC).isoformat(timespec="microseconds"),
-            source=c.source,
-            endpoint=c.endpoint,
-            protocol=c.protocol,
-            model_requested=scrub(c.model),
-            model_served=scrub(c.served_model or c.model),
-            upstream=c.upstream,
-            status=c.status,
-            outcome=c.outcome,
-            stream=c.stream,
-            latency_s=round(self.latency_s, 6) if c.timed else None,
-            ttft_s=round(c.ttft_s, 6) if c.ttft_s is not None else None,
-            tokens=c.tokens.as_dict(),
-            key_id=c.key_id,
-            team=scrub(c.team),
-            user=scrub(c.user),
-            tags=scrub(c.tags),
-            hosting=c.hosting,
-            footprint=receipt,
-            footprint_error=self.error,
-            factors_version=receipt["factors_version"] if receipt is not None else self.ctx.factors.version,
+        return _new_record(  # LedgerRecord's fields, in their order
+            c.request_id,  # id
+            c.ts or dt.datetime.fromtimestamp(c.wall_s, dt.UTC).isoformat(timespec="microseconds"),  # ts
+            c.source,
+            c.endpoint,
+            c.protocol,
+            scrub(c.model),  # model_requested
+            scrub(c.served_model or c.model),  # model_served
+            c.upstream,
+            c.status,
+            c.outcome,
+            c.stream,
+            round(self.latency_s, 6) if c.timed else None,  # latency_s
+            round(c.ttft_s, 6) if c.ttft_s is not None else None,  # ttft_s
+            c.tokens.as_dict(),
+            c.key_id,
+            scrub(c.team),
+            scrub(c.user),
+            scrub(c.tags),
+            c.hosting,
+            receipt,  # footprint
+            self.error,  # footprint_error
+            receipt["factors_version"] if receipt is not None else self.ctx.factors.version,  # factors_version
+            SCHEMA_VERSION,
         )
 
     def entry(self) -> CanonicalRecord:

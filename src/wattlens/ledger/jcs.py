@@ -47,8 +47,8 @@ def canonical_text(body: object) -> str:
     return "".join(parts)
 
 
-# How orjson writes a number that ECMAScript writes otherwise: an exponent, or an integral float
-# (each after a digit, outside strings).
+# How orjson writes a number that ECMAScript writes otherwise: with an exponent, or as an integral
+# float (each after a digit, outside strings). Not ".0" alone: every 0.000x number holds it.
 _SUSPECTS = (b"e+", b"e-", b".0,", b".0}", b".0]")
 _NUMBER_CHARS = frozenset(b"0123456789.-+e")
 
@@ -68,7 +68,7 @@ def _orjson_form(body: object) -> str | None:
     opts |= orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
     try:
         out = orjson.dumps(body, option=opts, default=_refuse)
-        if (not out.isascii() and max(out) >= 0xF0) or (b"null" in out and orjson.loads(out) != body):
+        if (not out.isascii() and max(out) >= 0xF0) or (_nulls_beyond(body, out) and orjson.loads(out) != body):
             return None
     except (TypeError, ValueError, _Slow):  # orjson's errors are both
         return None
@@ -97,6 +97,16 @@ def _orjson_form(body: object) -> str | None:
         last = b
     pieces.append(out[last:])
     return b"".join(pieces).decode("utf-8")
+
+
+def _nulls_beyond(body: object, out: bytes) -> bool:
+    """Whether `out` may hold a null that is not one of the body's top-level None values (a nested None,
+    "null" inside a string, or a NaN or infinity that orjson wrote as null): only then is the text parsed
+    back and compared. Each of those adds an occurrence of "null", so equal counts rule them all out."""
+    n = out.count(b"null")
+    if not n:
+        return False
+    return type(body) is not dict or n != list(body.values()).count(None)
 
 
 def _refuse(v: object) -> object:
