@@ -18,7 +18,7 @@ from wattlens.context import Context, Place
 from wattlens.errors import InputError
 from wattlens.estimate import PreparedRequest, prepare_request, serving_profile
 from wattlens.estimate.boundary import BOUNDARY_PARTS, scale_to_boundary
-from wattlens.footprint import Footprint, Tokens, new_footprint, new_tokens
+from wattlens.footprint import Footprint, Tokens, new_footprint, new_tokens, unchecked_interval
 from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
 from wattlens.receipt_floats import GPUS_PER_HOST, _Fast, _Figures
 from wattlens.units import Interval, _sig6, interval, sig6_all
@@ -132,15 +132,18 @@ class Receipt:
     def _build(self) -> Footprint:
         priced, (inp, cached, out, reasoning), v, marginal, assumptions = self._figures  # type: ignore[misc]
         plan = self.plan
-        location = interval(v[6], v[7], v[8])
+        # The bounds are ordered and >= 0 by construction: only NaN or infinity needs Interval's checks
+        # (which raise), and one sum finds either.
+        new = unchecked_interval if sum(v) < _INF else interval
+        location = new(v[6], v[7], v[8])
         return new_footprint(
-            interval(v[0], v[1], v[2]),
-            interval(v[3], v[4], v[5]),
+            new(v[0], v[1], v[2]),
+            new(v[3], v[4], v[5]),
             location,
-            location if v[6:9] == v[9:12] else interval(v[9], v[10], v[11]),
-            interval(v[12], v[13], v[14]),
-            interval(v[15], v[16], v[17]),
-            interval(v[18], v[19], v[20]),
+            location if v[6:9] == v[9:12] else new(v[9], v[10], v[11]),
+            new(v[12], v[13], v[14]),
+            new(v[15], v[16], v[17]),
+            new(v[18], v[19], v[20]),
             priced.grid,
             "estimated",
             plan.receipt_parts,

@@ -256,7 +256,12 @@ class PreparedRequest:
         # Each unknown input moves the mid by its own spread; independent spreads add in quadrature. The
         # spreads of batch, replica, parameters and hardware are ratios that vary slowly with the token
         # counts: computed at tokens rounded to a quarter-octave and cached, so a receipt costs one evaluation.
-        key = (_bucket(input_tokens), _bucket(output_tokens), _bucket(cached_input_tokens) if cached_input_tokens else 0.0)
+        b_in, b_out = _BUCKETS.get(input_tokens), _BUCKETS.get(output_tokens)  # _bucket, inlined where cached
+        key = (
+            b_in if b_in is not None else _bucket(input_tokens),
+            b_out if b_out is not None else _bucket(output_tokens),
+            _bucket(cached_input_tokens) if cached_input_tokens else 0.0,
+        )
         known = self._spreads.get(key)
         if known is None:
             known = self._spreads_at(key)

@@ -7,6 +7,7 @@ replicas interleave whole batches and the chain stays linear.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from wattlens.ledger.tree import Entry, TreeState, leaf_of
 from wattlens.ledger.usage import postgres_columns, usage_record
 
 STREAM_ROWS = 5000  # rows a server-side cursor fetches at a time: memory stays flat, round trips few
+READ_AHEAD = 3  # chunks a stream's reader thread fetches ahead of its caller
 LOCK_KEY = 0x7761_7474  # "watt": the advisory lock that serialises appends
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS wattlens_records (
@@ -221,15 +223,50 @@ class PostgresLedger:
 
         A plain query would hold every row in memory (1 million receipts are gigabytes); the
         separate connection keeps the ledger's own free for appends and budget reads meanwhile.
+        A reader thread fetches the next chunks while the caller works on this one (the server and
+        the network then overlap with verification, instead of taking turns); at most READ_AHEAD
+        chunks wait, so memory stays flat.
         """
-        db = self._psycopg.connect(self._url)
+        chunks: queue.Queue[list[tuple[Any, ...]] | BaseException] = queue.Queue(READ_AHEAD)
+        stop = threading.Event()
+
+        def put(item: list[tuple[Any, ...]] | BaseException) -> bool:
+            while not stop.is_set():
+                try:
+                    chunks.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                db = self._psycopg.connect(self._url)
+                try:
+                    with db.transaction(), db.cursor(name="wattlens_stream") as cur:
+                        cur.execute(query, args)
+                        while True:
+                            rows = cur.fetchmany(STREAM_ROWS)
+                            if not put(rows) or not rows:
+                                break
+                finally:
+                    db.close()
+            except BaseException as e:  # the caller raises it, in its own thread
+                put(e)
+
+        reader = threading.Thread(target=read, name="wattlens-ledger-read", daemon=True)
+        reader.start()
         try:
-            with db.transaction(), db.cursor(name="wattlens_stream") as cur:
-                cur.itersize = STREAM_ROWS
-                cur.execute(query, args)
-                yield from cur
+            while True:
+                item = chunks.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if not item:
+                    return
+                yield from item
         finally:
-            db.close()
+            stop.set()  # a caller that stopped early: the reader puts nothing more and closes its connection
+            reader.join()
 
     def entries(self) -> Iterator[Entry]:
         """Every record in order, as stored. (Not with ts and id read by PostgreSQL's JSON functions, as
