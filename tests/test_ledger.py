@@ -222,6 +222,37 @@ def test_postgres_ledger_with_two_writers(postgres: str) -> None:
     led.close()
 
 
+def test_postgres_streams_read_ahead_and_stop_cleanly(postgres: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream's reader thread fetches ahead in chunks; a caller that stops early leaves no thread and no
+    open connection behind; a failing query raises in the caller."""
+    import threading
+
+    import psycopg
+
+    from wattlens.ledger import postgres as pg
+
+    monkeypatch.setattr(pg, "STREAM_ROWS", 7)  # many chunks for 60 rows
+    w = LedgerWriter(open_ledger(postgres))
+    for i in range(60):
+        w.submit(rec(1000 + i))
+    w.close()
+    led = open_ledger(postgres)
+    try:
+        assert [r.seq for r in led.rows()] == list(range(1, 61))  # every chunk, in order
+        it = led.rows()
+        assert next(it).seq == 1
+        it.close()  # stopped after one row: the reader is told to stop and is joined
+        assert not [t for t in threading.enumerate() if t.name == "wattlens-ledger-read"]
+        with psycopg.connect(postgres, autocommit=True) as db:
+            (others,) = db.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'").fetchone()
+        assert others == 0
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            list(led._stream("SELECT * FROM no_such_table"))
+    finally:
+        led._db.execute("DROP TABLE wattlens_records")
+        led.close()
+
+
 def test_postgres_restart_loses_nothing(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # the spill journal of a PostgreSQL ledger
     w = LedgerWriter(open_ledger(postgres), flush_s=0.05)
