@@ -46,8 +46,12 @@ def main() -> None:
         input_tokens=250, output_tokens=350, active_params_b=70, total_params_b=70, hardware="H100", gpus=4, batch_size=64
     )
 
+    from wattlens import receipt
+
     def cold() -> object:
-        input_spreads.cache_clear()
+        input_spreads.cache_clear()  # both spread caches: the shared one and the prepared request's own
+        for plan in receipt._PLANS.values():
+            plan.prepared._spreads.clear()
         return estimate_footprint(api, place)
 
     def formula() -> object:

@@ -29,7 +29,7 @@ TOKENS = [(0, 0, 0, 0), (1, 1, 0, 0), (250, 350, 0, 0), (1155, 211, 500, 60), (1
 
 
 def _cold(req: LLMRequest, ctx: Context, **kw: object) -> dict[str, object]:
-    receipt._PLANS.clear()
+    receipt._PLANS.clear()  # the prepared requests with their own spread caches go too
     input_spreads.cache_clear()
     return estimate_footprint(req, ctx, unknown_generic=True, **kw).as_dict()  # type: ignore[arg-type]
 

@@ -6,7 +6,6 @@ cheap look at its raw text; the event that carries the final usage gets the rece
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -49,7 +48,8 @@ def _finite(v: Any) -> Any:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+    """An event's JSON (orjson, as the unary answers: these bytes are relayed, never hashed)."""
+    return jsonio.dumps(obj).decode("utf-8")
 
 
 @dataclass(slots=True)
