@@ -82,6 +82,7 @@ def breakdown(raw: Path) -> tuple[collections.Counter[str], int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=10, help="sampling time per mode")
+    ap.add_argument("--keep-raw", help="copy py-spy's raw stacks (unary.txt, stream.txt) into this directory")
     args = ap.parse_args()
     if not shutil.which("wrk") or not shutil.which("py-spy"):
         sys.exit("needs wrk and py-spy on PATH")
@@ -115,6 +116,9 @@ def main() -> None:
             out, _ = load.communicate()
             rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
             by, busy, ledger = breakdown(raw)
+            if args.keep_raw:
+                Path(args.keep_raw).mkdir(parents=True, exist_ok=True)
+                shutil.copy(raw, Path(args.keep_raw) / raw.name)
             mode = "stream" if stream else "unary"
             for label, n in by.most_common():
                 if not label.startswith("ledger"):
@@ -132,7 +136,11 @@ def main() -> None:
         text += (
             "\n\nA sample goes to the innermost frame of a known layer, so time in C code (SQLite, orjson, "
             "hashing, socket writes) counts for the layer that called it. py-spy samples without stopping the "
-            "process (--nonblocking), which lowers throughput a little."
+            "process (--nonblocking), which lowers throughput a little. With py-spy 0.4, a sample taken while "
+            "uvloop's C code runs (socket reads and writes, the loop itself) has a suspended coroutine's frame as "
+            "its innermost Python frame, most often Starlette's request_response (routing.py:59): the Starlette "
+            "share then holds that network time (tables taken with an earlier py-spy put it elsewhere; compare shares "
+            "only between runs of one py-spy version)."
         )
         write("profile_gateway.md", "Where the gateway's time goes (concurrency 64)", text,
               f"python bench/profile_gateway.py --seconds {args.seconds}")  # fmt: skip

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from wattlens.context import Context, Place
 from wattlens.errors import InputError
+from wattlens.factors import builtin  # loaded by the estimator's imports already
 from wattlens.estimate import PreparedRequest, prepare_request, serving_profile
 from wattlens.estimate.boundary import BOUNDARY_PARTS, scale_to_boundary
 from wattlens.footprint import Footprint, Tokens, new_footprint, new_tokens, unchecked_interval
@@ -241,8 +242,6 @@ _CONTEXTS: dict[tuple[Place, int], tuple[FactorSet, Context]] = {}
 def _context(place: Place, factors: FactorSet | None) -> Context:
     """The Context of a bare Place (built-in tables, annual feed), kept: a fresh one per call would
     also bring a fresh grid feed, whose readings the receipt's caches would never see again."""
-    from wattlens.factors import builtin
-
     f = factors if factors is not None else builtin()
     key = (place, id(f))
     hit = _CONTEXTS.get(key)
