@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from wattlens.context import Context, Place
 from wattlens.errors import InputError
-from wattlens.factors import builtin  # loaded by the estimator's imports already
 from wattlens.estimate import PreparedRequest, prepare_request, serving_profile
 from wattlens.estimate.boundary import BOUNDARY_PARTS, scale_to_boundary
+from wattlens.factors import builtin  # loaded by the estimator's imports already
 from wattlens.footprint import Footprint, Tokens, new_footprint, new_tokens, unchecked_interval
 from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
 from wattlens.receipt_floats import GPUS_PER_HOST, _Fast, _Figures
