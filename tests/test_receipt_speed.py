@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from wattlens import receipt
@@ -281,3 +281,47 @@ def test_a_time_resolved_feed_gives_the_reference_receipt(tmp_path: Path) -> Non
         assert json.dumps(estimate_receipt(req, ctx, at=at).as_dict()) == json.dumps(ref.as_dict())
         assert fast.grid.intensity_g_per_kwh == 30 + 10 * h
         assert fast.carbon_marginal_g is not None and "cfe_share" in fast.as_dict()["grid"]
+
+
+@example(5e-324, 50.0, 1.0, [(0.05, 1.0, 1.0)], (1.0, 1.0, 1.0), True)  # the low underflows to zero
+@given(
+    st.floats(1e-300, 1e6),
+    st.floats(1.0, 50.0),
+    st.floats(1.0, 50.0),
+    st.lists(st.tuples(st.floats(0.05, 5.0), st.floats(1.0, 3.0), st.floats(1.0, 3.0)), min_size=1, max_size=3),
+    st.tuples(st.floats(0.5, 3.0), st.floats(1.0, 2.0), st.floats(1.0, 2.0)),
+    st.booleans(),
+)
+def test_the_unrolled_chain_is_independent_product_bit_for_bit(
+    a_lo: float,
+    up_a: float,
+    up_b: float,
+    factors: list[tuple[float, float, float]],
+    pue_wue: tuple[float, float, float],
+    facility: bool,
+) -> None:
+    """receipt_floats._chained: the boundary factors, then the PUE and the WUE, as independent_product
+    computes them one after the other (the same floats), or None where a low underflows to zero."""
+    from wattlens.receipt_floats import _chained
+    from wattlens.units import independent_product, spread_factor
+
+    a_mid = a_lo * up_a
+    a_hi = a_mid * up_b
+    it = tuple(spread_factor(low, low * m, low * m * h) for low, m, h in factors)
+    low, m, h = pue_wue
+    pue = spread_factor(low, low * m, low * m * h)
+    wue = spread_factor(low / 2, low / 2 * h, low / 2 * h * m)
+    chain = (
+        tuple(f[1] for f in it),
+        tuple(f[3] for f in it),
+        tuple(f[4] for f in it),
+        (pue[1], pue[3], pue[4]),
+        (wue[1], wue[3], wue[4]),
+    )
+    got = _chained(a_lo, a_mid, a_hi, chain, facility)
+    e = independent_product(a_lo, a_mid, a_hi, it)
+    if not e[0] > 0:
+        assert got is None
+        return
+    f = independent_product(*e, (pue,)) if facility else e
+    assert got == (*e, *f, independent_product(*e, (wue,)))
