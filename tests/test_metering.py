@@ -96,6 +96,11 @@ def test_the_entry_is_made_once_by_the_fast_encoder_and_stored_as_it_is(tmp_path
     plain = s.record().as_dict()
     assert jcs._orjson_form(plain) == entry.text == canonical(plain)  # a record takes the fast encoder
     assert s.entry_hash() == hashlib.sha256(b"\x00" + entry.text.encode()).hexdigest()
+    # the writer takes the leaf made for the answer's header; a plain dict's is computed, the same
+    from wattlens.ledger.chain import leaves_of, link_batch
+
+    rows, _, _ = link_batch([entry, plain], 0, "0" * 64)
+    assert entry.leaf() is entry.leaf() and leaves_of([entry, plain], rows) == [entry.leaf(), entry.leaf()]
     led = open_ledger(tmp_path / "l.db")
     writer = LedgerWriter(led, flush_s=0.01)
     writer.submit(s.record_dict)

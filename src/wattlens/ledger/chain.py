@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +39,24 @@ class CanonicalRecord(dict[str, Any]):
     the writer does not encode the record a second time. The dict must not change afterwards.
     """
 
-    __slots__ = ("text",)
+    __slots__ = ("_leaf", "text")
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.text = canonical(body)  # of the plain dict (the fast encoder takes no subclass); ValueError: none
+        self._leaf: bytes | None = None
         super().__init__(body)
 
+    def leaf(self) -> bytes:
+        """Its RFC 9162 leaf hash, SHA-256(0x00 || entry): what a proof of it proves (made once, for the
+        answer's header and the writer alike)."""
+        lf = self._leaf
+        if lf is None:
+            lf = self._leaf = leaf_hash(self.text.encode("utf-8"))
+        return lf
+
     def leaf_hash(self) -> str:
-        """Its RFC 9162 leaf hash, SHA-256(0x00 || entry), in hex: what a proof of it proves."""
-        return leaf_hash(self.text.encode("utf-8")).hex()
+        """The leaf hash in hex."""
+        return self.leaf().hex()
 
 
 def scrub(value: Any) -> Any:
@@ -81,6 +90,12 @@ def link_batch(
         rows.append((seq, str(b.get("ts", "")), text, head, h))
         head = h
     return rows, seq, head
+
+
+def leaves_of(bodies: Sequence[Mapping[str, Any]], rows: Sequence[tuple[int, str, str, str, str]]) -> list[bytes]:
+    """The leaf hash of each row `link_batch` made of `bodies` (the stored text is the RFC 8785 entry);
+    a CanonicalRecord's own where the request path made it already."""
+    return [b.leaf() if type(b) is CanonicalRecord else leaf_hash(r[2].encode()) for b, r in zip(bodies, rows, strict=True)]
 
 
 def time_filter(table: str, since: str | None, until: str | None, mark: str) -> tuple[str, list[str]]:

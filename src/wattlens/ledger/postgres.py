@@ -14,7 +14,7 @@ from typing import Any
 
 from wattlens.errors import WattlensError
 from wattlens.ledger import merkle
-from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
+from wattlens.ledger.chain import GENESIS, Row, leaves_of, link_batch, time_filter
 from wattlens.ledger.tree import Entry, TreeState, leaf_of
 from wattlens.ledger.usage import postgres_columns, usage_record
 
@@ -118,7 +118,7 @@ class PostgresLedger:
                                 known.add(str(i))
                     rows, last, _ = link_batch(fresh, seq, head)
                     fresh_ids = [None if b.get("id") is None else str(b["id"]) for b in fresh]
-                    leaves = [merkle.leaf_hash(r[2].encode()) for r in rows]  # the body is the RFC 8785 entry
+                    leaves = leaves_of(fresh, rows)
                     state = self._state(db, seq)
                     with db.cursor() as cur:
                         cols = "seq, ts, body, prev_hash, hash, id, leaf"

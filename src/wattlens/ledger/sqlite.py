@@ -11,7 +11,7 @@ from typing import Any
 
 from wattlens.errors import WattlensError
 from wattlens.ledger import merkle
-from wattlens.ledger.chain import GENESIS, Row, link_batch, time_filter
+from wattlens.ledger.chain import GENESIS, Row, leaves_of, link_batch, time_filter
 from wattlens.ledger.tree import Entry, TreeState, leaf_of
 from wattlens.ledger.usage import USAGE_PATHS, usage_record
 
@@ -99,7 +99,7 @@ class SQLiteLedger:
                 fresh = self._fresh(bodies)
                 rows, last, _ = link_batch(fresh, seq, head)
                 ids = [None if b.get("id") is None else str(b["id"]) for b in fresh]
-                leaves = [merkle.leaf_hash(r[2].encode()) for r in rows]  # the body is the RFC 8785 entry
+                leaves = leaves_of(fresh, rows)
                 state = self._state(seq)
                 self._db.executemany(
                     "INSERT INTO records (seq, ts, body, prev_hash, hash, id, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)",
