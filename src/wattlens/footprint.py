@@ -184,5 +184,3 @@ def positional_builder(cls: type) -> Any:
 
 new_footprint: Callable[..., Footprint] = positional_builder(Footprint)
 new_tokens: Callable[[int, int, int, int], Tokens] = positional_builder(Tokens)
-# Interval(low, mid, high) without its checks: only for bounds known ordered and finite (receipt.py)
-unchecked_interval: Callable[[float, float, float], Interval] = positional_builder(Interval)

@@ -19,10 +19,10 @@ from wattlens.errors import InputError
 from wattlens.estimate import PreparedRequest, prepare_request, serving_profile
 from wattlens.estimate.boundary import BOUNDARY_PARTS, scale_to_boundary
 from wattlens.factors import builtin  # loaded by the estimator's imports already
-from wattlens.footprint import Footprint, Tokens, new_footprint, new_tokens, unchecked_interval
+from wattlens.footprint import Footprint, Tokens, new_footprint, new_tokens
 from wattlens.impacts import EmbodiedShare, SiteBasis, footprint, site_basis
 from wattlens.receipt_floats import GPUS_PER_HOST, _Fast, _Figures
-from wattlens.units import Interval, _sig6, interval, sig6_all
+from wattlens.units import Interval, _sig6, interval, sig6_all, unchecked_interval
 
 if TYPE_CHECKING:
     from wattlens.factors import FactorSet
