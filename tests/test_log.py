@@ -171,6 +171,14 @@ def test_canonical_json_fast_path_is_rfc8785_on_random_values() -> None:
 
     agree()
     assert jcs._orjson_form({"a": [1.0, 1e-7, 1e21], "s": "1.0, e-5"}) == '{"a":[1,1e-7,1e+21],"s":"1.0, e-5"}'
+    # each pattern the scan folds together ("}" and "]" read ",", "+" reads "-"), inside and outside strings
+    folded = {"a": [1e16, 2.0], "b": {"c": 3.0}, "d": 1e-6, "s": "x+1e+16 2.0] 3.0} e-6", "t": "+"}
+    assert jcs._orjson_form(folded) == rfc8785.dumps(folded).decode()
+    slashed = {**folded, "u": "\\"}  # an escaped backslash: the fast form declines, the Python encoder answers
+    assert jcs._orjson_form(slashed) is None
+    assert jcs.canonical_text(slashed) == rfc8785.dumps(slashed).decode()
+    for top in (1e16, 5.0, 1e-6, -2.0, [7.0]):
+        assert jcs._orjson_form(top) == rfc8785.dumps(top).decode()
     # orjson writes NaN and infinity as null: however many nulls the record already holds, at its top
     # level, nested, or in its text, such a value is refused, never stored as null
     for bad in (

@@ -134,6 +134,7 @@ def test_the_record_puts_every_field_where_its_name_says() -> None:
     )
     s = settle(call, Context(Place(zone="FR")), eager=True)
     r = s.record()
+    assert s.record_body() == r.as_dict()  # the entry's dict, made without the LedgerRecord
     receipt = s.receipt
     assert receipt is not None
     expected = LedgerRecord(

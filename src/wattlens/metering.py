@@ -116,6 +116,7 @@ class LedgerRecord:
 
 # LedgerRecord(...) by position without the frozen dataclass's per-field machinery: a record per request
 _new_record: Callable[..., LedgerRecord] = positional_builder(LedgerRecord)
+_RECORD_FIELDS: tuple[str, ...] = LedgerRecord.__slots__  # the fields, in order
 
 
 def estimated_receipt(model: str, tokens: Tokens, ctx: Context, serving: Serving, at: dt.datetime | None = None) -> Receipt:
@@ -266,10 +267,17 @@ class Settlement:
 
     def record(self) -> LedgerRecord:
         """The ledger record; text a client sent is made valid Unicode so that any request can be recorded."""
+        return _new_record(*self._fields())
+
+    def record_body(self) -> dict[str, Any]:
+        """`record().as_dict()`, made straight from the fields (once per request on the gateway's path)."""
+        return dict(zip(_RECORD_FIELDS, self._fields(), strict=True))
+
+    def _fields(self) -> tuple[Any, ...]:
         from wattlens.ledger.chain import scrub
 
         c, receipt = self.call, self.receipt
-        return _new_record(  # LedgerRecord's fields, in their order
+        return (  # LedgerRecord's fields, in their order
             c.request_id,  # id
             c.ts or dt.datetime.fromtimestamp(c.wall_s, dt.UTC).isoformat(timespec="microseconds"),  # ts
             c.source,
@@ -301,7 +309,7 @@ class Settlement:
         if self._entry is None:
             from wattlens.ledger.chain import CanonicalRecord
 
-            self._entry = CanonicalRecord(self.record().as_dict())
+            self._entry = CanonicalRecord(self.record_body())
         return self._entry
 
     def record_dict(self) -> dict[str, Any]:
@@ -310,7 +318,7 @@ class Settlement:
         try:
             return self.entry()
         except (ValueError, TypeError):
-            return self.record().as_dict()
+            return self.record_body()
 
     def entry_hash(self) -> str | None:
         """The record's RFC 9162 leaf hash in hex (what its inclusion proof proves); None: it cannot be stored."""

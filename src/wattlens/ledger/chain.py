@@ -61,6 +61,10 @@ class CanonicalRecord(dict[str, Any]):
 
 def scrub(value: Any) -> Any:
     """A JSON value with every string made valid Unicode (lone surrogates become U+FFFD)."""
+    if type(value) is str and value.isascii():  # most text: no copy, no encoding (a record has several)
+        return value
+    if value is None:
+        return None
     if isinstance(value, str):
         try:
             value.encode("utf-8")
