@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -81,8 +82,8 @@ def main() -> None:
             runs[name].append(run(src, args.n))
     headers = ["µs per call (median over runs, min–max)", *sources]
     rows = [[label, *(spread([r[key] for r in runs[name]]) for name in sources)] for label, key in ROWS]
-    ours = sorted(r["canonical"] for r in runs["this checkout"])[args.runs // 2]
-    peer = sorted(r["rfc8785"] for r in runs["this checkout"])[args.runs // 2]
+    ours = statistics.median(r["canonical"] for r in runs["this checkout"])
+    peer = statistics.median(r["rfc8785"] for r in runs["this checkout"])
     body = table(headers, rows)
     body += (
         f"\n\nEach cell: median over {args.runs} runs (a fresh process each, the checkouts interleaved) of the "

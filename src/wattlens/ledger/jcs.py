@@ -54,7 +54,6 @@ def canonical_text(body: object) -> str:
 _SUSPECTS = (b"e-", b".0,")
 _FOLD = bytes.maketrans(b"}]+", b",,-")
 _NUMBER_CHARS = frozenset(b"0123456789.-+e")
-_OPTIONS: list[int] = []  # orjson's options, worked out on first use (no import-time work)
 
 
 def _orjson_form(body: object) -> str | None:
@@ -68,16 +67,10 @@ def _orjson_form(body: object) -> str | None:
     """
     import orjson
 
-    if not _OPTIONS:
-        _OPTIONS.append(
-            orjson.OPT_SORT_KEYS
-            | orjson.OPT_STRICT_INTEGER
-            | orjson.OPT_PASSTHROUGH_DATACLASS
-            | orjson.OPT_PASSTHROUGH_DATETIME
-            | orjson.OPT_PASSTHROUGH_SUBCLASS
-        )
+    opts = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_DATACLASS
+    opts |= orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
     try:
-        out = orjson.dumps(body, option=_OPTIONS[0], default=_refuse)
+        out = orjson.dumps(body, option=opts, default=_refuse)
         if (not out.isascii() and max(out) >= 0xF0) or (_nulls_beyond(body, out) and orjson.loads(out) != body):
             return None
     except (TypeError, ValueError, _Slow):  # orjson's errors are both
