@@ -1,4 +1,4 @@
-"""wattlens.instrument on the real SDKs against a real upstream on loopback."""
+"""wattlens.instrument on the real SDKs against a real upstream on loopback (wattlens.sdk)."""
 
 from __future__ import annotations
 

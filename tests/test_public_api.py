@@ -47,3 +47,33 @@ def test_exported_members_say_where_they_live() -> None:
         obj = getattr(wattlens, name)
         module = getattr(obj, "__module__", None) or obj.__name__
         assert module.startswith("wattlens."), (name, module)
+
+
+def test_every_metered_entry_takes_the_same_options_as_metering() -> None:
+    """instrument() and the adapters take MeterOptions and pass them on: the TypedDict names exactly
+    metering()'s keyword arguments, and a misspelt one is refused, not ignored."""
+    import inspect
+    import typing
+
+    import openai
+    import pytest
+
+    from wattlens.integrations import MeterOptions, metering
+
+    params = inspect.signature(metering).parameters
+    assert set(typing.get_type_hints(MeterOptions)) == {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    with pytest.raises(TypeError, match="zonee"):
+        wattlens.instrument(openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1"), zonee="FR")  # type: ignore[call-arg]
+
+
+def test_each_lazy_name_is_what_it_says_whatever_is_read_first() -> None:
+    """A submodule named like a function would replace it on import (`wattlens.instrument` the module):
+    every order of first use gives the functions."""
+    code = (
+        "import wattlens\n"
+        "from wattlens import uninstrument\n"
+        "import wattlens.estimate, wattlens.measure.meter, wattlens.receipt\n"
+        "print(callable(wattlens.instrument), callable(wattlens.uninstrument), callable(wattlens.estimate_footprint))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]

@@ -21,8 +21,8 @@ _LAZY = {
     "Place": ("wattlens.context", "Place"),
     "estimate_footprint": ("wattlens.receipt", "estimate_footprint"),
     "estimate": ("wattlens.estimate", None),
-    "instrument": ("wattlens.instrument", "instrument"),
-    "uninstrument": ("wattlens.instrument", "uninstrument"),
+    "instrument": ("wattlens.sdk", "instrument"),
+    "uninstrument": ("wattlens.sdk", "uninstrument"),
     "Meter": ("wattlens.measure.meter", "Meter"),
 }
 
@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from wattlens.context import Context, Place
     from wattlens.errors import WattlensError
     from wattlens.footprint import Footprint
-    from wattlens.instrument import instrument, uninstrument
     from wattlens.measure.meter import Meter
     from wattlens.receipt import LLMRequest, estimate_footprint
+    from wattlens.sdk import instrument, uninstrument
     from wattlens.units import Interval
 
 

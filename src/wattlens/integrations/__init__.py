@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from wattlens.context import Context, Place
 from wattlens.footprint import Tokens
@@ -27,6 +27,22 @@ if TYPE_CHECKING:
     from wattlens.protocols import WireProtocol
 
 KEEP = 1000  # settled calls an adapter remembers for look-ups by id (older ones are dropped)
+
+
+class MeterOptions(TypedDict, total=False):
+    """The keyword arguments that `instrument()` and every adapter take, passed on to `metering()`:
+    zone, region, facility, hardware, ledger, tags, model_params, context, config, observers."""
+
+    zone: str | None
+    region: str | None
+    facility: str | None
+    hardware: str | None
+    ledger: Any
+    tags: dict[str, str] | None
+    model_params: dict[str, dict[str, float]] | None
+    context: Context | None
+    config: str | None
+    observers: Sequence[Observer]
 
 
 @dataclass
@@ -187,6 +203,7 @@ def protocol_name(provider: str | None, default: str = "openai") -> str:
 
 __all__ = [
     "KEEP",
+    "MeterOptions",
     "Metering",
     "Recent",
     "iso_utc",

@@ -24,25 +24,25 @@ when the model is asked for it (ChatOpenAI(stream_usage=True)); without it the c
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGeneration, GenerationChunk, LLMResult
 from langchain_core.outputs.chat_generation import ChatGenerationChunk
 
-from wattlens.context import Context
 from wattlens.footprint import Tokens
 from wattlens.integrations import (
     KEEP,
     Metering,
+    MeterOptions,
     Recent,
     metering,
     openai_usage_tokens,
     protocol_name,
     usage_metadata_tokens,
 )
-from wattlens.metering import Call, Observer, Settlement
+from wattlens.metering import Call, Settlement
 
 CHARS_PER_TOKEN = 4  # a stream without usage: output tokens estimated from its text
 BASE_URL_KEYS = ("openai_api_base", "base_url", "anthropic_api_url", "api_base", "azure_endpoint", "endpoint")
@@ -75,32 +75,11 @@ class WattlensCallbackHandler(BaseCallbackHandler):
     def __init__(
         self,
         *,
-        zone: str | None = None,
-        region: str | None = None,
-        facility: str | None = None,
-        hardware: str | None = None,
-        ledger: Any = None,
-        tags: dict[str, str] | None = None,
-        model_params: dict[str, dict[str, float]] | None = None,
-        context: Context | None = None,
-        config: str | None = None,
-        observers: tuple[Observer, ...] = (),
         attach: bool = True,
         keep: int = KEEP,
+        **options: Unpack[MeterOptions],
     ) -> None:
-        self.metering: Metering = metering(
-            "langchain",
-            zone=zone,
-            region=region,
-            facility=facility,
-            hardware=hardware,
-            ledger=ledger,
-            tags=tags,
-            model_params=model_params,
-            context=context,
-            config=config,
-            observers=observers,
-        )
+        self.metering: Metering = metering("langchain", **options)
         self.attach = attach
         self.recent = Recent(keep)
         self._runs: dict[UUID, _Run] = {}

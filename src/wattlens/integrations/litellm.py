@@ -25,14 +25,13 @@ always carry usage).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from wattlens.context import Context
 from wattlens.footprint import Tokens
-from wattlens.integrations import KEEP, Metering, Recent, iso_utc, metering, openai_usage_tokens, protocol_name
-from wattlens.metering import Call, Observer, Settlement
+from wattlens.integrations import KEEP, Metering, MeterOptions, Recent, iso_utc, metering, openai_usage_tokens, protocol_name
+from wattlens.metering import Call, Settlement
 from wattlens.protocols.base import field
 
 # LiteLLM call types -> the endpoint of the provider's wire protocol (Anthropic's is always /messages)
@@ -59,33 +58,12 @@ class WattlensLogger(CustomLogger):
     def __init__(
         self,
         *,
-        zone: str | None = None,
-        region: str | None = None,
-        facility: str | None = None,
-        hardware: str | None = None,
-        ledger: Any = None,
-        tags: dict[str, str] | None = None,
-        model_params: dict[str, dict[str, float]] | None = None,
-        context: Context | None = None,
-        config: str | None = None,
-        observers: tuple[Observer, ...] = (),
         keep: int = KEEP,
+        **options: Unpack[MeterOptions],
     ) -> None:
         super().__init__()
         # Read now, so that configuration errors show here rather than inside LiteLLM's logging thread.
-        self.metering: Metering = metering(
-            "litellm",
-            zone=zone,
-            region=region,
-            facility=facility,
-            hardware=hardware,
-            ledger=ledger,
-            tags=tags,
-            model_params=model_params,
-            context=context,
-            config=config,
-            observers=observers,
-        )
+        self.metering: Metering = metering("litellm", **options)
         self.recent = Recent(keep)
 
     # -- LiteLLM's hooks ----------------------------------------------------------------------

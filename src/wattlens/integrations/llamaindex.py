@@ -28,7 +28,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.exception import ExceptionEvent
@@ -44,10 +44,9 @@ from llama_index_instrumentation import get_dispatcher  # where llama_index.core
 from llama_index_instrumentation.events.span import SpanDropEvent
 from pydantic import PrivateAttr
 
-from wattlens.context import Context
 from wattlens.footprint import Tokens
-from wattlens.integrations import KEEP, Metering, Recent, metering, openai_usage_tokens, protocol_name
-from wattlens.metering import Call, Observer, Settlement
+from wattlens.integrations import KEEP, Metering, MeterOptions, Recent, metering, openai_usage_tokens, protocol_name
+from wattlens.metering import Call, Settlement
 from wattlens.protocols import StreamTracker, WireProtocol, protocol, protocols
 from wattlens.protocols.base import field
 
@@ -221,33 +220,12 @@ class WattlensEventHandler(BaseEventHandler):
     def __init__(
         self,
         *,
-        zone: str | None = None,
-        region: str | None = None,
-        facility: str | None = None,
-        hardware: str | None = None,
-        ledger: Any = None,
-        tags: dict[str, str] | None = None,
-        model_params: dict[str, dict[str, float]] | None = None,
-        context: Context | None = None,
-        config: str | None = None,
-        observers: tuple[Observer, ...] = (),
         attach: bool = True,
         keep: int = KEEP,
+        **options: Unpack[MeterOptions],
     ) -> None:
         super().__init__()
-        m = metering(
-            "llamaindex",
-            zone=zone,
-            region=region,
-            facility=facility,
-            hardware=hardware,
-            ledger=ledger,
-            tags=tags,
-            model_params=model_params,
-            context=context,
-            config=config,
-            observers=observers,
-        )
+        m = metering("llamaindex", **options)
         self._meter = _Meter(m, attach, keep)
 
     @classmethod
@@ -283,9 +261,11 @@ class WattlensEventHandler(BaseEventHandler):
         self._meter.metering.flush(timeout_s)
 
 
-def instrument(dispatcher: Any = None, **kwargs: Any) -> WattlensEventHandler:
+def instrument(
+    dispatcher: Any = None, *, attach: bool = True, keep: int = KEEP, **options: Unpack[MeterOptions]
+) -> WattlensEventHandler:
     """A WattlensEventHandler (instrument()'s keyword arguments) added to a dispatcher, the root one by default."""
-    handler = WattlensEventHandler(**kwargs)
+    handler = WattlensEventHandler(attach=attach, keep=keep, **options)
     (dispatcher or get_dispatcher()).add_event_handler(handler)
     return handler
 

@@ -18,11 +18,10 @@ import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from wattlens.context import Context
 from wattlens.errors import InputError
-from wattlens.integrations import Metering, metering
+from wattlens.integrations import Metering, MeterOptions, metering
 from wattlens.metering import Call, Settlement
 from wattlens.protocols import StreamTracker, WireProtocol, protocols
 from wattlens.protocols.base import InvalidUsage
@@ -214,21 +213,11 @@ def _protocol_of(client: Any) -> WireProtocol:
     raise InputError(f"instrument() takes an openai or anthropic client, got {type(client).__name__}")
 
 
-def instrument(
-    client: Any,
-    *,
-    zone: str | None = None,
-    region: str | None = None,
-    facility: str | None = None,
-    hardware: str | None = None,
-    ledger: Any = None,
-    tags: dict[str, str] | None = None,
-    model_params: dict[str, dict[str, float]] | None = None,
-    context: Context | None = None,
-    config: str | None = None,
-) -> Any:
+def instrument(client: Any, **options: Unpack[MeterOptions]) -> Any:
     """Meter every call of this client; returns the same client.
 
+    options (wattlens.integrations.MeterOptions): zone, region, facility, hardware, ledger, tags,
+    model_params, context, config, observers; a name outside them is a TypeError.
     Where it runs: zone/region/facility, over `context` when given, else over the configuration
     (WATTLENS_* environment, then $WATTLENS_CONFIG or ./wattlens.toml, or the `config` file).
     ledger: a path or postgresql:// URL, or a LedgerWriter (records are written in batches
@@ -239,18 +228,7 @@ def instrument(
     proto = _protocol_of(client)
     if getattr(client, _MARK, None):
         raise InputError("this client is already instrumented; call wattlens.uninstrument(client) first")
-    m = metering(
-        "sdk",
-        zone=zone,
-        region=region,
-        facility=facility,
-        hardware=hardware,
-        ledger=ledger,
-        tags=tags,
-        model_params=model_params,
-        context=context,
-        config=config,
-    )
+    m = metering("sdk", **options)
     settings = Settings(proto, m, str(getattr(client, "base_url", "")).rstrip("/"))
     is_async = type(client).__name__.startswith("Async")
     wrapped = []
