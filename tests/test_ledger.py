@@ -151,6 +151,22 @@ def test_writer_batches_off_thread_and_flushes_on_close(tmp_path: Path) -> None:
     led.close()
 
 
+def test_a_script_that_exits_without_closing_still_writes_its_records(tmp_path: Path) -> None:
+    """The writer is a daemon thread: without its exit hook, a short script's records were lost."""
+    code = (
+        "import sys\n"
+        "from wattlens.ledger import LedgerWriter, open_ledger\n"
+        "w = LedgerWriter(open_ledger(sys.argv[1]), flush_s=30.0, linger_s=30.0)\n"  # nothing written before exit
+        "for i in range(3):\n"
+        "    w.submit({'id': f'x{i}', 'ts': '2026-12-01T00:00:00+00:00', 'footprint': None})\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.db")], check=True, timeout=60)
+    led = open_ledger(tmp_path / "x.db")
+    assert led.count() == 3
+    led.close()
+    assert problems(tmp_path / "x.db") == []
+
+
 # -- PostgreSQL, for real ------------------------------------------------------------------------
 
 

@@ -192,6 +192,13 @@ def test_columnar_report_equals_the_python_one(demo_ledger: Path, tmp_path: Path
     assert col.total["tokens"] == py.total["tokens"] and col.total["methods"] == py.total["methods"]
     for s, v in py.mix.items():
         assert col.mix[s] == pytest.approx(v, abs=1e-6)
+    for h, g in py.hosting.items():  # a loop variable once replaced this dict by a string: every renderer failed
+        assert col.hosting[h]["requests"] == g["requests"]
+        assert col.hosting[h]["energy_wh"]["mid"] == pytest.approx(g["energy_wh"]["mid"], rel=1e-9)
+    for fmt in ("md", "csv", "json", "html"):
+        assert write(col, fmt, None, builtin()), fmt
+    rows = [str(write(r, "csv", None, builtin())).splitlines() for r in (col, py)]
+    assert [x.split(",")[:3] for x in rows[0]] == [x.split(",")[:3] for x in rows[1]]  # same rows (sums: float order)
 
 
 # -- honest numbers, empty periods, records without a receipt, tags, the typeset PDF ---------------

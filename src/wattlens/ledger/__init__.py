@@ -6,6 +6,7 @@ postgresql:// URL. LedgerWriter batches appends off the request path.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import os
@@ -27,6 +28,7 @@ BATCH = 512
 # one transaction per ~50 ms instead of one per request, so the ledger takes far less of the GIL
 # that requests need (at concurrency 1 each record was its own transaction).
 LINGER_S = 0.05
+EXIT_WAIT_S = 10.0  # at interpreter exit, how long the queued records may take to reach the database
 
 
 class Ledger(Protocol):
@@ -100,6 +102,9 @@ class LedgerWriter:
         self.spill_path: Path | None = getattr(ledger, "spill_path", None)
         self.dead_path: Path | None = getattr(ledger, "dead_path", None)
         self._thread.start()
+        # A daemon thread stops wherever it is when the interpreter exits: a script's last records
+        # would never be written. At exit, write what is queued (bounded: a hung database cannot hang the exit).
+        atexit.register(self.close, EXIT_WAIT_S)
 
     def submit(self, record: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
         """Queue a record, or a function that makes one (it then runs in the writer thread)."""
@@ -283,13 +288,24 @@ class LedgerWriter:
         finally:
             self._hurry.clear()
 
-    def close(self) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
+        """Write what is queued, then close the ledger (at interpreter exit too, waiting at most EXIT_WAIT_S)."""
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self.close)
         self._hurry.set()
         self._q.put(None)
-        self._thread.join()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():  # only with a timeout: the database has not answered
+            import sys
+
+            print(
+                f"wattlens: the ledger did not answer within {timeout_s:g} s; {self._q.qsize()} queued records were"
+                f" not written (the spill journal {self.spill_path} keeps those that reached it)",
+                file=sys.stderr,
+            )
+            return
         if self._held:  # neither the database nor the disk took them: say so rather than lose them silently
             import sys
 

@@ -117,9 +117,9 @@ def build_from_parquet(
         for b in by
     }
     groups = {b: collapse(g) if b.startswith(TAG_PREFIX) else g for b, g in groups.items()}
-    hosting = {h: _totals(g) for g in rows(f"SELECT hosting AS h, {agg} FROM r GROUP BY 1") for h in [str(g["h"])]}
-    for h in ("own", "purchased"):
-        hosting.setdefault(h, _totals({**dict.fromkeys(rows(f"SELECT {agg} FROM r WHERE FALSE")[0], 0)}))
+    found = {h: _totals(g) for g in rows(f"SELECT hosting AS h, {agg} FROM r GROUP BY 1") for h in [str(g["h"])]}
+    zero = dict.fromkeys(rows(f"SELECT {agg} FROM r WHERE FALSE")[0], 0)
+    hosting = {h: found.pop(h) if h in found else _totals(zero) for h in ("own", "purchased")} | found  # build()'s order
     users = int(con.execute('SELECT count(DISTINCT "user") FROM r WHERE "user" IS NOT NULL').fetchone()[0])  # type: ignore[index]
     fs = factors
     mix_wh = dict.fromkeys(SOURCES, 0.0)
@@ -132,15 +132,15 @@ def build_from_parquet(
                 mix_wh[s] += float(wh) * share
     total_mix = sum(mix_wh.values())
     by_source = {h: {s: {"low": 0.0, "mid": 0.0, "high": 0.0} for s in SOURCES} for h in ("own", "purchased")}
-    for hosting, zone, *wh in con.execute(
+    for host, zone, *wh in con.execute(
         "SELECT hosting, zone, sum(facility_wh_low), sum(facility_wh_mid), sum(facility_wh_high) FROM r "
         "WHERE zone IS NOT NULL GROUP BY 1, 2"
     ).fetchall():
         z = fs.zones.find(str(zone))
-        if z is not None and str(hosting) in by_source:  # the zone's annual mix (records priced otherwise differ)
+        if z is not None and str(host) in by_source:  # the zone's annual mix (records priced otherwise differ)
             for s, share in z.mix.items():
                 for b, v in zip(("low", "mid", "high"), wh, strict=True):
-                    by_source[str(hosting)][s][b] += float(v or 0.0) * share
+                    by_source[str(host)][s][b] += float(v or 0.0) * share
     from collections import Counter
 
     missing: Counter[str] = Counter()
