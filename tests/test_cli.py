@@ -100,6 +100,11 @@ def test_estimate_for_a_model_outside_the_catalogue() -> None:
         (["estimate", "--model", "gpt-4o-mini", "--pue", "0.5"], "PUE"),
         (["estimate", "--output-tokens", "10"], "--model"),
         (["estimate", "--model", "gpt-4o-mini", "--input-tokens", "-3"], "input-tokens"),
+        (["estimate", "--model", "gpt-4o-mini", "--zone", "XX"], "`wattlens zones` lists them"),
+        (["estimate", "--model", "gpt-4o-mini", "--facility", "nasa"], "google"),
+        (["zones", "--kind", "planet"], "us-state"),
+        (["regions", "--provider", "foo"], "azure"),
+        (["verify", "--ledger", "missing.db"], "[ledger] location"),  # brackets are text, not markup
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(args: list[str], needle: str) -> None:
@@ -156,6 +161,14 @@ def test_help_lists_commands() -> None:
     r = wl("--help")
     for cmd in ("estimate", "zones", "models", "hardware", "regions", "sensors", "run"):
         assert cmd in r.stdout
+    # help text is printed as written: "[[upstreams]]" once came out as "[]"
+    assert "[[upstreams]]" in " ".join(wl("serve", "--help").stdout.split())
+
+
+def test_estimate_without_tokens_says_so() -> None:
+    r = wl("estimate", "--model", "gpt-4o-mini", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["tokens"]["input"] == 0
+    assert "no tokens given" in r.stderr
 
 
 def test_sensors_command_explains_each_backend() -> None:

@@ -66,3 +66,21 @@ def test_generated_docs_match_the_code() -> None:
     script = Path(__file__).parents[1] / "scripts" / "gen_docs.py"
     r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_readme_receipt_sample_is_what_its_command_prints() -> None:
+    """The README's JSON sample shows the first estimate command's figures, to three significant digits."""
+    import json
+
+    from wattlens.receipt import LLMRequest, Place, estimate_footprint
+
+    readme = README.read_text()
+    assert "wattlens estimate --model gpt-4o-mini --input-tokens 800 --output-tokens 400 --zone FR" in readme
+    d = estimate_footprint(LLMRequest(model="gpt-4o-mini", input_tokens=800, output_tokens=400), Place(zone="FR")).as_dict()
+    sample = re.search(r'\{"energy_wh": (\{[^}]*\})', readme)
+    assert sample is not None
+    shown = json.loads(sample.group(1))
+    for b in ("low", "mid", "high"):
+        assert shown[b] == float(f"{d['energy_wh'][b]:.3g}"), b
+    assert f'"tokens_per_s_per_gpu": {d["assumptions"]["tokens_per_s_per_gpu"]}' in readme
+    assert f'"active_params_b": {d["assumptions"]["active_params_b"]}' in readme

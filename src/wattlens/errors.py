@@ -23,7 +23,18 @@ class UnknownKeyError(FactorError, LookupError):
         self.key = key
         self.suggestions = suggestions
         hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        listing = _LISTED_BY.get(kind)
+        if listing:
+            hint += f" `{listing}` lists them (`{listing} TEXT` searches)."
         super().__init__(f"unknown {kind} {key!r}.{hint}")
+
+
+_LISTED_BY = {
+    "zone": "wattlens zones",
+    "cloud region": "wattlens regions",
+    "hardware": "wattlens hardware",
+    "model": "wattlens models",
+}
 
 
 class ConfigError(WattlensError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from rich.markup import escape
+
 from wattlens.cli import catalogue, ledger, log, measure, plan, route, serve  # noqa: F401 - each registers its commands
 from wattlens.cli.common import app, err
 from wattlens.errors import WattlensError
@@ -20,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Typer reports usage errors itself (exit 2); our own errors are caught below.
         app(args=list(argv) if argv is not None else None, prog_name="wattlens")
     except WattlensError as e:
-        err.print(f"[bold red]error:[/] {e}")
+        err.print(f"[bold red]error:[/] {escape(str(e))}")
         sys.exit(2)
 
 

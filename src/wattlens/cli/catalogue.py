@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from wattlens.cli.common import ConfigOpt, FactorsOpt, GridOpt, JsonOpt, app, err, out, settings_for
@@ -40,7 +41,10 @@ def estimate(
         str | None, typer.Option(help="Accelerator, e.g. H100, B200, MI300X (see `wattlens hardware`).")
     ] = None,
     gpus: Annotated[int | None, typer.Option(min=1, help="Accelerators serving one replica.")] = None,
-    batch: Annotated[float | None, typer.Option(min=1, help="Serving concurrency; omit when unknown.")] = None,
+    batch: Annotated[
+        float | None,
+        typer.Option(min=1, help="Sequences the replica (all --gpus together) serves at once; omit when unknown."),
+    ] = None,
     zone: Annotated[str | None, typer.Option(help="Grid zone: country (FR, FRA), US-CA, CA-QC, WORLD.")] = None,
     region: Annotated[str | None, typer.Option(help="Cloud region, e.g. europe-west9, us-east-1, westeurope.")] = None,
     provider: Annotated[str | None, typer.Option(help="Serving provider (informational; facility via --facility).")] = None,
@@ -111,6 +115,10 @@ def estimate(
         st.context(),
         at=_when(at),
     )
+    if not (input_tokens or output_tokens or reasoning_tokens):  # a valid receipt, but rarely what was meant
+        err.print(
+            "note: no tokens given, so this is the receipt of an empty request; give --input-tokens and --output-tokens"
+        )
     if as_json:
         out.print_json(json.dumps(fp.as_dict()))
         return
@@ -162,6 +170,8 @@ def zones(
     """List and search grid zones with their intensity, mix and water factor."""
     fs = settings_for(config, factors).context().factors
     rows = fs.zones.search(query) if query else fs.zones.list()
+    if kind is not None and kind not in (kinds := sorted({z.kind for z in fs.zones.list()})):
+        raise typer.BadParameter(f"unknown kind {kind!r}; choose one of {', '.join(kinds)}", param_hint="--kind")
     rows = [z for z in rows if kind is None or z.kind == kind]
     if as_json:
         out.print_json(as_json_rows(rows))
@@ -198,7 +208,7 @@ def models(
 
         res = resolve(query, fs)
         if res.spec is not None:
-            err.print(f"{query}: {res.note}", highlight=False)
+            err.print(f"{query}: {escape(res.note)}", highlight=False)
             rows = [res.spec]
     rows = [m for m in rows if provider is None or m.provider == provider]
     if as_json:
@@ -264,6 +274,8 @@ def regions(
     """List cloud regions and the grid zone each one draws from."""
     fs = settings_for(config, factors).context().factors
     rows = fs.cloud_regions.search(query) if query else fs.cloud_regions.list()
+    if provider is not None and provider not in (known := sorted({r.provider for r in fs.cloud_regions.list()})):
+        raise typer.BadParameter(f"unknown provider {provider!r}; choose one of {', '.join(known)}", param_hint="--provider")
     rows = [r for r in rows if provider is None or r.provider == provider]
     if as_json:
         out.print_json(as_json_rows(rows))

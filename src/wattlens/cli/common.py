@@ -12,6 +12,7 @@ from wattlens.config import Settings
 
 app = typer.Typer(
     name="wattlens",
+    rich_markup_mode=None,  # help text is plain: "[ledger] location" must not read as markup
     help="The energy meter for AI: energy, carbon and water receipts for every query.",
     no_args_is_help=True,
     add_completion=False,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from wattlens.cli.common import ConfigOpt, FactorsOpt, app, err, out, settings_for
 from wattlens.context import Context
@@ -58,13 +59,16 @@ def verify(
             old = read_checkpoint(note, verifier)
             cosigned = check_witnesses(note, witness or [])
         except NoteError as e:
-            err.print(f"[bold red]the checkpoint does not verify[/]: {e}")
+            err.print(f"[bold red]the checkpoint does not verify[/]: {escape(str(e))}")
             raise typer.Exit(1) from e
         if not key:
             err.print("[yellow]the checkpoint's signature is not checked: give --key to check it[/]")
     elif witness:
         raise typer.BadParameter("--witness checks the cosignatures of a --checkpoint: give one")
-    led = open_ledger(settings_for(config, ledger=ledger).ledger, create=False)
+    location = settings_for(config, ledger=ledger).ledger
+    led = open_ledger(location, create=False)
+    if ledger is None:  # say which ledger the configuration chose
+        err.print(f"ledger: {escape(str(location))}", highlight=False)
     try:
         problems = verify_rows(led.rows)  # read twice, never all held: memory grows with hashes, not records
         tree_problems, leaves = check_tree(led.entries(), led.stored_state())
@@ -82,9 +86,11 @@ def verify(
             out.print(f"[green]consistent with the checkpoint[/]: {why}{cosigned}", highlight=False)
         return
     for p in problems[:50]:
-        err.print(f"[red]record {p.seq}: {p.kind}[/] - {p.detail}")
+        err.print(f"[red]record {p.seq}: {p.kind}[/] - {escape(p.detail)}")
     if not extends:
-        err.print(f"[bold red]not consistent with the checkpoint[/] ({old.origin if old else ''}): {why}", highlight=False)
+        err.print(
+            f"[bold red]not consistent with the checkpoint[/] ({old.origin if old else ''}): {escape(why)}", highlight=False
+        )
     err.print(f"[bold red]ledger does not verify[/]: {len(problems) + (not extends)} problem(s) in {len(leaves)} records")
     raise typer.Exit(1)
 
@@ -327,7 +333,7 @@ def disclose(
     sys.stdout.write(json.dumps(doc, indent=2) + "\n" if format == "json" else d.markdown(doc))
 
 
-ledger_app = typer.Typer(help="Read the ledger of receipts.", no_args_is_help=True)
+ledger_app = typer.Typer(rich_markup_mode=None, help="Read the ledger of receipts.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from wattlens.cli.common import ConfigOpt, app, err, out, settings_for
 from wattlens.cli.serve import keys_app
@@ -21,9 +22,13 @@ if TYPE_CHECKING:
     from wattlens.ledger.note import Signer, Verifier
     from wattlens.ledger.tree import Entry
 
-log_app = typer.Typer(help="The Merkle log over the ledger: signed checkpoints and proofs.", no_args_is_help=True)
+log_app = typer.Typer(
+    rich_markup_mode=None, help="The Merkle log over the ledger: signed checkpoints and proofs.", no_args_is_help=True
+)
 app.add_typer(log_app, name="log")
-signing_app = typer.Typer(help="Ed25519 keys that sign the log's checkpoints (C2SP signed notes).", no_args_is_help=True)
+signing_app = typer.Typer(
+    rich_markup_mode=None, help="Ed25519 keys that sign the log's checkpoints (C2SP signed notes).", no_args_is_help=True
+)
 keys_app.add_typer(signing_app, name="signing")
 
 LedgerOpt = Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL (default: the data dir).")]
@@ -85,7 +90,7 @@ def _checkpoint(led: Ledger, key: str, origin: str | None, state: str | None) ->
     try:
         return Notary(led, _signer(key), last, origin=origin).sign()
     except RollbackError as e:
-        err.print(f"[bold red]not signed[/]: {e}; the log was truncated, rolled back or forked (see {last})")
+        err.print(f"[bold red]not signed[/]: {escape(str(e))}; the log was truncated, rolled back or forked (see {last})")
         raise typer.Exit(1) from e
 
 
@@ -207,7 +212,7 @@ def verify_receipt(
         cp = read_checkpoint(p.checkpoint, verifier)
         cosigners = check_witnesses(p.checkpoint, witness or [])
     except (NoteError, ValueError) as e:
-        err.print(f"[bold red]receipt does not verify[/]: {e}")
+        err.print(f"[bold red]receipt does not verify[/]: {escape(str(e))}")
         raise typer.Exit(1) from e
     leaf = merkle.leaf_hash(jcs.entry_bytes(body))
     if entry_hash is not None and entry_hash.strip().lower() != leaf.hex():
@@ -318,7 +323,7 @@ def log_witness(
     try:
         new = read_checkpoint(note, verifier)
     except NoteError as e:
-        err.print(f"[bold red]not cosigned[/]: the checkpoint does not verify with the log's key: {e}")
+        err.print(f"[bold red]not cosigned[/]: the checkpoint does not verify with the log's key: {escape(str(e))}")
         raise typer.Exit(1) from e
     w = Witness(_signer(key), {new.origin: verifier}, Path(state))
     seen = w.latest(new.origin)
@@ -350,7 +355,7 @@ def log_witness(
         try:
             hashes = [base64.b64decode(x, validate=True) for x in lines.split()]
         except ValueError as e:
-            err.print(f"[bold red]not cosigned[/]: the consistency proof is not base64 hashes: {e}")
+            err.print(f"[bold red]not cosigned[/]: the consistency proof is not base64 hashes: {escape(str(e))}")
             raise typer.Exit(1) from e
         how = f"extends the {old.size} records cosigned before ({len(hashes)}-hash consistency proof)"
     answer = w.add_checkpoint(request_body(old.size if old else 0, hashes, note))
@@ -360,7 +365,7 @@ def log_witness(
             422: f"the log of {new.size} records does not extend the one of {old.size if old else 0} "
             "this witness cosigned (rewritten, rolled back or forked)",
         }.get(answer.status, answer.body.strip())
-        err.print(f"[bold red]not cosigned[/]: {why}", highlight=False)
+        err.print(f"[bold red]not cosigned[/]: {escape(why)}", highlight=False)
         raise typer.Exit(1)
     cosigned = w.latest(new.origin) or ""
     if output:

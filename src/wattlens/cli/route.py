@@ -10,7 +10,9 @@ import typer
 from wattlens.cli.common import JsonOpt, app, err, out
 from wattlens.cli.present import fmt
 
-route_app = typer.Typer(help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True)
+route_app = typer.Typer(
+    rich_markup_mode=None, help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True
+)
 app.add_typer(route_app, name="route")
 
 

@@ -105,7 +105,7 @@ def serve(
     run_gateway(cfg, local=local, log=log_settings(st))  # [log] of --config too, not only the default file
 
 
-keys_app = typer.Typer(help="Gateway API keys (stored hashed).", no_args_is_help=True)
+keys_app = typer.Typer(rich_markup_mode=None, help="Gateway API keys (stored hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 

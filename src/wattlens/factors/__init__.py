@@ -89,6 +89,8 @@ class Repository(Generic[T]):
         close = difflib.get_close_matches(key.lower(), names, n=n, cutoff=0.6)
         if not close:
             close = [k for k in names if key.lower() in k][:n]
+        if not close and len(self._rows) <= 2 * n:  # a short table (facilities): name every row
+            return [r.names[0] for r in self._rows]
         seen: dict[str, None] = {}
         for c in close:
             seen.setdefault(self._index[c].names[0], None)
