@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from wattlens.errors import FactorError, UnknownKeyError
 from wattlens.factors.records import CloudRegion, CpuPower, Facility, Hardware, ModelSpec, Row, SourceFactor, Zone
 
-FACTORS_VERSION = "2026.11"
+FACTORS_VERSION = "2026.12"
 
 
 class Record(Protocol):
