@@ -189,7 +189,47 @@ def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeyp
 
     r = asyncio.run(go())
     assert r.status_code == 401 and "sk-secret-123" not in r.text and "internal" not in r.json()["error"]
-    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"} and r.headers["x-wattlens-record"]
+    # the key in the error's type and code, and a key the 1000-character cut would have split
+    for error in (
+        {"message": "bad", "type": "auth sk-secret-123", "code": "invalid_key:sk-secret-123"},
+        {"message": "x" * 990 + "sk-secret-123"},
+    ):
+        leak = {"error": error}
+        r = asyncio.run(go())
+        assert r.status_code == 401 and "sk-secret" not in r.text, r.text
+
+
+def test_a_hostile_model_name_is_recorded_not_set_aside(tmp: Path) -> None:
+    """A lone surrogate in the model name: the receipt names the model too, and it must be storable."""
+    ok = {"id": "c", "object": "chat.completion", "model": "m\ud800x", "choices": [], "usage": USAGE}
+    gw = Gw(tmp, (200, json.dumps(ok).encode()))
+    r = gw.post(None, raw=b'{"model": "gpt-4o-mini\\ud800", "messages": []}')
+    assert r.status_code == 200, r.text
+    recs = gw.records()
+    assert len(recs) == 1 and recs[0]["footprint"] is not None and gw.writer.dead == 0
+    assert recs[0]["id"] == r.headers["x-wattlens-record"]
+
+
+def test_stream_must_be_a_boolean_and_a_silent_upstream_is_counted(tmp: Path) -> None:
+    gw = Gw(tmp, (200, json.dumps({"id": "c", "object": "chat.completion", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": "x" * 400}}]}).encode()))  # fmt: skip
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG, "stream": "false"})
+    assert r.status_code == 400 and "'stream' must be true or false" in r.json()["error"]["message"]
+    refused = r.headers["x-wattlens-record"]  # a refusal names its record too
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG})  # no usage in the answer
+    assert r.status_code == 200
+    recs = gw.records()
+    assert [x["outcome"] for x in recs] == ["rejected", "no_usage"] and recs[0]["id"] == refused
+    assert recs[1]["tokens"]["output"] >= 100  # counted from the answer, not 0
+
+
+def test_public_url_drops_what_keys_hide_in() -> None:
+    from wattlens.metering import public_url
+
+    assert public_url("http://admin:pw@h.example:8000/v1?key=q#f") == "http://h.example:8000/v1"
+    assert public_url("https://api.openai.com/v1") == "https://api.openai.com/v1"
+    assert public_url("http://u:p@[::1]:9/v1") == "http://[::1]:9/v1"
 
 
 def test_a_gzip_bomb_and_a_redirect_are_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,9 +108,12 @@ def test_the_entry_is_made_once_by_the_fast_encoder_and_stored_as_it_is(tmp_path
     led = open_ledger(tmp_path / "l.db")
     assert led.leaves() == [bytes.fromhex(s.entry_hash() or "")]
     led.close()
-    bad = Call("gateway", "openai", "/chat/completions", "m\ud800", upstream="u", tokens=Tokens(input=1, output=1))
-    unstorable = settle(bad, Context())  # the receipt names the model as asked: no canonical form
+    bad = Call("gateway", "openai", "/chat/completions", "m", upstream="u", ttft_s=float("nan"))
+    unstorable = settle(bad, Context())  # NaN has no canonical form
     assert unstorable.entry_hash() is None and type(unstorable.record_dict()) is dict  # the writer sets it aside
+    hostile = Call("gateway", "openai", "/chat/completions", "m\ud800", upstream="u", tokens=Tokens(input=1, output=1))
+    stored = settle(hostile, Context())  # the client's model name, in the record and in the receipt, made valid
+    assert stored.entry_hash() is not None and stored.receipt is not None and stored.receipt["model"] == "m\ufffd"
 
 
 def test_the_record_puts_every_field_where_its_name_says() -> None:

@@ -28,6 +28,22 @@ SCHEMA_VERSION = 1
 Hosting = Literal["own", "purchased"]
 
 
+def public_url(url: str) -> str:
+    """An upstream's URL as logs and records may show it: without user, password, query or fragment
+    (where keys hide)."""
+    if "@" not in url and "?" not in url and "#" not in url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        u = urlsplit(url)
+        host = u.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{u.port}" if u.port else "")
+    except ValueError:
+        return "(unparsable URL)"
+    return urlunsplit((u.scheme, netloc, u.path, "", ""))
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
@@ -223,14 +239,19 @@ class Settlement:
                 self._settled()
             est = self._est
             if est is not None and self.call.routing is None:
-                self._receipt = est.as_dict(self.call.warnings)  # straight from the figures
-                return self._receipt
-            fp = self.footprint
-            if fp is None:
-                return None
-            d = fp.as_dict()
-            if self.call.routing is not None:
-                d["routing"] = self._savings(fp)
+                d = est.as_dict(self.call.warnings)  # straight from the figures
+            else:
+                fp = self.footprint
+                if fp is None:
+                    return None
+                d = fp.as_dict()
+                if self.call.routing is not None:
+                    d["routing"] = self._savings(fp)
+            m = d.get("model")
+            if m is not None and not m.isascii():  # the client's text: made valid Unicode, as the record's
+                from wattlens.ledger.chain import scrub
+
+                d["model"] = scrub(m)
             self._receipt = d
         return self._receipt
 
@@ -389,5 +410,6 @@ __all__ = [
     "estimated_footprint",
     "estimated_receipt",
     "now_iso",
+    "public_url",
     "settle",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Unpack
 
 from wattlens.errors import InputError
 from wattlens.integrations import Metering, MeterOptions, metering
-from wattlens.metering import Call, Settlement
+from wattlens.metering import Call, Settlement, public_url
 from wattlens.protocols import StreamTracker, WireProtocol, protocols
 from wattlens.protocols.base import InvalidUsage
 from wattlens.protocols.base import field as field_of
@@ -229,7 +229,7 @@ def instrument(client: Any, **options: Unpack[MeterOptions]) -> Any:
     if getattr(client, _MARK, None):
         raise InputError("this client is already instrumented; call wattlens.uninstrument(client) first")
     m = metering("sdk", **options)
-    settings = Settings(proto, m, str(getattr(client, "base_url", "")).rstrip("/"))
+    settings = Settings(proto, m, public_url(str(getattr(client, "base_url", "")).rstrip("/")))
     is_async = type(client).__name__.startswith("Async")
     wrapped = []
     for path, method, endpoint in proto.sdk_targets:

@@ -105,7 +105,7 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve", help="Then start the gateway on the demo ledger and open its dashboard.")
     ] = False,
-    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8787,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port for --serve.")] = 8787,
     contracts: Annotated[
         str | None,
         typer.Option(

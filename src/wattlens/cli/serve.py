@@ -23,7 +23,7 @@ def serve(
     upstream_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the upstream key.")] = None,
     ledger: Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL ('none' to disable).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8787).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8787).")] = None,
     zone: Annotated[str | None, typer.Option(help="Grid zone of upstreams that name none.")] = None,
     region: Annotated[str | None, typer.Option(help="Cloud region of upstreams that name none.")] = None,
     hardware: Annotated[str | None, typer.Option(help="Accelerator of the --upstream, e.g. H100.")] = None,
@@ -98,7 +98,9 @@ def serve(
             err.print(
                 f"  {name}: ~{t['energy_wh']['mid']:.3g} Wh per typical answer, {t['note']}", markup=False, highlight=False
             )
-    where = ", ".join(f"{u.name} ({u.base_url})" for u in cfg.upstreams)
+    from wattlens.metering import public_url
+
+    where = ", ".join(f"{u.name} ({public_url(u.base_url)})" for u in cfg.upstreams)
     err.print(f"wattlens gateway on http://{cfg.host}:{cfg.port}/v1 · upstreams: {where}")
     from wattlens.gateway.logapi import log_settings
 

@@ -84,6 +84,8 @@ def server_options(config: GatewayConfig, max_connections: int = MAX_CONNECTIONS
 
 def check_port(host: str, port: int) -> None:
     """A clear error now when the port is taken, rather than a start message and exit code 3."""
+    if not 0 < port < 65536:  # a config file's port is not checked by the command line
+        raise ConfigError(f"port {port} is out of range: give 1-65535 (--port or [server] port)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

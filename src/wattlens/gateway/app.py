@@ -123,6 +123,10 @@ class Gateway:
         model = data.get("model")
         if not isinstance(model, str) or not model:
             raise ApiError(400, "the request needs a 'model' string")
+        stream = data.get("stream")
+        if stream is not None and not isinstance(stream, bool):  # "false" would read as true here, as false upstream
+            shown = jsonio.dumps(stream)[:40].decode("utf-8", "replace")
+            raise ApiError(400, f"'stream' must be true or false, not {shown}")
         return data
 
     async def choose(
@@ -221,7 +225,9 @@ class Gateway:
             if call.model == "?":
                 call.model = "unknown"  # the body named no usable model
             self.finish(call, u)
-            return self.budget_header(error_response(proto, e), call, None)
+            resp = error_response(proto, e)
+            resp.headers["x-wattlens-record"] = call.request_id  # refusals are recorded too: say which record
+            return self.budget_header(resp, call, None)
         except ClientDisconnect:
             call.status, call.outcome = 499, "client_disconnected"
             self.finish(call, u)
@@ -238,7 +244,9 @@ class Gateway:
             if call.model == "?":
                 call.model = "unknown"
             self.finish(call, u)
-            return error_response(proto, ApiError(500, f"the gateway failed: {type(e).__name__}", "api_error"))
+            resp = error_response(proto, ApiError(500, f"the gateway failed: {type(e).__name__}", "api_error"))
+            resp.headers["x-wattlens-record"] = call.request_id
+            return resp
 
     def tag(self, request: Request, call: Call, key: Any, data: dict[str, Any], proto: WireProtocol) -> None:
         """The request's tags: its key's defaults, then its `metadata` and x-wattlens-tag-NAME headers (checked)."""

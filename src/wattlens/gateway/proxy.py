@@ -75,14 +75,17 @@ class Proxy:
         error = body.get("error") if isinstance(body, dict) else None
         kind = "api_error" if r.status >= 500 else "invalid_request_error"
         message, code = f"upstream {u.name} answered {r.status}", None
-        if isinstance(error, dict):  # the upstream's own error, filtered to the protocol's shape
-            message = str(error.get("message") or message)[:1000]
-            kind = error["type"] if isinstance(error.get("type"), str) else kind
-            code = error["code"] if isinstance(error.get("code"), str) else None
         key = u.key()
-        if key:
-            message = message.replace(key, "[redacted]")
-        return JSONResponse(proto.error_body(message, kind, code), status_code=r.status)
+
+        def clean(text: str, limit: int) -> str:  # the key out first: a cut could leave part of it
+            return (text.replace(key, "[redacted]") if key else text)[:limit]
+
+        if isinstance(error, dict):  # the upstream's own error, filtered to the protocol's shape
+            message = clean(str(error.get("message") or message), 1000)
+            kind = clean(error["type"], 100) if isinstance(error.get("type"), str) else kind
+            code = clean(error["code"], 100) if isinstance(error.get("code"), str) else None
+        headers = {"x-wattlens-record": call.request_id}  # the upstream's refusal is recorded too
+        return JSONResponse(proto.error_body(message, kind, code), status_code=r.status, headers=headers)
 
     async def send(
         self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any], stream: bool
@@ -109,7 +112,16 @@ class Proxy:
         call.served_model = (model if isinstance(model, str) else None) or call.served_model or call.model
         usage = proto.usage_of(body)
         try:
-            call.tokens = proto.tokens(usage if isinstance(usage, dict) else None)
+            if usage is None:  # the upstream said nothing: count the text, as for a stream, and say so
+                if call.endpoint == "/embeddings":  # an embedding's cost is its input; its answer is vectors
+                    call.tokens = Tokens(input=max(1, len(jsonio.dumps(data.get("input"))) // CHARS_PER_TOKEN))
+                else:
+                    call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
+                call.outcome = "no_usage"
+            elif not isinstance(usage, dict):
+                raise InvalidUsage(f"usage is not an object: {type(usage).__name__}")
+            else:
+                call.tokens = proto.tokens(usage)
         except InvalidUsage:  # not believed: count the answer's length instead, and say so
             call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
             call.warnings.append("usage-invalid")

@@ -42,7 +42,7 @@ from wattlens.integrations import (
     protocol_name,
     usage_metadata_tokens,
 )
-from wattlens.metering import Call, Settlement
+from wattlens.metering import Call, Settlement, public_url
 
 CHARS_PER_TOKEN = 4  # a stream without usage: output tokens estimated from its text
 BASE_URL_KEYS = ("openai_api_base", "base_url", "anthropic_api_url", "api_base", "azure_endpoint", "endpoint")
@@ -245,7 +245,7 @@ class WattlensCallbackHandler(BaseCallbackHandler):
         if described is None:
             proto = protocol_name(provider)
             endpoint = "/messages" if proto == "anthropic" else "/chat/completions" if chat else "/completions"
-            described = (proto, endpoint, model, str(base or provider or "langchain"))
+            described = (proto, endpoint, model, public_url(str(base or provider or "langchain")))
             if len(self._described) < DESCRIBED_MAX:
                 self._described[key] = described
         self._runs[run_id] = _Run(started, wall_s, *described)

@@ -31,7 +31,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from wattlens.footprint import Tokens
 from wattlens.integrations import KEEP, Metering, MeterOptions, Recent, iso_utc, metering, openai_usage_tokens, protocol_name
-from wattlens.metering import Call, Settlement
+from wattlens.metering import Call, Settlement, public_url
 from wattlens.protocols.base import field
 
 # LiteLLM call types -> the endpoint of the provider's wire protocol (Anthropic's is always /messages)
@@ -157,7 +157,7 @@ class WattlensLogger(CustomLogger):
             proto,
             endpoint,
             str(requested),
-            upstream=str(slo.get("api_base") or params.get("api_base") or provider or "litellm"),
+            upstream=public_url(str(slo.get("api_base") or params.get("api_base") or provider or "litellm")),
             stream=stream,
             ts=iso_utc(start_time),
             latency_s=(end_time - start_time).total_seconds(),

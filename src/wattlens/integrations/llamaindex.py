@@ -46,7 +46,7 @@ from pydantic import PrivateAttr
 
 from wattlens.footprint import Tokens
 from wattlens.integrations import KEEP, Metering, MeterOptions, Recent, metering, openai_usage_tokens, protocol_name
-from wattlens.metering import Call, Settlement
+from wattlens.metering import Call, Settlement, public_url
 from wattlens.protocols import StreamTracker, WireProtocol, protocol, protocols
 from wattlens.protocols.base import field
 
@@ -103,7 +103,7 @@ class _Meter:
         if described is None:
             proto = _protocol(str(class_name or ""))
             endpoint = "/messages" if proto.name == "anthropic" else "/chat/completions" if chat else "/completions"
-            described = (proto, endpoint, str(model), str(base or proto.name))
+            described = (proto, endpoint, str(model), public_url(str(base or proto.name)))
             if key is not None and len(self.described) < DESCRIBED_MAX:
                 self.described[key] = described
         self.runs[event.span_id] = _Run(started, wall_s, *described)
