@@ -19,6 +19,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
+
+
+def group(help: str) -> typer.Typer:
+    """A group of subcommands, its help printed as written like the app's."""
+    return typer.Typer(rich_markup_mode=None, help=help, no_args_is_help=True)
+
+
 err = Console(stderr=True)
 
 FactorsOpt = Annotated[

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from wattlens.cli.common import ConfigOpt, FactorsOpt, app, err, out, settings_for
+from wattlens.cli.common import ConfigOpt, FactorsOpt, app, err, group, out, settings_for
 from wattlens.context import Context
 
 
@@ -333,7 +333,7 @@ def disclose(
     sys.stdout.write(json.dumps(doc, indent=2) + "\n" if format == "json" else d.markdown(doc))
 
 
-ledger_app = typer.Typer(rich_markup_mode=None, help="Read the ledger of receipts.", no_args_is_help=True)
+ledger_app = group("Read the ledger of receipts.")
 app.add_typer(ledger_app, name="ledger")
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from wattlens.cli.common import ConfigOpt, app, err, out, settings_for
+from wattlens.cli.common import ConfigOpt, app, err, group, out, settings_for
 from wattlens.cli.serve import keys_app
 
 if TYPE_CHECKING:
@@ -22,13 +22,9 @@ if TYPE_CHECKING:
     from wattlens.ledger.note import Signer, Verifier
     from wattlens.ledger.tree import Entry
 
-log_app = typer.Typer(
-    rich_markup_mode=None, help="The Merkle log over the ledger: signed checkpoints and proofs.", no_args_is_help=True
-)
+log_app = group("The Merkle log over the ledger: signed checkpoints and proofs.")
 app.add_typer(log_app, name="log")
-signing_app = typer.Typer(
-    rich_markup_mode=None, help="Ed25519 keys that sign the log's checkpoints (C2SP signed notes).", no_args_is_help=True
-)
+signing_app = group("Ed25519 keys that sign the log's checkpoints (C2SP signed notes).")
 keys_app.add_typer(signing_app, name="signing")
 
 LedgerOpt = Annotated[str | None, typer.Option(help="Ledger file or postgresql:// URL (default: the data dir).")]

@@ -7,12 +7,10 @@ from typing import Annotated
 
 import typer
 
-from wattlens.cli.common import JsonOpt, app, err, out
+from wattlens.cli.common import JsonOpt, app, err, group, out
 from wattlens.cli.present import fmt
 
-route_app = typer.Typer(
-    rich_markup_mode=None, help="Energy-aware routing: train and evaluate the router.", no_args_is_help=True
-)
+route_app = group("Energy-aware routing: train and evaluate the router.")
 app.add_typer(route_app, name="route")
 
 

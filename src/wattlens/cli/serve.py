@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from wattlens.cli.common import FactorsOpt, GridOpt, app, err, out, settings_for
+from wattlens.cli.common import FactorsOpt, GridOpt, app, err, group, out, settings_for
 
 
 @app.command()
@@ -107,7 +107,7 @@ def serve(
     run_gateway(cfg, local=local, log=log_settings(st))  # [log] of --config too, not only the default file
 
 
-keys_app = typer.Typer(rich_markup_mode=None, help="Gateway API keys (stored hashed).", no_args_is_help=True)
+keys_app = group("Gateway API keys (stored hashed).")
 app.add_typer(keys_app, name="keys")
 
 

@@ -112,19 +112,18 @@ class Proxy:
         call.served_model = (model if isinstance(model, str) else None) or call.served_model or call.model
         usage = proto.usage_of(body)
         try:
-            if usage is None:  # the upstream said nothing: count the text, as for a stream, and say so
-                if call.endpoint == "/embeddings":  # an embedding's cost is its input; its answer is vectors
-                    call.tokens = Tokens(input=max(1, len(jsonio.dumps(data.get("input"))) // CHARS_PER_TOKEN))
-                else:
-                    call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
-                call.outcome = "no_usage"
-            elif not isinstance(usage, dict):
+            if not isinstance(usage, dict):
                 raise InvalidUsage(f"usage is not an object: {type(usage).__name__}")
+            call.tokens = proto.tokens(usage)
+        except InvalidUsage:  # missing or not believed: count the text instead (as for a stream), and say so
+            if call.endpoint == "/embeddings":  # an embedding's cost is its input; its answer is vectors
+                call.tokens = Tokens(input=max(1, len(jsonio.dumps(data.get("input"))) // CHARS_PER_TOKEN))
             else:
-                call.tokens = proto.tokens(usage)
-        except InvalidUsage:  # not believed: count the answer's length instead, and say so
-            call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
-            call.warnings.append("usage-invalid")
+                call.tokens = Tokens(output=max(1, len(r.body) // CHARS_PER_TOKEN))
+            if usage is None:
+                call.outcome = "no_usage"
+            else:
+                call.warnings.append("usage-invalid")
             body = _finite(body)  # NaN and infinity have no JSON form for the client either
         # A client that left while a slow upstream worked is recorded as such; the check costs tens of
         # microseconds, so only answers that took long enough for a client to give up pay for it.

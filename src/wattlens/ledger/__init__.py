@@ -11,6 +11,7 @@ import collections
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -298,8 +299,6 @@ class LedgerWriter:
         self._q.put(None)
         self._thread.join(timeout_s)
         if self._thread.is_alive():  # only with a timeout: the database has not answered
-            import sys
-
             print(
                 f"wattlens: the ledger did not answer within {timeout_s:g} s; {self._q.qsize()} queued records were"
                 f" not written (the spill journal {self.spill_path} keeps those that reached it)",
@@ -307,8 +306,6 @@ class LedgerWriter:
             )
             return
         if self._held:  # neither the database nor the disk took them: say so rather than lose them silently
-            import sys
-
             self.lost += len(self._held)
             print(
                 f"wattlens: {len(self._held)} ledger records could not be written (database and disk full)", file=sys.stderr
