@@ -353,3 +353,35 @@ def test_every_answer_names_its_ledger_record(tmp: Path) -> None:
     gw = Gw(tmp, (200, json.dumps({"model": "gpt-4o-mini", "choices": [], "usage": USAGE}).encode()))
     r = gw.post({"model": "gpt-4o-mini", "messages": MSG})
     assert r.headers["x-wattlens-record"] == gw.records()[0]["id"]
+
+
+def test_unknown_endpoints_and_methods_are_answered_in_shape_and_recorded(tmp: Path) -> None:
+    gw = Gw(tmp, (200, b"{}"))
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app), base_url="http://127.0.0.1") as c:
+            return [
+                await c.post("/v1/chat/complete?key=sk-secret", json={"model": "gpt-4o-mini"}),
+                await c.get("/v1/chat/completions"),
+                await c.post("/v1/messages/batches", json={}, headers={"anthropic-version": "2023-06-01"}),
+                await c.get("/favicon.ico"),
+            ]
+
+    typo, method, batches, favicon = asyncio.run(go())
+    assert typo.status_code == 404 and typo.json()["error"]["code"] == "unknown_endpoint"
+    assert method.status_code == 405 and "POST" in method.json()["error"]["message"]
+    assert method.headers["allow"] == "POST"
+    assert batches.status_code == 404 and batches.json()["type"] == "error"  # Anthropic's shape
+    assert favicon.status_code == 404 and "x-wattlens-record" not in favicon.headers  # not an API call
+    recs = {r["id"]: r for r in gw.records()}
+    assert len(recs) == 3  # every attempted API call, none for the browser's asset
+    for r, status, endpoint in ((typo, 404, "/chat/complete"), (method, 405, "/chat/completions")):
+        rec = recs[r.headers["x-wattlens-record"]]
+        assert (rec["status"], rec["outcome"], rec["endpoint"], rec["model_requested"]) == (
+            status,
+            "rejected",
+            endpoint,
+            "unknown",
+        )
+    assert "sk-secret" not in json.dumps(list(recs.values())) + typo.text  # the query string is not kept
+    assert recs[batches.headers["x-wattlens-record"]]["protocol"] == "anthropic"

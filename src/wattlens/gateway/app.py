@@ -248,6 +248,26 @@ class Gateway:
             resp.headers["x-wattlens-record"] = call.request_id
             return resp
 
+    def unrouted(self, request: Request, status: int, headers: dict[str, str] | None) -> Response:
+        """A path or method the gateway does not serve: a JSON error in the protocol's shape, and under /v1/
+        (an attempted API call) a record like any refusal. Other paths (a browser's /favicon.ico) are not calls."""
+        path = request.url.path  # never the query string: clients put keys there
+        anthropic = path.startswith("/v1/messages") or "anthropic-version" in request.headers
+        proto = self.protocols["anthropic" if anthropic else "openai"]
+        if status == 405:
+            allowed = next((v for k, v in (headers or {}).items() if k.lower() == "allow"), "")
+            e = ApiError(405, f"{request.method} is not allowed on {path[:200]}; use {allowed}", headers=headers)
+        else:
+            e = ApiError(404, f"no such endpoint: {request.method} {path[:200]}", "not_found_error", "unknown_endpoint")
+        resp = error_response(proto, e)
+        if path.startswith("/v1/"):
+            from wattlens.ledger.chain import scrub
+
+            call = Call("gateway", proto.name, scrub(path[3:203]), "unknown", status=status, outcome="rejected")
+            self.finish(call, None)
+            resp.headers["x-wattlens-record"] = call.request_id
+        return resp
+
     def tag(self, request: Request, call: Call, key: Any, data: dict[str, Any], proto: WireProtocol) -> None:
         """The request's tags: its key's defaults, then its `metadata` and x-wattlens-tag-NAME headers (checked)."""
         from wattlens.gateway.tags import from_request
@@ -388,6 +408,13 @@ def create_app(
     from wattlens.gateway.auth import GuardHosts, allowed_hosts
 
     guard = Middleware(GuardHosts, hosts=allowed_hosts(config.host, config.allowed_hosts))
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
+    async def unrouted(request: Request, exc: Exception) -> Response:
+        from starlette.exceptions import HTTPException
+
+        assert isinstance(exc, HTTPException)
+        return gw.unrouted(request, exc.status_code, dict(exc.headers or {}))
+
+    handlers = {404: unrouted, 405: unrouted}
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard], exception_handlers=handlers)
     app.state.gateway = gw
     return app
