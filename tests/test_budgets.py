@@ -356,6 +356,16 @@ def test_tags_from_headers_metadata_and_key(upstream_server: up.ServerThread, tm
     assert rec["tags"] == {"project": "atlas", "user_id": "u-42"}  # Anthropic's metadata.user_id, the key's default
 
 
+def test_anthropic_user_id_must_be_a_string() -> None:
+    from wattlens.gateway.errors import ApiError
+    from wattlens.gateway.tags import from_request
+
+    assert from_request({}, {"metadata": {"user_id": "u-1"}}, "anthropic") == {"user_id": "u-1"}
+    assert from_request({}, {"metadata": {}}, "anthropic") == {}
+    with pytest.raises(ApiError, match="user_id must be a string"):  # was dropped silently (Anthropic: 400)
+        from_request({}, {"metadata": {"user_id": 42}}, "anthropic")
+
+
 def test_tag_values_are_bounded_for_metrics() -> None:
     from wattlens.gateway.tags import Bounded
 

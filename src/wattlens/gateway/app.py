@@ -408,6 +408,7 @@ def create_app(
     from wattlens.gateway.auth import GuardHosts, allowed_hosts
 
     guard = Middleware(GuardHosts, hosts=allowed_hosts(config.host, config.allowed_hosts))
+
     async def unrouted(request: Request, exc: Exception) -> Response:
         from starlette.exceptions import HTTPException
 

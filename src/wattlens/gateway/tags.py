@@ -62,7 +62,9 @@ def from_request(headers: Mapping[str, str], data: Mapping[str, Any], protocol: 
             raise ApiError(400, "metadata must be an object of string values", code="invalid_tag")
         if protocol == "anthropic":  # Anthropic's metadata has one field, the end user's opaque id
             uid = meta.get("user_id")
-            if isinstance(uid, str) and uid:
+            if uid is not None and not isinstance(uid, str):  # Anthropic refuses it too: say so before the upstream
+                raise ApiError(400, "metadata.user_id must be a string", code="invalid_tag")
+            if uid:
                 tags["user_id"] = checked("user_id", uid, "metadata.user_id")[1]
         else:
             for k, v in meta.items():
