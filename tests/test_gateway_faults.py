@@ -385,3 +385,32 @@ def test_unknown_endpoints_and_methods_are_answered_in_shape_and_recorded(tmp: P
         )
     assert "sk-secret" not in json.dumps(list(recs.values())) + typo.text  # the query string is not kept
     assert recs[batches.headers["x-wattlens-record"]]["protocol"] == "anthropic"
+
+
+def test_hostile_upstream_bodies_are_the_upstreams_fault_and_recorded(tmp: Path) -> None:
+    huge = b'{"error": {"message": "x", "n": ' + b"9" * 5000 + b"}}"  # past Python's 4,300-digit limit
+    gw = Gw(tmp, (500, huge))
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG})
+    assert r.status_code == 500 and r.json()["error"]["message"] == "upstream u answered 500"  # not gateway_error
+    deep = '{"usage": ' + "[" * 5000 + "]" * 5000 + "}"  # nested past the parser's recursion limit
+    gw2 = Gw(tmp / "2", (200, sse(chunk("a"), deep)))
+    r2 = gw2.post(stream_req())
+    last = json.loads([d for d in data_lines(r2) if d != "[DONE]"][-1])
+    assert last["error"]["code"] == "bad_stream"
+    recs = gw.records() + gw2.records()
+    assert [(x["status"], x["outcome"]) for x in recs] == [(500, "upstream_error"), (200, "upstream_error")]
+
+
+def test_an_error_body_that_breaks_off_is_a_502_not_a_gateway_fault(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiohttp
+
+    from wattlens.gateway import transport
+
+    async def broken(self: Any) -> bytes:
+        raise aiohttp.ClientPayloadError("the upstream closed its error body early")
+
+    monkeypatch.setattr(transport._MockStream, "read", broken)
+    gw = Gw(tmp, (500, b'{"error":'))
+    r = gw.post(stream_req())
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
+    assert [(x["status"], x["outcome"]) for x in gw.records()] == [(502, "upstream_error")]

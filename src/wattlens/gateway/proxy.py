@@ -141,8 +141,12 @@ class Proxy:
         data, wants_usage = proto.prepare(call.endpoint, data)
         r: StreamReply = await self.send(request, call, u, proto, data, stream=True)
         if r.status >= 400:
-            raw = await r.read()
-            r.release()
+            try:
+                raw = await r.read()
+            except FAILURES as e:  # an error body that stalls or breaks off: the transport's failure
+                raise upstream_failure(u.name, e) from e
+            finally:
+                r.release()
             return self.upstream_error(call, u, proto, Upstreamed(r.status, raw))
         call.status = r.status
         gen = self.relay(call, u, proto, r, wants_usage)
@@ -170,7 +174,7 @@ class Proxy:
             if not st.tracker.finished:
                 call.outcome = "upstream_error"
                 out.append(proto.stream_error(f"upstream {u.name} ended the stream before its end marker", "truncated"))
-        except (SSEError, ValueError, TypeError, AttributeError, KeyError) as e:  # bad SSE or JSON, an oversized line
+        except (SSEError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:  # bad SSE or JSON
             call.outcome = "upstream_error"
             out.append(proto.stream_error(f"upstream sent a malformed stream: {type(e).__name__}", "bad_stream"))
         except FAILURES:

@@ -24,7 +24,7 @@ class Upstreamed:
     def json_or_none(self) -> Any:
         try:
             return jsonio.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer too long, nested too deep
             return None
 
 
