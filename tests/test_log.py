@@ -1102,3 +1102,20 @@ def test_verify_reads_past_a_body_that_is_not_json(setup: dict[str, Any], capsys
     )
     code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]))
     assert code == 1 and "record 4: changed - the record is not valid JSON" in e and "record 8: changed - the ts column" in e
+
+
+def test_a_checkpoint_of_another_origin_signed_with_the_logs_key_is_refused() -> None:
+    # A split view past a witness: the same key signs a rewritten history as "org-ledger " (a space),
+    # which a witness keyed by origin would take for a new log and cosign.
+    signer = Signer.generate("wattlens.example/org-ledger")
+    root = hashlib.sha256(b"").digest()
+    good = sign_checkpoint(Checkpoint("wattlens.example/org-ledger", 3, root), signer)
+    assert read_checkpoint(good, signer.verifier).size == 3
+    fork = sign_checkpoint(Checkpoint("wattlens.example/org-ledger ", 3, root), signer)
+    with pytest.raises(NoteError, match="not the log"):
+        read_checkpoint(fork, signer.verifier)
+    assert read_checkpoint(fork).origin.endswith(" ")  # without a key: read, not trusted
+    from wattlens.gateway.logapi import Notary
+
+    with pytest.raises(WattlensError, match="must be the signing key's name"):
+        Notary(None, signer, Path("/nonexistent"), origin="another/log")  # type: ignore[arg-type]

@@ -116,7 +116,9 @@ def check_witnesses(note: str, keys: list[str]) -> str:
 def log_checkpoint(
     key: Annotated[str, typer.Option(help="Signing key file (wattlens keys signing new).")],
     ledger: LedgerOpt = None,
-    origin: Annotated[str | None, typer.Option(help="Origin line (default: the key's name).")] = None,
+    origin: Annotated[
+        str | None, typer.Option(help="Origin line: must be the key's name, which verifiers take as the log's origin.")
+    ] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
     state: StateOpt = None,
     config: ConfigOpt = None,

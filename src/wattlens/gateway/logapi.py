@@ -157,7 +157,14 @@ class Notary:
         from prometheus_client import Counter, Gauge
 
         self.ledger, self.signer, self.last_path = ledger, signer, last_path
-        self.origin = origin or signer.name
+        if origin is not None and origin != signer.name:  # verifiers take the key's name as the log's origin
+            from wattlens.errors import ConfigError
+
+            raise ConfigError(
+                f"the origin {origin!r} must be the signing key's name {signer.name!r}: "
+                "make a key named after the log (wattlens keys signing new --name ORIGIN)"
+            )
+        self.origin = signer.name
         self.witnesses = witnesses
         self._witnessed: dict[str, int] = {}  # URL -> the size that witness last cosigned (0: ask it)
         self.cosigned = Counter(

@@ -219,7 +219,12 @@ def sign_checkpoint(cp: Checkpoint, signer: Signer) -> str:
 def read_checkpoint(note: str, verifier: Verifier | None = None) -> Checkpoint:
     """The checkpoint of a signed note: its signature checked when a verifier key is given."""
     text = open_note(note, verifier) if verifier else split_note(note)[0]
-    return Checkpoint.parse_text(text)
+    cp = Checkpoint.parse_text(text)
+    if verifier is not None and cp.origin != verifier.name:
+        # The log's key names the log: a checkpoint of another origin signed with the same key (a fork
+        # under "org-ledger " with a space) would be a second history that a witness keys apart.
+        raise NoteError(f"the checkpoint's origin {cp.origin[:200]!r} is not the log {verifier.name!r} that this key names")
+    return cp
 
 
 # -- tlog-proof ----------------------------------------------------------------------------------
