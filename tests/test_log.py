@@ -1104,6 +1104,28 @@ def test_verify_reads_past_a_body_that_is_not_json(setup: dict[str, Any], capsys
     assert code == 1 and "record 4: changed - the record is not valid JSON" in e and "record 8: changed - the ts column" in e
 
 
+def test_verify_names_a_swapped_id_column_and_a_duplicate_key(
+    setup: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = setup
+    con = sqlite3.connect(s["db"])
+    (i6,), (i7,) = con.execute("SELECT id FROM records WHERE seq IN (6, 7) ORDER BY seq").fetchall()
+    (b3,) = con.execute("SELECT body FROM records WHERE seq = 3").fetchone()
+    con.close()
+    # ids swapped (a proof looked up by id would serve the other record); a duplicate key put first
+    # (SQLite's json_extract reads the first value, Python's json the last: budgets and reports disagree)
+    forged = '{"team":"EVIL",' + b3[1:]
+    sql(
+        s["db"],
+        ("UPDATE records SET id = ? WHERE seq = 6", (i7,)),
+        ("UPDATE records SET id = ? WHERE seq = 7", (i6,)),
+        ("UPDATE records SET body = ? WHERE seq = 3", (forged,)),
+    )
+    code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]))
+    assert code == 1 and "record 6: changed - the id column" in e and "record 7: changed - the id column" in e
+    assert "record 3: changed - the record is not valid JSON any more: a key appears twice" in e
+
+
 def test_a_checkpoint_of_another_origin_signed_with_the_logs_key_is_refused() -> None:
     # A split view past a witness: the same key signs a rewritten history as "org-ledger " (a space),
     # which a witness keyed by origin would take for a new log and cosign.

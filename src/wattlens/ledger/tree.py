@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -103,8 +104,8 @@ def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[
                 body: object = {"ts": e.body_ts, "id": e.body_id}
             elif fast:  # only its ts and id are read: orjson, ~4x the standard library (exact ints do not matter)
                 body = _quick_loads(e.body)
-            else:
-                body = json.loads(e.body)
+            else:  # duplicate keys refused: readers disagree on which value counts (SQLite's json_extract: the first)
+                body = json.loads(e.body, object_pairs_hook=_unique_keys)
             if not fast:
                 leaf = merkle.leaf_hash(jcs.entry_bytes(body))
         except ValueError as ex:
@@ -123,6 +124,8 @@ def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[
         if ts is not None and str(ts) != e.ts:
             problems.append(Problem(e.seq, "changed", f"the ts column ({e.ts}) is not the record's time ({ts})"))
         rid = body.get("id") if isinstance(body, dict) else None
+        if rid is not None and e.id is not None and str(rid) != e.id:  # proofs and the gateway look records up by it
+            problems.append(Problem(e.seq, "changed", f"the id column ({e.id}) is not the record's id ({rid})"))
         if rid is not None:
             first = seen.setdefault(str(rid), e.seq)
             if first != e.seq:
@@ -151,3 +154,10 @@ def check_extends(leaves: Sequence[bytes], old: Checkpoint) -> tuple[bool, str]:
             "the log was rewritten, rolled back or forked"
         )
     return True, f"the log ({n} records) extends the checkpoint ({old.size} records), {len(proof)}-hash consistency proof"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise ValueError("a key appears twice in one object")
+    return d
