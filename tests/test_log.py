@@ -1141,3 +1141,31 @@ def test_a_checkpoint_of_another_origin_signed_with_the_logs_key_is_refused() ->
 
     with pytest.raises(WattlensError, match="must be the signing key's name"):
         Notary(None, signer, Path("/nonexistent"), origin="another/log")  # type: ignore[arg-type]
+
+
+def test_odd_numbers_and_files_get_clear_refusals(
+    setup: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    signer = Signer.generate("wattlens.example/org-ledger")
+    root = hashlib.sha256(b"").digest()
+    note = sign_checkpoint(Checkpoint("wattlens.example/org-ledger", 30, root), signer)
+    for size in ("\u0663\u0660", "\u00b3", "030"):  # Arabic-Indic 30, superscript 3, a leading zero
+        with pytest.raises(NoteError):
+            read_checkpoint(note.replace("\n30\n", f"\n{size}\n", 1))
+    with pytest.raises(NoteError, match="ASCII decimal"):
+        Proof.parse(Proof(5, (), note).encode().replace("index 5", "index 05"))
+    code, _o, e = wl(
+        capsys,
+        "verify-receipt",
+        str(tmp_path / "missing.json"),
+        "--proof",
+        str(tmp_path / "p"),
+        "--key",
+        signer.verifier.encode(),
+    )
+    assert code == 1 and "receipt does not verify" in e and "Traceback" not in e
+    body = rec(9)
+    body["footprint"]["tokens"] = "many"  # a field of the wrong shape: named, not a crash
+    forge_tail(setup["db"], body, replace_last=True)
+    code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]), "--recompute")
+    assert code == 1 and "the receipt is malformed" in e

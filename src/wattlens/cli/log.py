@@ -108,7 +108,11 @@ def check_witnesses(note: str, keys: list[str]) -> str:
     for k in keys:
         w = _verifier(k)
         _, ts = open_cosigned(note, w)
-        said.append(f"{w.name} at {dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()}")
+        try:
+            when = dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+        except (ValueError, OverflowError, OSError):  # a valid 64-bit time beyond what datetime shows
+            when = f"timestamp {ts}"
+        said.append(f"{w.name} at {when}")
     return f"; cosigned by {', '.join(said)}" if said else ""
 
 
@@ -209,10 +213,10 @@ def verify_receipt(
         p = Proof.parse(Path(proof).read_text(encoding="utf-8"))
         cp = read_checkpoint(p.checkpoint, verifier)
         cosigners = check_witnesses(p.checkpoint, witness or [])
-    except (NoteError, ValueError) as e:
+        leaf = merkle.leaf_hash(jcs.entry_bytes(body))  # NaN, 1e400, an integer past 2**53: no canonical form
+    except (NoteError, ValueError, OSError) as e:  # OSError: a missing or unreadable file
         err.print(f"[bold red]receipt does not verify[/]: {escape(str(e))}")
         raise typer.Exit(1) from e
-    leaf = merkle.leaf_hash(jcs.entry_bytes(body))
     if entry_hash is not None and entry_hash.strip().lower() != leaf.hex():
         err.print(
             f"[bold red]receipt does not verify[/]: this record's entry hash is {leaf.hex()}, not the "

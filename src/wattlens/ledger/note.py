@@ -202,7 +202,7 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "":
             raise NoteError("a checkpoint has an origin, a size and a root hash, each on its own line")
         origin, size, root, *ext = lines[:-1]
-        if not origin or not size.isdigit() or (size != "0" and size.startswith("0")):
+        if not origin or not _decimal(size):
             raise NoteError("a checkpoint's second line is its size in decimal")
         raw = _unb64(root)
         if len(raw) != 32:
@@ -252,8 +252,8 @@ class Proof:
         rest, extra = lines[1:], None
         if rest and rest[0].startswith("extra "):
             extra, rest = _unb64(rest[0][6:]), rest[1:]
-        if not rest or not rest[0].startswith("index ") or not rest[0][6:].isdigit():
-            raise NoteError("a proof names the entry's index: `index N`")
+        if not rest or not rest[0].startswith("index ") or not _decimal(rest[0][6:]):
+            raise NoteError("a proof names the entry's index: `index N` (ASCII decimal, no leading zeroes)")
         path = tuple(_unb64(h) for h in rest[1:])
         if any(len(h) != 32 for h in path):
             raise NoteError("each line of an inclusion path is a base64 SHA-256 hash")
@@ -292,3 +292,8 @@ def open_cosigned(note: str, witness: Verifier) -> tuple[str, int]:
         if witness.check(cosigned_message(text, ts), s.signature[8:]):
             return text, ts
     raise NoteError(f"the cosignature of {witness.name} does not verify: the checkpoint was changed")
+
+
+def _decimal(text: str) -> bool:
+    """C2SP's numbers: ASCII decimal digits without leading zeroes (str.isdigit also takes '٣' and '³')."""
+    return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))

@@ -126,17 +126,26 @@ def recompute(rows: Iterable[tuple[int, str]], factors: FactorSet) -> Recomputat
             result.no_receipt += 1
             continue
         rid = str(record.get("id"))
-        _check_carbon(seq, rid, fp, result)
-        method = fp.get("method")
-        if method != "estimated":
-            result.measured += 1
-            continue
-        version = str(fp.get("factors_version") or record.get("factors_version") or "?")
-        if version != factors.version:
-            result.other_factors[version] = result.other_factors.get(version, 0) + 1
-            continue
-        _check_energy(seq, rid, record, fp, factors, result)
+        try:
+            _check_record(seq, rid, record, fp, factors, result)
+        except (ValueError, TypeError, AttributeError, KeyError) as e:  # a field of the wrong shape: named, not a crash
+            result.differences.append(Difference(seq, rid, f"the receipt is malformed ({type(e).__name__}: {str(e)[:120]})"))
     return result
+
+
+def _check_record(
+    seq: int, rid: str, record: dict[str, Any], fp: dict[str, Any], factors: FactorSet, result: Recomputation
+) -> None:
+    _check_carbon(seq, rid, fp, result)
+    method = fp.get("method")
+    if method != "estimated":
+        result.measured += 1
+        return
+    version = str(fp.get("factors_version") or record.get("factors_version") or "?")
+    if version != factors.version:
+        result.other_factors[version] = result.other_factors.get(version, 0) + 1
+        return
+    _check_energy(seq, rid, record, fp, factors, result)
 
 
 def _check_carbon(seq: int, rid: str, fp: dict[str, Any], result: Recomputation) -> None:

@@ -65,7 +65,7 @@ def parse_request(body: str) -> tuple[int, list[bytes], str]:
     if not sep or not lines[0].startswith("old "):
         raise ValueError("the body starts with `old SIZE`, then the proof lines, a blank line and the checkpoint")
     size = lines[0][4:]
-    if not size.isdigit() or (size != "0" and size.startswith("0")):
+    if not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")):
         raise ValueError("the old size is a decimal number without leading zeroes")
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise ValueError(f"at most {MAX_PROOF_LINES} consistency proof lines")
