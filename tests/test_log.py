@@ -1169,3 +1169,8 @@ def test_odd_numbers_and_files_get_clear_refusals(
     forge_tail(setup["db"], body, replace_last=True)
     code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]), "--recompute")
     assert code == 1 and "the receipt is malformed" in e
+    body = rec(9)
+    body["tokens"] = {**body["footprint"]["tokens"], "output": 1}  # what reports sum, edited alone
+    forge_tail(setup["db"], body, replace_last=True)
+    code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]), "--recompute")
+    assert code == 1 and "the record's tokens" in e

@@ -137,6 +137,9 @@ def _check_record(
     seq: int, rid: str, record: dict[str, Any], fp: dict[str, Any], factors: FactorSet, result: Recomputation
 ) -> None:
     _check_carbon(seq, rid, fp, result)
+    top, own = record.get("tokens"), fp.get("tokens")
+    if isinstance(top, dict) and isinstance(own, dict) and any(k in own and top[k] != own[k] for k in top):  # reports sum it
+        result.differences.append(Difference(seq, rid, f"the record's tokens {top} are not its receipt's {own}"))
     method = fp.get("method")
     if method != "estimated":
         result.measured += 1
