@@ -347,6 +347,12 @@ def test_client_chosen_model_names_cannot_blow_up_metrics(tmp: Path) -> None:
         line.split('model="')[1].split('"')[0] for line in text.splitlines() if line.startswith("wattlens_requests_total{")
     }
     assert len(models) == MAX_LABEL_VALUES + 1 and "other" in models
+    # a lone surrogate made every later scrape fail (UnicodeEncodeError); a huge name bloated every series
+    m2 = Metrics()
+    for name in ("ok\ud800", "x" * 500_000):
+        m2.observe(settle(Call("gateway", "openai", "/chat/completions", name, upstream=None, status=404), Ctx()))
+    text = m2.render()[0].decode()
+    assert 'model="ok\ufffd"' in text and len(text) < 50_000
 
 
 def test_every_answer_names_its_ledger_record(tmp: Path) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 LABELS = ("model", "upstream", "team", "method")
 MAX_LABEL_VALUES = 200  # distinct models (or teams) kept as labels; the rest are counted under "other"
+MAX_LABEL_CHARS = 200  # a label value's length: a 500 KB model name appears on ~26 lines of /metrics
 
 
 class BudgetCollector(Collector):
@@ -75,6 +76,10 @@ class Metrics:
 
     def _bounded(self, kind: str, value: str) -> str:
         """Clients choose model names: a bounded set of label values keeps /metrics small."""
+        if len(value) > MAX_LABEL_CHARS or not value.isascii():  # a lone surrogate broke every later scrape
+            from wattlens.ledger.chain import scrub
+
+            value = scrub(value)[:MAX_LABEL_CHARS]
         seen = self._seen.setdefault(kind, set())
         if value in seen:
             return value
