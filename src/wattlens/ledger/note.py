@@ -202,7 +202,7 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "":
             raise NoteError("a checkpoint has an origin, a size and a root hash, each on its own line")
         origin, size, root, *ext = lines[:-1]
-        if not origin or not _decimal(size):
+        if not origin or not decimal_number(size):
             raise NoteError("a checkpoint's second line is its size in decimal")
         raw = _unb64(root)
         if len(raw) != 32:
@@ -252,7 +252,7 @@ class Proof:
         rest, extra = lines[1:], None
         if rest and rest[0].startswith("extra "):
             extra, rest = _unb64(rest[0][6:]), rest[1:]
-        if not rest or not rest[0].startswith("index ") or not _decimal(rest[0][6:]):
+        if not rest or not rest[0].startswith("index ") or not decimal_number(rest[0][6:]):
             raise NoteError("a proof names the entry's index: `index N` (ASCII decimal, no leading zeroes)")
         path = tuple(_unb64(h) for h in rest[1:])
         if any(len(h) != 32 for h in path):
@@ -294,6 +294,6 @@ def open_cosigned(note: str, witness: Verifier) -> tuple[str, int]:
     raise NoteError(f"the cosignature of {witness.name} does not verify: the checkpoint was changed")
 
 
-def _decimal(text: str) -> bool:
+def decimal_number(text: str) -> bool:
     """C2SP's numbers: ASCII decimal digits without leading zeroes (str.isdigit also takes '٣' and '³')."""
     return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))

@@ -35,7 +35,17 @@ from typing import TYPE_CHECKING
 
 from wattlens.errors import WattlensError
 from wattlens.ledger import merkle
-from wattlens.ledger.note import DASH, NoteError, Signer, Verifier, cosign, open_cosigned, read_checkpoint, split_note
+from wattlens.ledger.note import (
+    DASH,
+    NoteError,
+    Signer,
+    Verifier,
+    cosign,
+    decimal_number,
+    open_cosigned,
+    read_checkpoint,
+    split_note,
+)
 
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
@@ -65,7 +75,7 @@ def parse_request(body: str) -> tuple[int, list[bytes], str]:
     if not sep or not lines[0].startswith("old "):
         raise ValueError("the body starts with `old SIZE`, then the proof lines, a blank line and the checkpoint")
     size = lines[0][4:]
-    if not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")):
+    if not decimal_number(size):
         raise ValueError("the old size is a decimal number without leading zeroes")
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise ValueError(f"at most {MAX_PROOF_LINES} consistency proof lines")
@@ -174,7 +184,7 @@ def request_cosignature(
     size = read_checkpoint(note).size
     for _ in range(2):
         status, ctype, text = post(endpoint, request_body(old_size, proof_from(old_size) if old_size else [], note))
-        if status == 409 and ctype.split(";")[0].strip() == SIZE_TYPE and text.strip().isdigit():
+        if status == 409 and ctype.split(";")[0].strip() == SIZE_TYPE and decimal_number(text.strip()):
             held = int(text.strip())
             if held > size:
                 raise WitnessError(
