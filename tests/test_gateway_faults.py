@@ -420,3 +420,33 @@ def test_an_error_body_that_breaks_off_is_a_502_not_a_gateway_fault(tmp: Path, m
     r = gw.post(stream_req())
     assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
     assert [(x["status"], x["outcome"]) for x in gw.records()] == [(502, "upstream_error")]
+
+
+def test_a_key_echoed_inside_a_stream_event_is_redacted(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200 stream whose error event repeats the key (OpenAI's `data: {"error"}`, Anthropic's `event: error`)."""
+    monkeypatch.setenv("UP_KEY", "sk-secret-123")
+    openai = sse(chunk("hi"), {"error": {"message": "Invalid key sk-secret-123", "type": "auth"}}, done=False)
+    anthropic = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"claude-3-5-haiku",'
+        b'"usage":{"input_tokens":3,"output_tokens":0}}}\n\n'
+        b'event: error\ndata: {"type":"error","error":{"type":"authentication_error","message":"key sk-secret-123"}}\n\n'
+    )
+
+    async def handler(req: MockRequest) -> tuple[int, bytes]:
+        return 200, anthropic if req.url.endswith("/messages") else openai
+
+    ups = (
+        Upstream("a", "anthropic", "http://up.invalid/v1", models=("claude-*",), api_key_env="UP_KEY"),
+        Upstream("u", "openai", "http://up.invalid/v1", api_key_env="UP_KEY"),
+    )
+    handlers = {name: MockTransport(handler) for name in ("u", "a")}
+    app = create_app(GatewayConfig(upstreams=ups), None, transports=handlers)
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            o = await c.post("/v1/chat/completions", json=stream_req())
+            m = {"model": "claude-3-5-haiku", "max_tokens": 5, "messages": MSG, "stream": True}
+            return [o, await c.post("/v1/messages", json=m, headers={"anthropic-version": "2023-06-01"})]
+
+    for r in asyncio.run(go()):
+        assert r.status_code == 200 and "[redacted]" in r.text and "sk-secret" not in r.text, r.text

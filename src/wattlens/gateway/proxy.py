@@ -161,9 +161,12 @@ class Proxy:
         What one network read brought is written to the client at once (not event by event)."""
         st = _Relay(proto.tracker(call.endpoint), self.gw._windows.get(call.request_id))
         out: list[bytes] = []
+        key = u.key()
         try:
             async for ev in events(r.lines()):
                 if ev is not None:
+                    if key and key in ev.data:  # an upstream that echoes the key in an event (an error's message)
+                        ev = Event(ev.event, ev.data.replace(key, "[redacted]"))
                     out.extend(self._pieces(call, u, st, ev, wants_usage))
                     if st.tracker.finished and (note := self._entry_note(call, st)) is not None:
                         out.append(note)  # in the same write as the end marker: one send less per stream
