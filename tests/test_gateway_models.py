@@ -332,3 +332,32 @@ def test_lookups_can_be_turned_off_per_upstream(tmp_path: Any) -> None:
     assert not off.model_info and not info.worth_asking(off, "support-bot:latest")
     assert on.model_info and info.worth_asking(on, "support-bot:latest")
     assert not info.worth_asking(on, "gpt-4o")  # the catalogue knows it: nothing to ask
+
+
+@pytest.mark.parametrize(
+    "models",
+    [b'{"object": "list", "data": null}', b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"data": "many"}'],
+    ids=["data-null", "nested-5000-deep", "data-a-string"],
+)
+def test_a_hostile_model_list_never_breaks_a_request(models: bytes) -> None:
+    """GET /v1/models and a chat for an uncatalogued model (which asks the upstream) both still answer."""
+    chat = b'{"id":"c","object":"chat.completion","model":"my-finetune","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}'
+
+    async def handler(req: MockRequest) -> tuple[int, bytes]:
+        return 200, models if req.url.endswith("/models") else chat
+
+    cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1", models=("my-*",)),))
+    app = create_app(cfg, None, transports={"u": MockTransport(handler)})
+
+    async def go() -> list[Any]:
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            listed = await c.get("/v1/models")
+            body = {"model": "my-finetune", "messages": [{"role": "user", "content": "hi"}]}
+            return [listed, await c.post("/v1/chat/completions", json=body), await c.post("/v1/chat/completions", json=body)]
+
+    listed, *chats = asyncio.run(go())
+    assert listed.status_code == 200 and listed.json()["data"] == []
+    for r in chats:
+        assert r.status_code == 200 and r.json()["usage"]["footprint"]["model"] == "my-finetune", r.text

@@ -320,9 +320,10 @@ class Gateway:
                 headers = self.protocols[u.kind].upstream_headers(u.key(), request.headers)
                 try:
                     listed = await self.transports[u.name].get_json(u.base_url + "/models", headers, 5.0)
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
-                    listed = None  # an unreachable upstream still lists its configured names
-                for m in (listed or {}).get("data", []) if isinstance(listed, dict) else []:
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, RecursionError):
+                    listed = None  # an unreachable or unreadable upstream still lists its configured names
+                listed_data = listed.get("data") if isinstance(listed, dict) else None
+                for m in listed_data if isinstance(listed_data, list) else []:  # "data": null lists nothing
                     if isinstance(m, dict) and isinstance(m.get("id"), str) and u.serves(m["id"]):
                         names.setdefault(m["id"], u.name)
         return names

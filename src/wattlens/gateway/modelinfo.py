@@ -44,7 +44,17 @@ LOOKUP_S = 2.0  # the most the first request for an unknown model waits for the 
 RETRY_FAILED_S = 300.0  # an upstream that could not tell is asked again after this long
 MAX_MODELS = 1024  # (upstream, model) answers kept; clients choose model names, so the cache is bounded
 ASKED = ("known", "name", "generic")  # resolutions the upstream may improve on
-FAILURES = (aiohttp.ClientError, OSError, TimeoutError, ValueError, TypeError, KeyError, AttributeError)
+FAILURES = (  # whatever an upstream's answer can make the lookup raise: deep nesting and huge numbers included
+    aiohttp.ClientError,
+    OSError,
+    TimeoutError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+    ArithmeticError,
+)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMBT])\s*$", re.IGNORECASE)
 _SCALE = {"k": 1e-6, "m": 1e-3, "b": 1.0, "t": 1e3}
 
@@ -178,7 +188,8 @@ class ModelInfo:
         headers = {"authorization": f"Bearer {key}"} if key else {}
         root = u.base_url[: -len("/v1")] if u.base_url.endswith("/v1") else u.base_url
         listed = await t.get_json(u.base_url + "/models", headers, LOOKUP_S)
-        entries = [e for e in (listed or {}).get("data", []) if isinstance(e, dict)] if isinstance(listed, dict) else []
+        listed_data = listed.get("data") if isinstance(listed, dict) else None
+        entries = [e for e in listed_data if isinstance(e, dict)] if isinstance(listed_data, list) else []
         entry = next((e for e in entries if e.get("id") == model), None)
         if entry is None and len(entries) == 1 and isinstance(entries[0].get("meta"), dict):
             entry = entries[0]  # llama.cpp serves one model, whatever name the client sends
