@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -341,7 +342,8 @@ def test_lookups_can_be_turned_off_per_upstream(tmp_path: Any) -> None:
 )
 def test_a_hostile_model_list_never_breaks_a_request(models: bytes) -> None:
     """GET /v1/models and a chat for an uncatalogued model (which asks the upstream) both still answer."""
-    chat = b'{"id":"c","object":"chat.completion","model":"my-finetune","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}'
+    usage = {"prompt_tokens": 3, "completion_tokens": 2}
+    chat = json.dumps({"id": "c", "object": "chat.completion", "model": "my-finetune", "usage": usage}).encode()
 
     async def handler(req: MockRequest) -> tuple[int, bytes]:
         return 200, models if req.url.endswith("/models") else chat
