@@ -178,7 +178,7 @@ def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeyp
     leak = {"error": {"message": "bad key sk-secret-123 at host db-internal:5432", "type": "auth", "internal": {"trace": 1}}}
 
     async def handler(req: MockRequest) -> tuple[int, bytes]:
-        return 401, json.dumps(leak).encode()
+        return 401, leak if isinstance(leak, bytes) else json.dumps(leak).encode()
 
     cfg = GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1", api_key_env="UP_KEY"),))
     app = create_app(cfg, None, transports={"u": MockTransport(handler)})
@@ -198,6 +198,10 @@ def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeyp
         leak = {"error": error}
         r = asyncio.run(go())
         assert r.status_code == 401 and "sk-secret" not in r.text, r.text
+    # a message nested 1000 deep: readable JSON, but str() of it raises (it was settled twice and answered 500)
+    leak = b'{"error": {"message": ' + b"[" * 1000 + b"]" * 1000 + b"}}"
+    r = asyncio.run(go())
+    assert r.status_code == 401 and r.json()["error"]["message"] == "upstream u answered 401", r.text
 
 
 def test_a_hostile_model_name_is_recorded_not_set_aside(tmp: Path) -> None:

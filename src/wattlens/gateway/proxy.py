@@ -81,7 +81,8 @@ class Proxy:
             return (text.replace(key, "[redacted]") if key else text)[:limit]
 
         if isinstance(error, dict):  # the upstream's own error, filtered to the protocol's shape
-            message = clean(str(error.get("message") or message), 1000)
+            raw = error.get("message")
+            message = clean(raw if isinstance(raw, str) else message, 1000)  # str() of a deep object would raise
             kind = clean(error["type"], 100) if isinstance(error.get("type"), str) else kind
             code = clean(error["code"], 100) if isinstance(error.get("code"), str) else None
         headers = {"x-wattlens-record": call.request_id}  # the upstream's refusal is recorded too
