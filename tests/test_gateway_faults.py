@@ -454,3 +454,18 @@ def test_a_key_echoed_inside_a_stream_event_is_redacted(tmp: Path, monkeypatch: 
 
     for r in asyncio.run(go()):
         assert r.status_code == 200 and "[redacted]" in r.text and "sk-secret" not in r.text, r.text
+
+
+@pytest.mark.parametrize(("end", "outcome"), [("response.incomplete", "ok"), ("response.failed", "upstream_error")])
+def test_a_responses_stream_that_ends_early_or_failed_keeps_its_usage(tmp: Path, end: str, outcome: str) -> None:
+    """The Responses API ends a stream with response.completed, .incomplete (max_output_tokens) or .failed."""
+    usage = {"input_tokens": 7, "output_tokens": 9, "total_tokens": 16}
+    resp = {"id": "r", "object": "response", "model": "gpt-4o-mini", "status": end.split(".")[1], "usage": usage}
+    delta = {"type": "response.output_text.delta", "delta": "hi"}
+    body = f"event: {delta['type']}\ndata: {json.dumps(delta)}\n\nevent: {end}\ndata: "
+    body += json.dumps({"type": end, "response": resp}) + "\n\n"
+    gw = Gw(tmp, (200, body.encode()))
+    r = gw.post({"model": "gpt-4o-mini", "input": "x", "stream": True}, path="/v1/responses")
+    assert r.status_code == 200 and '"error"' not in r.text and '"footprint"' in r.text, r.text
+    (rec,) = gw.records()
+    assert rec["outcome"] == outcome and (rec["tokens"]["input"], rec["tokens"]["output"]) == (7, 9)

@@ -175,7 +175,9 @@ class Proxy:
                     yield out[0] if len(out) == 1 else b"".join(out)
                     out.clear()
             st.ended = True
-            if not st.tracker.finished:
+            if st.tracker.failed:  # relayed as the upstream sent it; recorded as its failure, with its usage
+                call.outcome = "upstream_error"
+            elif not st.tracker.finished:
                 call.outcome = "upstream_error"
                 out.append(proto.stream_error(f"upstream {u.name} ended the stream before its end marker", "truncated"))
         except (SSEError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:  # bad SSE or JSON
@@ -241,6 +243,8 @@ class Proxy:
         call.served_model = tracker.served_model or call.served_model or call.model
         if seen == "usage" and not st.settled:
             st.settled = True
+            if tracker.failed:
+                call.outcome = "upstream_error"
             st.settlement = self._settle(call, u, tracker)
             receipt = st.settlement.receipt
             if tracker.attach(ev.event, chunk, receipt, wants_usage):  # type: ignore[arg-type]

@@ -70,13 +70,14 @@ def dumps(obj: Any) -> str:
 class StreamTracker(ABC):
     """Follows one stream: content events seen, the final usage, the served model."""
 
-    __slots__ = ("content", "finished", "invalid_usage", "served_model", "tokens")
+    __slots__ = ("content", "failed", "finished", "invalid_usage", "served_model", "tokens")
 
     def __init__(self) -> None:
         self.content = 0
         self.tokens: Tokens | None = None  # the latest usage the stream reported
         self.served_model: str | None = None
         self.finished = False  # the stream's own end marker arrived ([DONE], response.completed, message_stop)
+        self.failed = False  # that end marker says the upstream failed (the Responses API's response.failed)
         self.invalid_usage = False  # a usage was reported that cannot be true: counted from the content
 
     def skim(self, event: str | None, raw: str) -> bool:

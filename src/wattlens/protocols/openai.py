@@ -53,11 +53,19 @@ def _generates(data: Any) -> bool:
     return bool(isinstance(field(data, "delta"), str) and field(data, "delta"))
 
 
+# The Responses API's terminal events (API reference, "Streaming events"): each carries the response and its usage.
+_RESPONSE_ENDS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+def _response_end(raw: str) -> bool:
+    return any(f'"type":"{end}"' in raw for end in _RESPONSE_ENDS)
+
+
 class OpenAITracker(StreamTracker):
     __slots__ = ()
 
     def skim(self, event: str | None, raw: str) -> bool:
-        if event == "response.completed" or '"type":"response.completed"' in raw:
+        if event in _RESPONSE_ENDS or ('"type":"response.' in raw and _response_end(raw)):
             return True
         if '"usage"' in raw and '"usage":null' not in raw and '"usage": null' not in raw:
             return True
@@ -69,8 +77,10 @@ class OpenAITracker(StreamTracker):
         return openai_tokens(usage)
 
     def see(self, event: str | None, data: Any) -> Seen:
-        if event == "response.completed" or field(data, "type") == "response.completed":
+        end = event if event in _RESPONSE_ENDS else field(data, "type")
+        if end in _RESPONSE_ENDS:  # completed, or ended early (max_output_tokens) or failed: usage is still reported
             self.finished = True
+            self.failed = end == "response.failed"
             resp = field(data, "response")
             usage = field(resp, "usage")
             if usage is not None:
