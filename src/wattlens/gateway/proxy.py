@@ -93,7 +93,11 @@ class Proxy:
     ) -> Any:
         """The upstream call through its transport; transport failures become API errors (without the key)."""
         headers = proto.upstream_headers(u.key(), request.headers)
-        t, url, body = self.gw.transports[u.name], u.base_url + call.endpoint, jsonio.dumps(data)
+        try:
+            body = jsonio.dumps(data)
+        except RecursionError as e:  # read (orjson takes 1,024 levels) but too deep to write again
+            raise ApiError(400, "request body is nested too deeply") from e
+        t, url = self.gw.transports[u.name], u.base_url + call.endpoint
         try:
             return await (t.stream(url, body, headers) if stream else t.post(url, body, headers))
         except FAILURES as e:
