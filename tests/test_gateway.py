@@ -182,6 +182,7 @@ def test_ledger_records_every_request_and_verifies(gateway: dict[str, Any]) -> N
     assert len(recs) == 3
     r = recs[0]
     assert r["team"] == "research" and r["user"] == "alice" and r["key_id"] == "k1"
+    assert "team" not in r["tags"]  # with keys, the key says who: the header is not recorded as a tag either
     assert r["status"] == 200 and r["footprint"]["tokens"]["input"] == 11 and r["latency_s"] > 0
     led = open_ledger(gateway["db"])
     assert verify(list(led.rows())) == []

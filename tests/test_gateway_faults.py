@@ -470,3 +470,18 @@ def test_a_responses_stream_that_ends_early_or_failed_keeps_its_usage(tmp: Path,
     assert r.status_code == 200 and '"error"' not in r.text and '"footprint"' in r.text, r.text
     (rec,) = gw.records()
     assert rec["outcome"] == outcome and (rec["tokens"]["input"], rec["tokens"]["output"]) == (7, 9)
+
+
+def test_team_and_user_headers_are_checked_as_tag_values(tmp: Path) -> None:
+    gw = Gw(tmp, (200, json.dumps({"model": "gpt-4o-mini", "choices": [], "usage": USAGE}).encode()))
+
+    async def go(headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app), base_url="http://127.0.0.1") as c:
+            return await c.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}, headers=headers)
+
+    bad = asyncio.run(go({"x-wattlens-team": "finance\t" + "x" * 80}))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_tag", bad.text
+    good = asyncio.run(go({"x-wattlens-team": " finance ", "x-wattlens-user": "ana@example.org"}))
+    assert good.status_code == 200
+    rec = next(r for r in gw.records() if r["id"] == good.headers["x-wattlens-record"])
+    assert (rec["team"], rec["user"]) == ("finance", "ana@example.org")

@@ -193,10 +193,12 @@ class Gateway:
             key = self.keys.authenticate(request.headers)
             data = await self.body(request)
             call.model = data["model"]
-            for tag in ("user", "team"):
+            for tag in ("user", "team") if key is None else ():  # with keys, the key says who (not a header)
                 v = request.headers.get(f"x-wattlens-{tag}")
                 if v:
-                    call.tags[tag] = v[:100]
+                    from wattlens.gateway.tags import checked_value
+
+                    call.tags[tag] = checked_value(tag, v, f"x-wattlens-{tag}")
             call.key_id = key.key_id if key else None
             call.team = key.team if key else call.tags.get("team")
             call.user = key.user if key else call.tags.get("user")

@@ -37,6 +37,11 @@ def check(name: str, value: str, where: str) -> tuple[str, str]:
             f"{where}: tag name {name!r} is reserved (team and user come from the key or x-wattlens-team/-user)",
             code="invalid_tag",
         )
+    return name, checked_value(name, value, where)
+
+
+def checked_value(name: str, value: str, where: str) -> str:
+    """A tag's value, stripped, or a 400 (also for x-wattlens-team/-user, whose names are the reserved ones)."""
     value = value.strip()
     if not VALUE.fullmatch(value):
         raise ApiError(
@@ -44,7 +49,7 @@ def check(name: str, value: str, where: str) -> tuple[str, str]:
             f"{where}: the value of tag {name!r} must be 1-64 characters: letters, digits, space and _.,:;/@+=#()[]-",
             code="invalid_tag",
         )
-    return name, value
+    return value
 
 
 @functools.lru_cache(maxsize=4096)  # most requests repeat a few pairs; errors are not cached
