@@ -29,7 +29,7 @@ def rec(i: int) -> dict[str, Any]:
         "ts": f"2026-11-{1 + i % 28:02d}T10:00:00+00:00",
         "model_served": "gpt-4o-mini",
         "status": 200,
-        "tokens": {"input": 100 + i},
+        "tokens": fp.as_dict()["tokens"],  # as the gateway writes it: the receipt's own counts
         "footprint": fp.as_dict(),
         "team": "t",
     }

@@ -133,12 +133,17 @@ def recompute(rows: Iterable[tuple[int, str]], factors: FactorSet) -> Recomputat
     return result
 
 
+def _same_tokens(top: Any, own: dict[str, Any]) -> bool:
+    """The record's token counts are its receipt's: a count deleted from either reads as 0, as reports read it."""
+    return isinstance(top, dict) and all(top.get(k, 0) == own.get(k, 0) for k in {*top, *own})
+
+
 def _check_record(
     seq: int, rid: str, record: dict[str, Any], fp: dict[str, Any], factors: FactorSet, result: Recomputation
 ) -> None:
     _check_carbon(seq, rid, fp, result)
     top, own = record.get("tokens"), fp.get("tokens")
-    if isinstance(top, dict) and isinstance(own, dict) and any(k in own and top[k] != own[k] for k in top):  # reports sum it
+    if top is not None and isinstance(own, dict) and not _same_tokens(top, own):  # reports sum the record's own
         result.differences.append(Difference(seq, rid, f"the record's tokens {top} are not its receipt's {own}"))
     method = fp.get("method")
     if method != "estimated":
