@@ -485,3 +485,14 @@ def test_team_and_user_headers_are_checked_as_tag_values(tmp: Path) -> None:
     assert good.status_code == 200
     rec = next(r for r in gw.records() if r["id"] == good.headers["x-wattlens-record"])
     assert (rec["team"], rec["user"]) == ("finance", "ana@example.org")
+
+
+def test_parts_of_a_usage_are_never_more_than_the_whole() -> None:
+    from wattlens.protocols.openai import openai_tokens
+
+    chat = {"prompt_tokens": 4, "completion_tokens": 5}
+    t = openai_tokens(chat | {"completion_tokens_details": {"reasoning_tokens": 10**6}})
+    assert (t.output, t.reasoning) == (0, 5)
+    details = {"prompt_tokens_details": {"cached_tokens": 99}, "completion_tokens_details": {"reasoning_tokens": 2}}
+    t = openai_tokens(chat | details)
+    assert (t.input, t.cached_input, t.output, t.reasoning) == (4, 4, 3, 2)

@@ -32,7 +32,8 @@ def openai_tokens(usage: Any) -> Tokens:
         inp, out = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
         cached = count(field(usage, "prompt_tokens_details"), "cached_tokens")
         reasoning = count(field(usage, "completion_tokens_details"), "reasoning_tokens")
-    return Tokens(input=inp, cached_input=min(cached, inp), output=max(out - reasoning, 0), reasoning=reasoning)
+    reasoning = min(reasoning, out)  # a part of the completion: never more than all of it
+    return Tokens(input=inp, cached_input=min(cached, inp), output=out - reasoning, reasoning=reasoning)
 
 
 def _text(v: Any) -> str | None:
