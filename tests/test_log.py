@@ -32,7 +32,7 @@ from wattlens.ledger.note import (
     sign_checkpoint,
     sign_note,
 )
-from wattlens.ledger.tree import check_extends, check_tree, leaf_of
+from wattlens.ledger.tree import TreeState, check_extends, check_tree, leaf_of
 
 H = merkle.leaf_hash
 
@@ -304,6 +304,8 @@ def forge_tail(p: Path, body: dict[str, Any], replace_last: bool = False) -> Non
     ls = [bytes.fromhex(r[0]) for r in con.execute("SELECT leaf FROM records ORDER BY seq")]
     stack = merkle.compact_range(ls)
     con.execute("UPDATE log_state SET size = ?, seq = ?, range = ?", (len(ls), seq + 1, ",".join(h.hex() for h in stack)))
+    con.execute("DELETE FROM log_nodes")  # and the proof nodes, as verify checks them too
+    con.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", TreeState(0, 0, []).extend(ls, seq + 1))
     con.commit()
     con.close()
 
@@ -1180,3 +1182,17 @@ def test_odd_numbers_and_files_get_clear_refusals(
     forge_tail(setup["db"], body, replace_last=True)
     code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]), "--recompute")
     assert code == 1 and "the record's tokens" in e
+
+
+def test_verify_names_an_edited_proof_node(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The interior nodes proofs are served from are checked against the records' leaves."""
+    code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]))
+    assert code == 0, e
+    db = sqlite3.connect(setup["db"])
+    (level, idx), n = db.execute("SELECT level, idx FROM log_nodes ORDER BY level DESC LIMIT 1").fetchone(), 0
+    n = db.execute("UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?", (b"\0" * 32, level, idx)).rowcount
+    db.commit()
+    db.close()
+    assert n == 1
+    code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]))
+    assert code == 1 and "nodes" in e and f"level {level}, index {idx}" in e, e

@@ -47,7 +47,7 @@ def verify(
     from wattlens.ledger import open_ledger
     from wattlens.ledger import verify as verify_rows
     from wattlens.ledger.note import NoteError, Verifier, read_checkpoint
-    from wattlens.ledger.tree import check_extends, check_tree
+    from wattlens.ledger.tree import check_extends, check_nodes, check_tree
 
     old, cosigned = None, ""
     if checkpoint:
@@ -71,7 +71,9 @@ def verify(
         err.print(f"ledger: {escape(str(location))}", highlight=False)
     try:
         problems = verify_rows(led.rows)  # read twice, never all held: memory grows with hashes, not records
-        tree_problems, leaves = check_tree(led.entries(), led.stored_state())
+        state = led.stored_state()
+        tree_problems, leaves = check_tree(led.entries(), state)
+        tree_problems += check_nodes(leaves, state, led.node)
         if recompute:
             from wattlens.cli.log import recompute_problems
 
