@@ -32,7 +32,7 @@ from wattlens.ledger.note import (
     sign_checkpoint,
     sign_note,
 )
-from wattlens.ledger.tree import TreeState, check_extends, check_tree, leaf_of
+from wattlens.ledger.tree import TreeState, check_extends, check_nodes, check_tree, leaf_of
 
 H = merkle.leaf_hash
 
@@ -488,6 +488,7 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
         b.append([rec(i + 2), rec(i + 3), rec(i)])  # a replayed id is skipped
     problems, ls = check_tree(list(a.entries()), a.stored_state())
     assert problems == [] and len(ls) == 20 and a.tree_state().root == merkle.root(ls)
+    assert check_nodes(ls, a.stored_state(), a.stored_nodes()) == [] and len(list(b.stored_nodes())) >= 15
     # proofs from the nodes both replicas stored, and checkpoints kept in the database
     assert [merkle.inclusion_path(i, 20, b.node) for i in range(20)] == [merkle.inclusion_proof(i, ls) for i in range(20)]
     assert [merkle.consistency_path(m, 20, a.node) for m in range(21)] == [

@@ -73,7 +73,7 @@ def verify(
         problems = verify_rows(led.rows)  # read twice, never all held: memory grows with hashes, not records
         state = led.stored_state()
         tree_problems, leaves = check_tree(led.entries(), state)
-        tree_problems += check_nodes(leaves, state, led.node)
+        tree_problems += check_nodes(leaves, state, led.stored_nodes())
         if recompute:
             from wattlens.cli.log import recompute_problems
 

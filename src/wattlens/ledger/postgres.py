@@ -218,6 +218,10 @@ class PostgresLedger:
         row = self._db.execute("SELECT size, seq, range FROM wattlens_log_state WHERE k = 0").fetchone()
         return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2]))) if row else None
 
+    def stored_nodes(self) -> Iterator[merkle.Node]:
+        for lv, i, h in self._stream("SELECT level, idx, hash FROM wattlens_log_nodes"):
+            yield int(lv), int(i), bytes(h)
+
     def _stream(self, query: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows of a query read in chunks by a server-side cursor on a connection of its own.
 

@@ -204,6 +204,11 @@ class SQLiteLedger:
         row = self._db.execute("SELECT size, seq, range FROM log_state WHERE k = 0").fetchone()
         return TreeState(int(row[0]), int(row[1]), TreeState.decode_range(str(row[2]))) if row else None
 
+    def stored_nodes(self) -> Iterator[merkle.Node]:
+        """Every stored interior node, untouched (for verify)."""
+        for lv, i, h in self._db.execute("SELECT level, idx, hash FROM log_nodes"):
+            yield int(lv), int(i), bytes(h)
+
     def entries(self) -> Iterator[Entry]:
         """Every record in order, with its top-level ts and id read by SQLite's JSON functions (in C, for
         verify's speed); from a body that is not JSON on, the rest are read plainly (verify names it)."""

@@ -141,16 +141,15 @@ def check_tree(entries: Iterable[Entry], state: TreeState | None) -> tuple[list[
     return problems, leaves
 
 
-def check_nodes(leaves: Sequence[bytes], state: TreeState | None, stored: merkle.NodeSource) -> list[Problem]:
+def check_nodes(leaves: Sequence[bytes], state: TreeState | None, stored: Iterable[merkle.Node]) -> list[Problem]:
     """The stored interior nodes (what proofs are served from) are the hashes of the records' leaves.
 
     A node not stored (a ledger from before nodes were kept) is not a problem: proofs then say to migrate.
     Without this, an edited node passed verify while every proof through it was refused by clients."""
-    if not isinstance(stored, merkle.Batched) or state is None or not state.size or state.size > len(leaves):
-        return []  # no stored nodes, no tree, or a head check_tree already named
-    want = TreeState(0, 0, []).extend(leaves[: state.size], state.seq)
-    got = stored.stored([(lv, i) for lv, i, _h in want])
-    bad = [(lv, i) for lv, i, h in want if got.get((lv, i), h) != h]
+    if state is None or not state.size or state.size > len(leaves):
+        return []  # no tree, or a head check_tree already named
+    want = {(lv, i): h for lv, i, h in TreeState(0, 0, []).extend(leaves[: state.size], state.seq)}
+    bad = sorted((lv, i) for lv, i, h in stored if want.get((lv, i), h) != h)
     if not bad:
         return []
     lv, i = bad[0]
