@@ -58,15 +58,19 @@ def _generates(data: Any) -> bool:
 _RESPONSE_ENDS = frozenset(("response.completed", "response.incomplete", "response.failed"))
 
 
+_END_TYPES = tuple(f'"type":"{end}"' for end in _RESPONSE_ENDS)
+
+
 def _response_end(raw: str) -> bool:
-    return any(f'"type":"{end}"' in raw for end in _RESPONSE_ENDS)
+    return any(end in raw for end in _END_TYPES)
 
 
 class OpenAITracker(StreamTracker):
     __slots__ = ()
 
     def skim(self, event: str | None, raw: str) -> bool:
-        if event in _RESPONSE_ENDS or ('"type":"response.' in raw and _response_end(raw)):
+        # OpenAI names each Responses event on its `event:` line; the body is searched only where it is not
+        if event in _RESPONSE_ENDS or (event is None and '"type":"response.' in raw and _response_end(raw)):
             return True
         if '"usage"' in raw and '"usage":null' not in raw and '"usage": null' not in raw:
             return True
