@@ -153,6 +153,8 @@ def test_impossible_usage_is_not_believed(tmp: Path, bad: Any) -> None:
     [
         b"[" * 100_000 + b"]" * 100_000,  # deeply nested JSON
         b'{"model": "gpt-4o-mini", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",  # read, but too deep to write again
+        b'{"model": "gpt-4o-mini", "messages": [], "temperature": NaN}',  # not JSON: it would reach the upstream as null
+        b'{"model": "gpt-4o-mini", "messages": [], "n": 12345678901234567890, "top_p": -Infinity}',
         b'{"model": "gpt-4o-mini", "messages": [], "n": ' + b"9" * 5000 + b"}",  # a 5,000-digit integer
         b'{"model": {"not": "a string"}}',
     ],

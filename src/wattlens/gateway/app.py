@@ -113,7 +113,7 @@ class Gateway:
                 raise ApiError(413, f"request body over {limit // (1024 * 1024)} MB")
             chunks.append(chunk)
         try:
-            data = jsonio.loads(b"".join(chunks) or b"null")
+            data = jsonio.loads(b"".join(chunks) or b"null", constants=False)
         except RecursionError as e:
             raise ApiError(400, "request body is nested too deeply") from e
         except ValueError as e:  # invalid JSON or UTF-8, or an integer too long to read

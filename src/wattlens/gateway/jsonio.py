@@ -28,13 +28,20 @@ def _long_integer(data: bytes | str) -> bool:
     return _LONG_RUN in data.translate(_DIGITS)
 
 
-def loads(data: bytes | str) -> Any:
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259): send a number or null")
+
+
+def loads(data: bytes | str, constants: bool = True) -> Any:
+    """`constants=False` refuses NaN and Infinity, which the standard library reads and orjson would
+    write again as null: a client's NaN would reach the upstream as a different request."""
+    hook = None if constants else _not_json
     if _long_integer(data):
-        return json.loads(data)
+        return json.loads(data, parse_constant=hook)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)  # the standard library's answer (and error) for what orjson will not read
+        return json.loads(data, parse_constant=hook)  # the standard library's answer (and error) for the rest
 
 
 def dumps(obj: Any) -> bytes:
