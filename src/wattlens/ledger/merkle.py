@@ -220,8 +220,9 @@ class Batched:
     ) -> None:
         self._leaves, self._inner, self._hint = leaves, inner, hint
 
-    def stored(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        """What the store holds of `keys` (a missing node is left out)."""
+    def read_many(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        from wattlens.errors import WattlensError
+
         leaves = [i for lv, i in keys if lv == 0]
         inner = [(lv, i) for lv, i in keys if lv > 0]
         got: dict[NodeKey, bytes] = {}
@@ -229,12 +230,6 @@ class Batched:
             got.update(((0, i), h) for i, h in self._leaves(leaves))
         if inner:
             got.update(((lv, i), h) for lv, i, h in self._inner(inner))
-        return got
-
-    def read_many(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        from wattlens.errors import WattlensError
-
-        got = self.stored(keys)
         for k in keys:
             if k not in got:
                 raise WattlensError(f"the log has no node {k[0]}/{k[1]}: {self._hint}")
