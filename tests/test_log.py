@@ -431,6 +431,10 @@ def test_checkpoint_signature_and_key_are_checked(setup: dict[str, Any], capsys:
     s["cp"].write_text(text)
     code, _o, e = wl(capsys, "verify", "--ledger", str(s["db"]), "--checkpoint", str(s["cp"]))
     assert code == 0 and "not checked" in e
+    # a note re-saved with CRLF endings is a changed file: refused, not quietly read as LF
+    s["cp"].write_bytes(text.replace("\n", "\r\n").encode())
+    code, out = check(capsys, s)
+    assert code == 1 and "CR line endings" in out
 
 
 def test_a_ledger_from_before_the_log_is_logged_on_first_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,7 +46,7 @@ def verify(
     from wattlens.cli.log import check_witnesses
     from wattlens.ledger import open_ledger
     from wattlens.ledger import verify as verify_rows
-    from wattlens.ledger.note import NoteError, Verifier, read_checkpoint
+    from wattlens.ledger.note import NoteError, Verifier, read_checkpoint, read_note_file
     from wattlens.ledger.tree import check_extends, check_nodes, check_tree
 
     old, cosigned = None, ""
@@ -55,7 +55,7 @@ def verify(
             verifier = None
             if key:
                 verifier = Verifier.parse(Path(key).read_text(encoding="utf-8") if os.path.isfile(key) else key)
-            note = Path(checkpoint).read_text(encoding="utf-8")
+            note = read_note_file(checkpoint)
             old = read_checkpoint(note, verifier)
             cosigned = check_witnesses(note, witness or [])
         except NoteError as e:

@@ -157,7 +157,7 @@ def log_proof(
 ) -> None:
     """A C2SP tlog-proof of one record: its index, its inclusion path and a signed checkpoint."""
     from wattlens.ledger import merkle, open_ledger
-    from wattlens.ledger.note import Proof, read_checkpoint
+    from wattlens.ledger.note import Proof, read_checkpoint, read_note_file
 
     if (key is None) == (checkpoint is None):
         raise typer.BadParameter("give --key (sign a checkpoint now) or --checkpoint (an existing one)")
@@ -172,7 +172,7 @@ def log_proof(
             note = _checkpoint(led, key, None, state)
         else:
             assert checkpoint is not None
-            note = Path(checkpoint).read_text(encoding="utf-8")
+            note = read_note_file(checkpoint)
         size = read_checkpoint(note).size
         if index >= size:
             err.print(f"[red]record {record_id} (index {index}) is not in the checkpoint's tree of {size}[/]")
@@ -205,12 +205,12 @@ def verify_receipt(
 ) -> None:
     """Check offline, with no access to the ledger, that a record is in the log the key signed."""
     from wattlens.ledger import jcs, merkle
-    from wattlens.ledger.note import NoteError, Proof, read_checkpoint
+    from wattlens.ledger.note import NoteError, Proof, read_checkpoint, read_note_file
 
     verifier = _verifier(key)
     try:
         body = json.loads(Path(record_file).read_text(encoding="utf-8"))
-        p = Proof.parse(Path(proof).read_text(encoding="utf-8"))
+        p = Proof.parse(read_note_file(proof))
         cp = read_checkpoint(p.checkpoint, verifier)
         cosigners = check_witnesses(p.checkpoint, witness or [])
         leaf = merkle.leaf_hash(jcs.entry_bytes(body))  # NaN, 1e400, an integer past 2**53: no canonical form
@@ -316,12 +316,12 @@ def log_witness(
     import base64
 
     from wattlens.ledger import merkle
-    from wattlens.ledger.note import NoteError, read_checkpoint
+    from wattlens.ledger.note import NoteError, read_checkpoint, read_note_file
     from wattlens.ledger.witness import Witness, request_body
 
     verifier = _verifier(log_key)
     url = checkpoint if checkpoint.startswith(("http://", "https://")) else None
-    note = _fetch(checkpoint, api_key_env) if url else Path(checkpoint).read_text(encoding="utf-8")
+    note = _fetch(checkpoint, api_key_env) if url else read_note_file(checkpoint)
     try:
         new = read_checkpoint(note, verifier)
     except NoteError as e:
@@ -341,7 +341,7 @@ def log_witness(
             base = url.rsplit("/checkpoint", 1)[0]
             lines = _fetch(f"{base}/consistency?old={old.size}&new={new.size}", api_key_env)
         elif proof:
-            lines = Path(proof).read_text(encoding="utf-8")
+            lines = read_note_file(proof)
         elif ledger:
             from wattlens.ledger import open_ledger
 

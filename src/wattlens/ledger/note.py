@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wattlens.errors import WattlensError
 
@@ -23,6 +24,22 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
 class NoteError(WattlensError):
     """A key, note, checkpoint or proof that is malformed or does not verify."""
+
+
+def read_note_file(path: str | Path) -> str:
+    """A note or proof file's text as written: CR line endings are kept (so refused), not turned into LF.
+
+    Python's text mode would convert CRLF silently; the formats are LF-only, and a note that was
+    re-saved with CRLF (an editor, git's autocrlf) is a changed file, not the one that was signed.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NoteError(f"{path} is not UTF-8 text: a note or proof is") from e
+    if "\r" in text:
+        raise NoteError(f"{path} has CR line endings: notes and proofs use LF only (re-save it with LF endings)")
+    return text
 
 
 def _b64(data: bytes) -> str:
