@@ -493,6 +493,7 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     problems, ls = check_tree(list(a.entries()), a.stored_state())
     assert problems == [] and len(ls) == 20 and a.tree_state().root == merkle.root(ls)
     assert check_nodes(ls, a.stored_state(), a.stored_nodes()) == [] and len(list(b.stored_nodes())) >= 15
+    assert b.leaves(7) == ls[7:] and a.leaves() == ls  # what a notary re-derives the tree head from
     # proofs from the nodes both replicas stored, and checkpoints kept in the database
     assert [merkle.inclusion_path(i, 20, b.node) for i in range(20)] == [merkle.inclusion_proof(i, ls) for i in range(20)]
     assert [merkle.consistency_path(m, 20, a.node) for m in range(21)] == [
@@ -661,6 +662,22 @@ def test_notary_signs_and_refuses_after_rollback_or_fork(tmp_path: Path) -> None
     assert read_checkpoint(rotated.sign(), rotated.signer.verifier).size == 16
     rotated.ledger.close()
     assert reg.get_sample_value("wattlens_log_checkpoints_signed_total") == 2
+    # the forger's way round those refusals: the stored tree state and nodes rewritten to extend
+    # the last checkpoint (its 15 leaves, then the fork's last one), the records left as they are
+    con = sqlite3.connect(db)
+    fork = [bytes.fromhex(r[0]) for r in con.execute("SELECT leaf FROM records ORDER BY seq")]
+    forged = TreeState(0, 0, [])
+    nodes = forged.extend([leaf_of(json.dumps(rec(i))) for i in range(15)] + fork[15:], 16)
+    con.execute("UPDATE log_state SET size = 16, seq = 16, range = ?", (forged.encode_range(),))
+    con.execute("DELETE FROM log_nodes")
+    con.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+    con.commit()
+    con.close()
+    notary.ledger = open_ledger(db)
+    assert notary.ledger.tree_state().root == forged.root != merkle.root(fork)  # what the signer is shown
+    with pytest.raises(RollbackError, match="leaf hashes"):
+        notary.sign()
+    notary.ledger.close()
 
 
 def test_gateway_signs_on_a_timer_and_at_shutdown_and_serves_proofs(

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from wattlens.gateway.app import Gateway
     from wattlens.ledger import Ledger
     from wattlens.ledger.note import Signer, Verifier
+    from wattlens.ledger.tree import TreeState
 
 log = logging.getLogger("wattlens.log")
 TEXT = "text/plain; charset=utf-8"
@@ -184,6 +185,7 @@ class Notary:
         )
         self.size = Gauge("wattlens_log_signed_size", "Tree size of the last signed checkpoint", registry=registry)
         self.last_error: str | None = None
+        self._own: TreeState | None = None  # the tree as this notary derived it from the records' leaves
 
     def sign(self) -> str:
         """Sign the log's head now (or return the last note when the log has not grown); RollbackError if it must not."""
@@ -191,6 +193,7 @@ class Notary:
         from wattlens.ledger.note import Checkpoint, read_checkpoint, sign_checkpoint
 
         state = self.ledger.tree_state()  # brings leaves and nodes up to date first
+        self._check_state(state)
         earlier = [n for n in (self._outside(), self.ledger.latest_checkpoint()) if n and self._mine(n)]
         for note in earlier:
             old = read_checkpoint(note, self.signer.verifier)
@@ -257,6 +260,26 @@ class Notary:
         except NoteError as e:
             log.warning("a kept checkpoint is not signed by this gateway's key (%s); not compared with", e)
             return False
+
+    def _check_state(self, state: TreeState) -> None:
+        """The stored tree head must be the one the records' leaf hashes give: derived here from the
+        leaves (all of them at first, then only the new ones), so a forged tree state is refused,
+        not signed. (The consistency proof may come from stored nodes: forged ones can only make it
+        fail against true roots, never pass.)"""
+        from wattlens.ledger.tree import TreeState
+
+        kept, self._own = self._own, None
+        # what was derived before, extended; or, if that does not match (a database swapped under a
+        # running gateway), everything again
+        for own in ([kept] if kept is not None and kept.size <= state.size else []) + [TreeState()]:
+            own.extend(self.ledger.leaves(own.seq)[: state.size - own.size], state.seq)
+            if own.size == state.size and own.root == state.root:
+                self._own = own
+                return
+        self._refuse(
+            f"the stored tree head ({state.size} records) is not the one the records' leaf hashes give: "
+            "the tree state was edited (run wattlens verify)"
+        )
 
     def _refuse(self, why: str) -> None:
         self.refused.inc()

@@ -280,9 +280,10 @@ class PostgresLedger:
         for seq, ts, body, leaf, rid in self._stream(q):
             yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
 
-    def leaves(self) -> list[bytes]:
+    def leaves(self, after_seq: int = 0) -> list[bytes]:
         self.tree_state()
-        return [bytes.fromhex(str(r[0])) for r in self._stream("SELECT leaf FROM wattlens_records ORDER BY seq")]
+        rows = self._stream("SELECT leaf FROM wattlens_records WHERE seq > %s ORDER BY seq", (after_seq,))
+        return [bytes.fromhex(str(r[0])) for r in rows]
 
     def locate(self, record_id: str) -> tuple[int, str] | None:
         # Not "ORDER BY seq LIMIT 1": before the table's statistics exist PostgreSQL answers that by

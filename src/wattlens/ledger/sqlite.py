@@ -231,10 +231,11 @@ class SQLiteLedger:
         for seq, ts, body, leaf, rid in cur:
             yield Entry(int(seq), str(ts), str(body), None if leaf is None else str(leaf), None if rid is None else str(rid))
 
-    def leaves(self) -> list[bytes]:
-        """The stored leaf hashes in order (the tree is brought up to date first)."""
+    def leaves(self, after_seq: int = 0) -> list[bytes]:
+        """The stored leaf hashes in order, of the records after after_seq (the tree is brought up to date first)."""
         self.tree_state()
-        return [bytes.fromhex(str(r[0])) for r in self._db.execute("SELECT leaf FROM records ORDER BY seq")]
+        rows = self._db.execute("SELECT leaf FROM records WHERE seq > ? ORDER BY seq", (after_seq,))
+        return [bytes.fromhex(str(r[0])) for r in rows]
 
     def locate(self, record_id: str) -> tuple[int, str] | None:
         """The leaf index and body of a record, by id."""
