@@ -1218,3 +1218,56 @@ def test_verify_names_an_edited_proof_node(setup: dict[str, Any], capsys: pytest
     assert n == 1
     code, _o, e = wl(capsys, "verify", "--ledger", str(setup["db"]))
     assert code == 1 and "nodes" in e and f"level {level}, index {idx}" in e, e
+
+
+def _scaled(fp: dict[str, Any], f: float) -> None:
+    """Energy, facility energy and carbon scaled together: the carbon still follows from the energy."""
+    for part in (fp["energy_wh"], fp["facility_wh"], fp["carbon_g"]["location"]):
+        part.update({k: v * f for k, v in part.items()})
+
+
+def test_recompute_checks_a_metered_receipts_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "l.db"
+    command = [sys.executable, "-c", "sum(range(10**6))"]
+    run = subprocess.run(  # a receipt from the meter, as `wattlens run` writes it
+        [sys.executable, "-m", "wattlens.cli", "run", "--zone", "FR", "--ledger", str(db), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    led = open_ledger(db)
+    metered = next(led.records())
+    led.append([rec(0), metered | {"id": "m2"}])
+    led.close()
+    m = metered["footprint"]["measurement"]
+    assert m["window_s"] > 0 and m["devices"] and metered["schema_version"] >= 2
+    shares = sum(d["attributed_j"] for d in m["devices"].values())
+    assert math.isclose(shares / 3600, metered["footprint"]["energy_wh"]["mid"], rel_tol=1e-4)
+    code, _o, e = wl(capsys, "verify", "--ledger", str(db), "--recompute")
+    assert code == 0 and "recomputed 1 estimated" in e and "2 from the meter" in e, e
+    cases: dict[str, tuple[dict[str, Any], str]] = {}
+    body = rec(0) | {"id": "m2"}  # an estimate relabelled measured, its figures halved together
+    body["footprint"]["method"] = "measured"
+    _scaled(body["footprint"], 0.5)
+    cases["relabelled"] = (body, "keeps no measurement window")
+    body = rec(0) | {"id": "m2"}
+    del body["footprint"]["method"]
+    cases["method deleted"] = (body, "is none of estimated, measured, mixed")
+    body = json.loads(json.dumps(metered)) | {"id": "m2"}
+    _scaled(body["footprint"], 0.5)
+    cases["metered figure halved"] = (body, "is not its devices' shares")
+    body = json.loads(json.dumps(metered)) | {"id": "m2"}
+    body["footprint"]["measurement"]["window_s"] = 1e-9
+    cases["window too short for its joules"] = (body, "would have drawn")
+    body = json.loads(json.dumps(metered)) | {"id": "m2", "latency_s": metered["latency_s"] / 100}
+    body["footprint"]["measurement"]["window_s"] = metered["latency_s"] + 5
+    cases["window longer than the request"] = (body, "longer than the request")
+    body = json.loads(json.dumps(metered)) | {"id": "m2"}
+    body["footprint"]["boundary"] = ["accelerator", "facility"]
+    cases["boundary edited"] = (body, "is not the kinds it measured")
+    for what, (body, want) in cases.items():
+        forge_tail(db, body, replace_last=True)
+        assert wl(capsys, "verify", "--ledger", str(db))[0] == 0  # hashes recomputed: only recomputation sees it
+        code, _o, e = wl(capsys, "verify", "--ledger", str(db), "--recompute")
+        assert code == 1 and "record m2" in e and want in " ".join(e.split()), (what, e)

@@ -110,6 +110,7 @@ class Footprint:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     carbon_marginal_g: Interval | None = None  # where the grid feed gives a marginal intensity
     assumptions: dict[str, Any] | None = None  # an estimate's serving assumptions (batch, chips, tokens/s)
+    measurement: dict[str, Any] | None = None  # a measured receipt's window: seconds, devices, joules (measure/meter.py)
 
     @property
     def water_ml(self) -> Interval:
@@ -142,6 +143,8 @@ class Footprint:
             d["tokens"] = self.tokens.as_dict()
         if self.assumptions is not None:
             d["assumptions"] = self.assumptions
+        if self.measurement is not None:
+            d["measurement"] = self.measurement
         d["factors_version"] = self.factors_version
         d["warnings"] = list(self.warnings)
         return d
@@ -167,6 +170,7 @@ class Footprint:
             warnings=tuple(d.get("warnings", ())),
             carbon_marginal_g=Interval.from_dict(marginal) if marginal else None,
             assumptions=d.get("assumptions"),
+            measurement=d.get("measurement"),
         )
 
 

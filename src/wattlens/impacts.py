@@ -222,6 +222,7 @@ def footprint(
     tokens: Tokens | None = None,
     warnings: Sequence[str] = (),
     assumptions: dict[str, Any] | None = None,
+    measurement: dict[str, Any] | None = None,
 ) -> Footprint:
     """The receipt for IT energy used at a site. Pure: no I/O, no clocks."""
     parts = [b for b in boundary if b not in ("facility", "embodied")]
@@ -255,4 +256,5 @@ def footprint(
         warnings=tuple(dict.fromkeys(codes)),
         carbon_marginal_g=marginal,
         assumptions=assumptions,
+        measurement=measurement,
     )

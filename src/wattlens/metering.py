@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from wattlens.measure.meter import Measurement
     from wattlens.receipt import Receipt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a measured receipt keeps its window (footprint.measurement)
 Hosting = Literal["own", "purchased"]
 
 

@@ -154,6 +154,7 @@ class Receipt:
             priced.warnings,
             interval(*marginal) if marginal is not None else None,
             assumptions,
+            None,  # measurement: an estimate has none
         )
 
     def as_dict(self, warnings: Sequence[str] = ()) -> dict[str, Any]:

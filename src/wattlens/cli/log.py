@@ -406,7 +406,7 @@ def recompute_problems(entries: Iterable[Entry], factors: FactorSet) -> list[Pro
     from wattlens.ledger.recompute import recompute
 
     r = recompute(((e.seq, e.body) for e in entries), factors)
-    skipped = [f"{r.measured} measured (energy from hardware counters: carbon checked, energy not recomputable)"]
+    skipped = [f"{r.measured} from the meter (energy read in a window: the window and carbon checked, not the counters)"]
     skipped += [f"{n} with factor tables {v} (this wattlens ships {factors.version})" for v, n in r.other_factors.items()]
     if r.no_receipt:
         skipped.append(f"{r.no_receipt} without a receipt")

@@ -9,8 +9,13 @@ written at the time follow from the call. This does, for what a record keeps:
 - every receipt's location-based carbon must equal its facility energy times the grid intensity
   the receipt names (bound by bound), whatever the method.
 
-A measured receipt's energy came from hardware counters: nothing here can recompute it. The
-facility multiplier (PUE) and water factors of the place are not kept in the record, so
+A receipt from the meter (measured by hardware counters, or estimated by its CPU and DRAM models
+in a window) cannot be recomputed from tokens. It keeps its window instead (since schema_version 2:
+seconds, and per device its kind, energy and this window's share), and that must add up: the shares
+sum to the energy, no share exceeds its device, no device draws more than a device of its kind can,
+the window is no longer than the request, and the boundary names the kinds measured. An estimate
+relabelled `measured` keeps no window, and shows; a window made up to fit, consistently, does not.
+The facility multiplier (PUE) and water factors of the place are not kept in the record, so
 `facility_wh` and `water_ml` are not recomputed.
 """
 
@@ -29,6 +34,13 @@ if TYPE_CHECKING:
 BOUNDS = ("low", "mid", "high")
 REL_TOL = 2e-5  # receipts keep 6 significant digits
 CARBON_REL_TOL = 2e-3  # and the grid intensity 3 decimals
+METHODS = ("estimated", "measured", "mixed")
+WINDOWS_SINCE = 2  # the schema_version from which a measured receipt keeps its window
+# A mean power no single device of the kind draws (loose on purpose: a plausibility bound, not a
+# model): an accelerator (B200 1,000 W, MI355X 1,400 W TDP), a CPU sensor covering up to a
+# two-socket host (500 W parts), its DRAM, a whole host (DGX B200: 14.3 kW maximum).
+MAX_W = {"accelerator": 2_000.0, "cpu": 1_500.0, "dram": 500.0, "host": 15_000.0}
+PART_OF = {"accelerator": "accelerator", "cpu": "host", "dram": "host", "host": "host"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +54,7 @@ class Difference:
 class Recomputation:
     checked: int = 0  # estimated receipts whose energy was recomputed
     derived: int = 0  # receipts whose carbon was checked against their energy and grid intensity
-    measured: int = 0
+    measured: int = 0  # receipts from the meter (measured, or its sensor models) whose window was checked
     other_factors: dict[str, int] = field(default_factory=dict)  # factor versions this package does not ship
     no_receipt: int = 0
     differences: list[Difference] = field(default_factory=list)
@@ -146,8 +158,11 @@ def _check_record(
     if top is not None and isinstance(own, dict) and not _same_tokens(top, own):  # reports sum the record's own
         result.differences.append(Difference(seq, rid, f"the record's tokens {top} are not its receipt's {own}"))
     method = fp.get("method")
-    if method != "estimated":
-        result.measured += 1
+    if method not in METHODS:
+        result.differences.append(Difference(seq, rid, f"its method {method!r} is none of {', '.join(METHODS)}"))
+        return
+    if method != "estimated" or "measurement" in fp:  # from the meter: counters, or its models of the CPU and DRAM
+        _check_window(seq, rid, record, fp, result)
         return
     version = str(fp.get("factors_version") or record.get("factors_version") or "?")
     if version != factors.version:
@@ -206,3 +221,45 @@ def _check_energy(
             f"assumptions give {first[1]:.6g} [{first[0]:.6g}, {first[2]:.6g}] Wh",
         )
     )
+
+
+def _check_window(seq: int, rid: str, record: dict[str, Any], fp: dict[str, Any], result: Recomputation) -> None:
+    """A measured receipt's energy must follow from the window it keeps (see the module's docstring)."""
+    why = _window_problem(fp.get("measurement"), record, fp)
+    if why:
+        result.differences.append(Difference(seq, rid, f"labelled {fp.get('method')} but {why}"))
+    else:
+        result.measured += 1
+
+
+def _window_problem(m: Any, record: dict[str, Any], fp: dict[str, Any]) -> str | None:
+    if not isinstance(m, dict) or not isinstance(m.get("devices"), dict) or not m["devices"]:
+        # Every field is the forger's to edit, schema_version too: so no version excuses a missing window.
+        return (
+            f"it keeps no measurement window: an estimate relabelled, or a receipt from before windows "
+            f"were kept (schema_version < {WINDOWS_SINCE})"
+        )
+    window_s, energy = m.get("window_s"), _interval(fp.get("energy_wh"))
+    if not isinstance(window_s, int | float) or not window_s > 0 or energy is None:
+        return "its window's seconds or its energy are malformed"
+    latency = record.get("latency_s")
+    if isinstance(latency, int | float) and window_s > 1.1 * latency + 1.0:
+        return f"its window ({window_s:g} s) is longer than the request ({latency:g} s)"
+    total_j, parts = 0.0, set[str]()
+    for device, d in m["devices"].items():
+        kind = d.get("kind") if isinstance(d, dict) else None
+        dev_j, own_j = (d.get("device_j"), d.get("attributed_j")) if isinstance(d, dict) else (None, None)
+        if kind not in MAX_W or not isinstance(dev_j, int | float) or not isinstance(own_j, int | float):
+            return f"its device {str(device)[:40]!r} is malformed"
+        if own_j < 0 or own_j > dev_j * (1 + REL_TOL) + 1e-9:
+            return f"{str(device)[:40]} gives the window {own_j:g} J of the {dev_j:g} J it measured"
+        if dev_j / window_s > MAX_W[kind]:
+            watts = dev_j / window_s
+            return f"{str(device)[:40]} would have drawn {watts:.0f} W, more than a {kind} can ({MAX_W[kind]:.0f} W)"
+        total_j, parts = total_j + own_j, parts | {PART_OF[kind]}
+    if not _close(total_j / 3600.0, energy[1], 1e-4):
+        return f"its energy {energy[1]:.6g} Wh is not its devices' shares ({total_j:.6g} J = {total_j / 3600:.6g} Wh)"
+    boundary = {p for p in fp.get("boundary") or [] if p in ("accelerator", "host")}
+    if boundary != parts:
+        return f"its boundary {sorted(boundary)} is not the kinds it measured {sorted(parts)}"
+    return None

@@ -81,7 +81,31 @@ def measured_footprint(m: Measurement, ctx: Context, at: dt.datetime | None = No
     if m.name == "meter":
         parts.append("idle")
     site = resolve_site(ctx, at=at)
-    return footprint(m.energy_wh, site, method=m.method, boundary=[*parts, "facility"], factors_version=ctx.factors.version)
+    return footprint(
+        m.energy_wh,
+        site,
+        method=m.method,
+        boundary=[*parts, "facility"],
+        factors_version=ctx.factors.version,
+        measurement=evidence(m),
+    )
+
+
+def evidence(m: Measurement) -> dict[str, Any]:
+    """What a measured receipt keeps of its window, so `verify --recompute` can check its energy follows:
+    the seconds it was open and, per device, its kind, the device's energy then and this window's share
+    (mid values, joules, 6 significant digits)."""
+    return {
+        "window_s": float(f"{m.duration_s:.6g}"),
+        "devices": {
+            d: {
+                "kind": m.kinds.get(d, "host"),
+                "device_j": float(f"{m.energy_j[d].mid:.6g}"),
+                "attributed_j": float(f"{m.attributed_j[d].mid:.6g}"),
+            }
+            for d in sorted(m.attributed_j)
+        },
+    }
 
 
 class Window:
