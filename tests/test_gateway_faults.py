@@ -197,10 +197,11 @@ def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeyp
     for error in (
         {"message": "bad", "type": "auth sk-secret-123", "code": "invalid_key:sk-secret-123"},
         {"message": "x" * 990 + "sk-secret-123"},
+        {"message": "key SK-SECRET-123, or sk-secret-12**** as shown"},  # upper-cased, or cut short and masked
     ):
         leak = {"error": error}
         r = asyncio.run(go())
-        assert r.status_code == 401 and "sk-secret" not in r.text, r.text
+        assert r.status_code == 401 and "sk-secret" not in r.text.lower(), r.text
     # a message nested 1000 deep: readable JSON, but str() of it raises (it was settled twice and answered 500)
     leak = b'{"error": {"message": ' + b"[" * 1000 + b"]" * 1000 + b"}}"
     r = asyncio.run(go())
@@ -270,8 +271,13 @@ def test_a_gzip_bomb_and_a_redirect_are_refused(tmp: Path, monkeypatch: pytest.M
         with up.ServerThread(create_app(cfg, None)) as gw:
             bombed = httpx.post(gw.url + "/v1/chat/completions", json={"model": "bomb", "messages": MSG}, timeout=30)
             moved = httpx.post(gw.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}, timeout=30)
+            moved_stream = httpx.post(
+                gw.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG, "stream": True}, timeout=30
+            )
     assert bombed.status_code == 502 and bombed.json()["error"]["code"] == "upstream_too_large"
-    assert moved.status_code == 502 and seen == []
+    for r in (moved, moved_stream):  # named as a redirect, in the protocol's shape, and not followed
+        assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_redirect" and "307" in r.text
+    assert seen == []
 
 
 def test_dns_rebinding_and_cross_site_requests_are_refused(tmp: Path) -> None:
@@ -432,11 +438,11 @@ def test_an_error_body_that_breaks_off_is_a_502_not_a_gateway_fault(tmp: Path, m
 def test_a_key_echoed_inside_a_stream_event_is_redacted(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 200 stream whose error event repeats the key (OpenAI's `data: {"error"}`, Anthropic's `event: error`)."""
     monkeypatch.setenv("UP_KEY", "sk-secret-123")
-    openai = sse(chunk("hi"), {"error": {"message": "Invalid key sk-secret-123", "type": "auth"}}, done=False)
+    openai = sse(chunk("hi"), {"error": {"message": "Invalid key SK-SECRET-123", "type": "auth"}}, done=False)
     anthropic = (
         b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"claude-3-5-haiku",'
         b'"usage":{"input_tokens":3,"output_tokens":0}}}\n\n'
-        b'event: error\ndata: {"type":"error","error":{"type":"authentication_error","message":"key sk-secret-123"}}\n\n'
+        b'event: error\ndata: {"type":"error","error":{"type":"authentication_error","message":"key sk-secret-12***"}}\n\n'
     )
 
     async def handler(req: MockRequest) -> tuple[int, bytes]:
@@ -456,7 +462,20 @@ def test_a_key_echoed_inside_a_stream_event_is_redacted(tmp: Path, monkeypatch: 
             return [o, await c.post("/v1/messages", json=m, headers={"anthropic-version": "2023-06-01"})]
 
     for r in asyncio.run(go()):
-        assert r.status_code == 200 and "[redacted]" in r.text and "sk-secret" not in r.text, r.text
+        assert r.status_code == 200 and "[redacted]" in r.text and "sk-secret" not in r.text.lower(), r.text
+
+
+def test_redaction_removes_every_long_run_of_the_key_and_nothing_else() -> None:
+    from wattlens.gateway.errors import REDACT_RUN, redact
+
+    key = "sk-proj-Abc123XYZ789def456"
+    for text in (f"a {key} b", f"a {key.upper()}", f"{key[:14]}****", f"…{key[-13:]}", f"{key[3:20]}x{key}"):
+        got = redact(text, key).lower()
+        assert "[redacted]" in got
+        assert not any(key.lower()[i : i + REDACT_RUN] in got for i in range(len(key) - REDACT_RUN + 1)), text
+    for text in ("a plain error", f"{key[: REDACT_RUN - 1]}*** (the provider's own mask)", "İstanbul sk-proj-"):
+        assert redact(text, key) == text
+    assert json.loads(redact(json.dumps({"message": f"bad {key}"}), key)) == {"message": "bad [redacted]"}
 
 
 @pytest.mark.parametrize(("end", "outcome"), [("response.incomplete", "ok"), ("response.failed", "upstream_error")])
@@ -498,3 +517,29 @@ def test_parts_of_a_usage_are_never_more_than_the_whole() -> None:
     details = {"prompt_tokens_details": {"cached_tokens": 99}, "completion_tokens_details": {"reasoning_tokens": 2}}
     t = openai_tokens(chat | details)
     assert (t.input, t.cached_input, t.output, t.reasoning) == (4, 4, 3, 2)
+
+
+@pytest.mark.parametrize("end", ["\r", "\r\n"])
+def test_streams_with_cr_or_crlf_line_ends_are_read_whole(tmp: Path, end: str) -> None:
+    body = sse(chunk("a"), chunk("b"), chunk(None, USAGE, choices=False)).replace(b"\n", end.encode())
+    gw = Gw(tmp, (200, body))
+    r = gw.post(stream_req())
+    assert "truncated" not in r.text and data_lines(r)[-1] == "[DONE]"
+    rec = gw.records()[0]
+    assert rec["outcome"] == "ok" and rec["tokens"]["output"] == 3
+
+
+def test_lines_are_cut_at_lf_crlf_and_cr_wherever_the_reads_split() -> None:
+    import re
+
+    from wattlens.gateway.transport import cut_lines
+
+    text = b"data: a\r\n\r\ndata: b\r\rdata: c\n\ndata: d\r\n\n\r"
+    want = re.split(rb"\r\n|\r|\n", text)
+    for i in range(1, len(text)):
+        for j in range(i + 1, len(text)):  # three reads, as the relay gets them (never empty)
+            rest, cr, got = b"", False, []
+            for read in (text[:i], text[i:j], text[j:]):
+                lines, rest, cr = cut_lines(rest + read, cr)
+                got += lines
+            assert [*got, rest] == want, (i, j)

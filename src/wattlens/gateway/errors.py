@@ -50,3 +50,38 @@ def upstream_failure(name: str, e: BaseException) -> ApiError:
     if isinstance(e, aiohttp.ClientConnectorError):
         return ApiError(502, f"cannot connect to upstream {name}", "api_error", "upstream_unreachable")
     return ApiError(502, f"upstream {name} failed: {type(e).__name__}", "api_error", "upstream_error")
+
+
+REDACT_RUN = 12  # this many consecutive characters of a key, in any case, are taken for the key
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # keeps every index
+
+
+def redact(text: str, key: str) -> str:
+    """The text without the key: the whole key in any case, and any run of REDACT_RUN or more of its
+    characters (a prefix with the rest masked, a key cut short), each run replaced by `[redacted]`.
+
+    For error texts and events (a few hundred characters); a key's characters are never quotes or
+    backslashes, so a JSON text stays JSON."""
+    if not key:
+        return text
+    n = min(REDACT_RUN, len(key))
+    k, low = key.translate(_ASCII_LOWER), text.translate(_ASCII_LOWER)
+    grams = {k[i : i + n] for i in range(len(k) - n + 1)}
+    hit = bytearray(len(text))
+    for i in range(len(low) - n + 1):
+        if low[i : i + n] in grams:
+            hit[i : i + n] = b"\x01" * n
+    if not any(hit):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if hit[i]:
+            while i < len(text) and hit[i]:
+                i += 1
+            out.append("[redacted]")
+        else:
+            j = hit.find(1, i)
+            j = len(text) if j < 0 else j
+            out.append(text[i:j])
+            i = j
+    return "".join(out)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from wattlens.footprint import Tokens
 from wattlens.gateway import jsonio
 from wattlens.gateway.config import Upstream
-from wattlens.gateway.errors import ApiError, upstream_failure
+from wattlens.gateway.errors import ApiError, redact, upstream_failure
 from wattlens.gateway.jsonio import FastJSONResponse
 from wattlens.gateway.receipts import headers as receipt_headers
 from wattlens.gateway.transport import StreamReply, Upstreamed, UpstreamTooLarge
@@ -64,6 +64,17 @@ class _Relay:
     entry_sent: bool = False
 
 
+def redirected(name: str, status: int) -> ApiError:
+    """An upstream's redirect, named as one: never followed (the key would go to wherever it points)."""
+    return ApiError(
+        502,
+        f"upstream {name} answered {status}, a redirect: redirects are not followed, so that its key reaches no "
+        "other host (set its base_url to the address it moved to)",
+        "api_error",
+        "upstream_redirect",
+    )
+
+
 class Proxy:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -78,7 +89,7 @@ class Proxy:
         key = u.key()
 
         def clean(text: str, limit: int) -> str:  # the key out first: a cut could leave part of it
-            return (text.replace(key, "[redacted]") if key else text)[:limit]
+            return redact(text, key)[:limit] if key else text[:limit]
 
         if isinstance(error, dict):  # the upstream's own error, filtered to the protocol's shape
             raw = error.get("message")
@@ -107,6 +118,8 @@ class Proxy:
 
     async def unary(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
         r: Upstreamed = await self.send(request, call, u, proto, data, stream=False)
+        if 300 <= r.status < 400:
+            raise redirected(u.name, r.status)
         if r.status >= 400:
             return self.upstream_error(call, u, proto, r)
         body = r.json_or_none()
@@ -145,6 +158,9 @@ class Proxy:
     async def stream(self, request: Request, call: Call, u: Upstream, proto: WireProtocol, data: dict[str, Any]) -> Response:
         data, wants_usage = proto.prepare(call.endpoint, data)
         r: StreamReply = await self.send(request, call, u, proto, data, stream=True)
+        if 300 <= r.status < 400:
+            r.release()
+            raise redirected(u.name, r.status)
         if r.status >= 400:
             try:
                 raw = await r.read()
@@ -170,8 +186,10 @@ class Proxy:
         try:
             async for ev in events(r.lines()):
                 if ev is not None:
-                    if key and key in ev.data:  # an upstream that echoes the key in an event (an error's message)
-                        ev = Event(ev.event, ev.data.replace(key, "[redacted]"))
+                    # An upstream that echoes the key in an event: an error's message, the key perhaps cut
+                    # short or upper-cased (so every error event is searched, at a few µs: they are rare).
+                    if key and (key in ev.data or '"error"' in ev.data):
+                        ev = Event(ev.event, redact(ev.data, key))
                     out.extend(self._pieces(call, u, st, ev, wants_usage))
                     if st.tracker.finished and (note := self._entry_note(call, st)) is not None:
                         out.append(note)  # in the same write as the end marker: one send less per stream

@@ -69,17 +69,33 @@ async def _read_bounded(r: Any, limit: int) -> bytes:
 MAX_LINE_BYTES = 1024 * 1024  # one line of an event stream; longer is refused (ValueError) like aiohttp's readline
 
 
+def cut_lines(data: bytes, cr: bool) -> tuple[list[bytes], bytes, bool]:
+    """What was left plus one read, cut at LF, CRLF or a bare CR (the three line ends server-sent
+    events allow): (complete lines, the rest, whether it ended in CR). cr says the last read ended
+    in CR: a CRLF split across two reads is one line end. Called only for data holding a CR or
+    after one (most upstreams end lines with LF alone: a plain split, inline, is their path)."""
+    if cr and data[:1] == b"\n":
+        data = data[1:]
+    cr = data.endswith(b"\r")
+    *complete, rest = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return complete, rest, cr
+
+
 class _AiohttpStream:
     def __init__(self, r: Any) -> None:
         self._r, self.status = r, int(r.status)
 
     async def lines(self) -> AsyncIterator[str | None]:
-        size, rest = 0, b""
-        async for chunk in self._r.content.iter_any():  # whatever one network read brought
+        size, rest, cr = 0, b"", False
+        async for chunk in self._r.content.iter_any():  # whatever one network read brought (never empty)
             size += len(chunk)
             if size > MAX_STREAM_BYTES:
                 raise UpstreamTooLarge("the upstream's stream is over its bound")
-            *complete, rest = (rest + chunk).split(b"\n")
+            data = rest + chunk
+            if cr or b"\r" in data:
+                complete, rest, cr = cut_lines(data, cr)
+            else:
+                *complete, rest = data.split(b"\n")
             if len(rest) > MAX_LINE_BYTES or (len(chunk) > MAX_LINE_BYTES and max(map(len, complete)) > MAX_LINE_BYTES):
                 raise ValueError("a line of the upstream's stream is over its bound")
             if complete:
@@ -152,8 +168,9 @@ class _MockStream:
         self._chunks = body if isinstance(body, list) else [body]
 
     async def lines(self) -> AsyncIterator[str | None]:
-        for line in b"".join(self._chunks).decode().split("\n"):
-            yield line
+        complete, rest, _ = cut_lines(b"".join(self._chunks), False)
+        for line in [*complete, rest]:
+            yield line.decode()
             yield None  # as if each line came in its own read: every event is written on its own
 
     async def read(self) -> bytes:
