@@ -90,6 +90,28 @@ def test_unknown_keys_are_errors_that_name_the_nearest(tmp_path: Path, text: str
     assert r.returncode == 2 and nearest in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://user:pass@127.0.0.1:9/v1", "user or password"),
+        ("http://127.0.0.1:9/v1?api-version=1", "query or fragment"),
+        ("http://127.0.0.1:99999/v1", "not a URL"),
+        ("ftp://127.0.0.1/v1", "http:// or https://"),
+        ("/v1", "with a host"),
+    ],
+)
+def test_an_upstream_base_url_that_would_go_astray_is_refused_at_start(tmp_path: Path, url: str, why: str) -> None:
+    from wattlens.gateway.config import gateway_config
+
+    f = tmp_path / "wattlens.toml"
+    f.write_text(f'[[upstreams]]\nbase_url = "{url}"\n')
+    with pytest.raises(ConfigError, match=why) as e:
+        gateway_config(load_settings(f, env={}))
+    assert "user:pass@" not in str(e.value)  # the password is not repeated back
+    r = wl("serve", "--upstream", url, "--port", "8799", cwd=tmp_path / "..")
+    assert r.returncode == 2 and why.split()[0] in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.fixture()
 def configured(tmp_path: Path) -> Path:
     (tmp_path / "wattlens.toml").write_text('[defaults]\nzone = "SE"\n')

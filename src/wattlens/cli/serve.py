@@ -48,7 +48,7 @@ def serve(
     from wattlens.context import Context
     from wattlens.gateway import embedded_config
     from wattlens.gateway import serve as run_gateway
-    from wattlens.gateway.config import GatewayConfig, Upstream, gateway_config
+    from wattlens.gateway.config import GatewayConfig, Upstream, base_url, gateway_config
     from wattlens.metering import Serving
 
     st = settings_for(config, factors, zone=zone, region=region, ledger=ledger, grid_feed=grid)
@@ -58,7 +58,8 @@ def serve(
     context = st.context()
     local = None
     if upstream:
-        up = Upstream("default", "openai", upstream.rstrip("/"), upstream_key_env, serving=Serving(hardware=hardware))
+        url = base_url(upstream, "--upstream")
+        up = Upstream("default", "openai", url, upstream_key_env, serving=Serving(hardware=hardware))
         cfg = GatewayConfig(upstreams=(up,), ledger=st.ledger, context=context)
     elif st.data.get("upstreams"):
         cfg = gateway_config(st, context)

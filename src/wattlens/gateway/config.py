@@ -120,6 +120,31 @@ def _opt_float(v: Any) -> float | None:
     return float(v) if v is not None else None
 
 
+def base_url(raw: object, where: str) -> str:
+    """An upstream's base URL, checked: http(s), a host, and nothing the gateway would send astray (a
+    user and password, which belong in api_key_env; a query or fragment, which the path would follow)."""
+    from urllib.parse import urlsplit
+
+    text = str(raw).strip().rstrip("/")
+    try:
+        u = urlsplit(text)
+        _ = u.port  # an out-of-range or non-numeric port raises here, not on the first request
+    except ValueError as e:
+        raise ConfigError(f"{where}: base_url is not a URL ({e})") from e  # not echoed: it may hold a password
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ConfigError(
+            f"{where}: base_url must be an http:// or https:// URL with a host, e.g. https://api.openai.com/v1"
+        )
+    if u.username is not None or u.password is not None:
+        raise ConfigError(
+            f"{where}: base_url must not carry a user or password: name the environment variable holding the key "
+            "in api_key_env"
+        )
+    if u.query or u.fragment or text.endswith(("?", "#")):
+        raise ConfigError(f"{where}: base_url must not carry a query or fragment (the endpoint's path is added after it)")
+    return text
+
+
 def _upstream(d: dict[str, Any], i: int) -> Upstream:
     where = f"[[upstreams]] #{i + 1}"
     if "base_url" not in d:
@@ -138,7 +163,7 @@ def _upstream(d: dict[str, Any], i: int) -> Upstream:
     return Upstream(
         name=str(d.get("name", f"upstream{i + 1}")),
         kind=str(d.get("kind", "openai")),
-        base_url=str(d["base_url"]).rstrip("/"),
+        base_url=base_url(d["base_url"], where),
         api_key_env=d.get("api_key_env"),
         models=tuple(models),
         place=Place(
