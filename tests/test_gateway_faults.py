@@ -176,6 +176,17 @@ def test_a_poison_model_name_is_answered_and_recorded(tmp: Path) -> None:
     assert len(recs) == 2 and recs[0]["model_requested"] == "gpt-4o-mini\ufffd" and gw.writer.dead == 0
 
 
+def test_model_names_are_bounded_in_requests_and_answers(tmp: Path) -> None:
+    huge = "m" * 100_000
+    gw = Gw(tmp, (200, json.dumps({"model": huge, "choices": [], "usage": USAGE}).encode()))
+    r = gw.post({"model": "x" * 257, "messages": MSG})
+    assert r.status_code == 400 and "over 256 characters" in r.text
+    r = gw.post({"model": "gpt-4o-mini", "messages": MSG})  # an upstream that names an 100,000-character model
+    assert r.status_code == 200
+    recs = gw.records()
+    assert len(recs) == 2 and recs[1]["model_served"] == "gpt-4o-mini" and max(len(json.dumps(x)) for x in recs) < 20_000
+
+
 def test_upstream_error_bodies_are_filtered_and_keys_redacted(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UP_KEY", "sk-secret-123")
     leak = {"error": {"message": "bad key sk-secret-123 at host db-internal:5432", "type": "auth", "internal": {"trace": 1}}}

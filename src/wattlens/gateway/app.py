@@ -25,7 +25,7 @@ from wattlens.gateway.config import GatewayConfig, Upstream
 from wattlens.gateway.errors import ApiError, error_response
 from wattlens.gateway.logapi import LogSettings, log_service
 from wattlens.gateway.metrics import Metrics
-from wattlens.gateway.proxy import Proxy
+from wattlens.gateway.proxy import MAX_MODEL_CHARS, Proxy
 from wattlens.gateway.transport import AiohttpTransport, Transport
 from wattlens.ledger import LedgerWriter
 from wattlens.metering import Call, LedgerObserver, Observer, Settlement, settle
@@ -123,6 +123,8 @@ class Gateway:
         model = data.get("model")
         if not isinstance(model, str) or not model:
             raise ApiError(400, "the request needs a 'model' string")
+        if len(model) > MAX_MODEL_CHARS:  # it goes into the ledger, the metrics and the receipt
+            raise ApiError(400, f"the model name is over {MAX_MODEL_CHARS} characters")
         stream = data.get("stream")
         if stream is not None and not isinstance(stream, bool):  # "false" would read as true here, as false upstream
             shown = jsonio.dumps(stream)[:40].decode("utf-8", "replace")

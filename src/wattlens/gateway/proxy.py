@@ -64,6 +64,14 @@ class _Relay:
     entry_sent: bool = False
 
 
+MAX_MODEL_CHARS = 256  # a model name's bound (Hugging Face ids are at most 96 characters, owner included)
+
+
+def served(model: object) -> str | None:
+    """The model an upstream says it served, if it is a name (a hostile one's 8 MB string is not)."""
+    return model if isinstance(model, str) and len(model) <= MAX_MODEL_CHARS else None
+
+
 def redirected(name: str, status: int) -> ApiError:
     """An upstream's redirect, named as one: never followed (the key would go to wherever it points)."""
     return ApiError(
@@ -127,7 +135,7 @@ class Proxy:
             raise ApiError(502, f"upstream {u.name} sent a body that is not a JSON object", "api_error")
         call.status = r.status
         model = body.get("model")
-        call.served_model = (model if isinstance(model, str) else None) or call.served_model or call.model
+        call.served_model = served(model) or call.served_model or call.model
         usage = proto.usage_of(body)
         try:
             if not isinstance(usage, dict):
@@ -262,7 +270,7 @@ class Proxy:
         if not isinstance(chunk, dict):
             raise TypeError("an event's data is not a JSON object")
         seen = tracker.see(ev.event, chunk)
-        call.served_model = tracker.served_model or call.served_model or call.model
+        call.served_model = served(tracker.served_model) or call.served_model or call.model
         if seen == "usage" and not st.settled:
             st.settled = True
             if tracker.failed:
