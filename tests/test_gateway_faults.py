@@ -7,8 +7,10 @@ OpenAI and Anthropic send them), so each fault is exact and the test is fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -554,3 +556,46 @@ def test_lines_are_cut_at_lf_crlf_and_cr_wherever_the_reads_split() -> None:
                 lines, rest, cr = cut_lines(rest + read, cr)
                 got += lines
             assert [*got, rest] == want, (i, j)
+
+
+def test_a_stream_cut_by_shutdown_is_recorded_as_the_shutdowns(tmp: Path) -> None:
+    import signal
+    import threading
+
+    import upstream as up
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from wattlens.gateway import gateway_server, server_options
+
+    async def chat(request: Request) -> StreamingResponse:
+        async def gen() -> AsyncIterator[bytes]:
+            yield sse(chunk("a"), done=False)
+            await asyncio.sleep(30)  # a long answer, still being written when the gateway is stopped
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    with up.ServerThread(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])) as server:
+        cfg = GatewayConfig(upstreams=(Upstream("u", "openai", server.url + "/v1"),), port=up.free_port())
+        writer = LedgerWriter(open_ledger(tmp / "l.db"), flush_s=0.01)
+        app = create_app(cfg, writer)
+        gw = gateway_server(app, "error", server_options(cfg) | {"timeout_graceful_shutdown": 1})
+        thread = threading.Thread(target=gw.run, daemon=True)
+        thread.start()
+        while not gw.started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{cfg.port}/v1/chat/completions"
+        with httpx.stream("POST", url, json=stream_req(), timeout=30) as r:
+            lines = r.iter_lines()
+            assert next(lines).startswith("data: ")
+            gw.handle_exit(signal.SIGTERM, None)  # what the signal handler calls
+            with contextlib.suppress(httpx.HTTPError):
+                for _ in lines:
+                    pass
+        thread.join(timeout=20)
+    led = open_ledger(tmp / "l.db")
+    recs = list(led.records())
+    led.close()
+    assert [r["outcome"] for r in recs] == ["shutdown"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import sys
 from typing import Any
 
 from wattlens.context import Context
@@ -39,8 +41,6 @@ def embedded_config(port: int, context: Context | None = None, host: str = "127.
 
 def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None, log: Any = None) -> None:
     """Run the gateway until stopped; `log` (gateway.logapi.LogSettings) signs the transparency log."""
-    import uvicorn
-
     from wattlens.gateway.app import create_app
     from wattlens.ledger import LedgerWriter, open_ledger
 
@@ -51,7 +51,25 @@ def serve(config: GatewayConfig, log_level: str = "warning", local: Any = None, 
         local.embedder()  # load now, so no request is charged for loading the model
     ledger = LedgerWriter(open_ledger(config.ledger)) if config.ledger != "none" else None
     app = create_app(config, ledger, local, log=log)
-    uvicorn.run(app, log_level=log_level, **options)
+    server = gateway_server(app, log_level, options)
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
+        server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run: the server could not start
+
+
+def gateway_server(app: Any, log_level: str, options: dict[str, Any]) -> Any:
+    """A uvicorn server that tells the gateway it is stopping as soon as a signal comes, before the
+    grace period ends and uvicorn cuts what is left: those streams are then recorded `shutdown`,
+    not `client_disconnected`."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.gateway.stopping = True
+            super().handle_exit(sig, frame)
+
+    return Server(uvicorn.Config(app, log_level=log_level, **options))
 
 
 MAX_CONNECTIONS = 768  # under the usual 1,024 file descriptors, with room for upstream and ledger sockets

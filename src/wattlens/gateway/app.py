@@ -67,6 +67,7 @@ class Gateway:
         if otel.enabled():
             self.observers.append(otel.SpanObserver(self.protocols))
         self._meter: Any = None
+        self.stopping = False  # set on SIGINT/SIGTERM (gateway.server): a stream cut then is the shutdown's
         self._windows: dict[str, Any] = {}  # request id -> Meter window, while a local upstream works
         self.routers: dict[str, Any] = {}
         for r in config.routes:

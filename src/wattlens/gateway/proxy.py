@@ -220,9 +220,10 @@ class Proxy:
             r.release()
             if not st.settled:
                 if call.outcome == "ok" and st.tracker.tokens is None:
-                    call.outcome = "client_disconnected" if not st.ended else "no_usage"
+                    cut = "shutdown" if self.gw.stopping else "client_disconnected"
+                    call.outcome = cut if not st.ended else "no_usage"
                 elif call.outcome == "ok" and not st.ended:
-                    call.outcome = "client_disconnected"
+                    call.outcome = "shutdown" if self.gw.stopping else "client_disconnected"
                 st.settlement = self._settle(call, u, st.tracker)
         if (note := self._entry_note(call, st)) is not None:  # a stream that ended without its end marker
             out.append(note)
