@@ -599,3 +599,32 @@ def test_a_stream_cut_by_shutdown_is_recorded_as_the_shutdowns(tmp: Path) -> Non
     recs = list(led.records())
     led.close()
     assert [r["outcome"] for r in recs] == ["shutdown"]
+
+
+def test_anthropic_count_tokens_is_relayed_and_recorded_without_a_receipt(tmp: Path) -> None:
+    import anthropic
+
+    seen: list[str] = []
+
+    async def handler(req: MockRequest) -> tuple[int, bytes]:
+        seen.append(req.url)
+        return 200, json.dumps({"input_tokens": 42}).encode()
+
+    ups = (Upstream("a", "anthropic", "http://up.invalid/v1", models=("claude-*",)),)
+    writer = LedgerWriter(open_ledger(tmp / "l.db"), flush_s=0.01)
+    app = create_app(
+        GatewayConfig(upstreams=ups, context=Context(Place(zone="FR"))), writer, transports={"a": MockTransport(handler)}
+    )
+
+    import upstream as up
+
+    with up.ServerThread(app) as gw:  # the official SDK's own call and type, over loopback
+        client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
+        counted = client.messages.count_tokens(model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}])
+    assert counted.input_tokens == 42 and seen == ["http://up.invalid/v1/messages/count_tokens"]
+    writer.flush()
+    led = open_ledger(tmp / "l.db")
+    (rec,) = list(led.records())
+    led.close()
+    assert rec["endpoint"] == "/messages/count_tokens" and rec["outcome"] == "ok" and rec["footprint"] is None
+    assert "no model ran" in rec["footprint_error"] and sum(rec["tokens"].values()) == 0

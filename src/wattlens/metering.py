@@ -96,6 +96,7 @@ class Call:
     routing: dict[str, Any] | None = None  # set when a virtual route chose the model
     measurement: Measurement | None = None  # measured energy; else the receipt is estimated from tokens
     warnings: list[str] = field(default_factory=list)  # codes the source adds to the receipt (usage-invalid)
+    no_inference: bool = False  # a call that runs no model (Anthropic's count_tokens): recorded, no receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,8 @@ class Settlement:
         c = self.call
         if c.upstream is None and c.measurement is None:
             return None, "no upstream: the request was refused before it reached one"
+        if c.no_inference:
+            return None, "no model ran (the upstream only counted tokens): there is no energy to charge"
         model = c.served_model or c.model
         try:
             if c.measurement is not None:

@@ -219,7 +219,8 @@ class Gateway:
             if u.local:
                 call.hosting = "own"
                 self._windows[call.request_id] = self.meter().window(call.request_id).open()
-            if data.get("stream"):
+            call.no_inference = endpoint == "/messages/count_tokens"
+            if data.get("stream") and not call.no_inference:
                 call.stream = True
                 resp = await self.proxy.stream(request, call, u, proto, data)
             else:

@@ -134,6 +134,9 @@ class Proxy:
         if not isinstance(body, dict):
             raise ApiError(502, f"upstream {u.name} sent a body that is not a JSON object", "api_error")
         call.status = r.status
+        if call.no_inference:  # counted tokens, not a model's answer: relayed as it is, with its record's id
+            self.gw.finish(call, u)
+            return FastJSONResponse(body, status_code=r.status, headers={"x-wattlens-record": call.request_id})
         model = body.get("model")
         call.served_model = served(model) or call.served_model or call.model
         usage = proto.usage_of(body)

@@ -70,7 +70,7 @@ class AnthropicTracker(StreamTracker):
 
 class Anthropic(WireProtocol):
     name = "anthropic"
-    endpoints = ("/messages",)
+    endpoints = ("/messages", "/messages/count_tokens")  # the second runs no model: relayed, recorded, no receipt
     sdk_targets = ((("messages",), "create", "/messages"),)
     sdk_modules = ("anthropic",)
 
