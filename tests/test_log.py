@@ -499,7 +499,7 @@ def test_postgres_log_detects_truncation_and_rewrite(postgres: str) -> None:  # 
     assert [merkle.consistency_path(m, 20, a.node) for m in range(21)] == [
         merkle.consistency_proof(m, ls) for m in range(21)
     ]
-    from wattlens.gateway.logapi import Notary, RollbackError
+    from wattlens.gateway.notary import Notary, RollbackError
 
     signer = Signer.generate("o")
     notary = Notary(a, signer, Path(a.spill_path).with_name(f"pg-last-{id(a)}.txt"))
@@ -627,7 +627,7 @@ def test_log_migrate_rebuilds_an_older_ledgers_nodes(setup: dict[str, Any], caps
 def test_notary_signs_and_refuses_after_rollback_or_fork(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 
-    from wattlens.gateway.logapi import Notary, RollbackError
+    from wattlens.gateway.notary import Notary, RollbackError
 
     db, signer = tmp_path / "l.db", Signer.generate("wattlens.example/org-ledger")
     led = open_ledger(db)
@@ -1161,7 +1161,7 @@ def test_a_checkpoint_of_another_origin_signed_with_the_logs_key_is_refused() ->
     with pytest.raises(NoteError, match="not the log"):
         read_checkpoint(fork, signer.verifier)
     assert read_checkpoint(fork).origin.endswith(" ")  # without a key: read, not trusted
-    from wattlens.gateway.logapi import Notary
+    from wattlens.gateway.notary import Notary
 
     with pytest.raises(WattlensError, match="must be the signing key's name"):
         Notary(None, signer, Path("/nonexistent"), origin="another/log")  # type: ignore[arg-type]

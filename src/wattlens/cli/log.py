@@ -80,7 +80,7 @@ def _checkpoint(led: Ledger, key: str, origin: str | None, state: str | None) ->
     That last checkpoint is kept outside the ledger (`state`, by default KEY.last-checkpoint, the
     gateway's default too) and in the ledger: a rolled-back or forked database is refused.
     """
-    from wattlens.gateway.logapi import Notary, RollbackError
+    from wattlens.gateway.notary import Notary, RollbackError
 
     last = Path(state) if state else Path(key).with_name(Path(key).name + ".last-checkpoint")
     try:
