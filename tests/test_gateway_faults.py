@@ -478,6 +478,28 @@ def test_a_key_echoed_inside_a_stream_event_is_redacted(tmp: Path, monkeypatch: 
         assert r.status_code == 200 and "[redacted]" in r.text and "sk-secret" not in r.text.lower(), r.text
 
 
+def test_only_error_events_are_searched_for_parts_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Responses event's `"error": null` is no error: it is relayed without the partial-key search."""
+    import wattlens.gateway.proxy as proxy
+
+    searched: list[str] = []
+    monkeypatch.setattr(proxy, "redact", lambda text, key: searched.append(text) or text)
+    monkeypatch.setenv("UP_KEY", "sk-secret-123")
+    done = {"type": "response.completed", "response": {"id": "r", "error": None, "output": [], "usage": None}}
+    body = b"event: response.completed\ndata: " + json.dumps(done).encode() + b"\n\n"
+    app = create_app(
+        GatewayConfig(upstreams=(Upstream("u", "openai", "http://up.invalid/v1", api_key_env="UP_KEY"),)),
+        None,
+        transports={"u": MockTransport(lambda req: asyncio.sleep(0, (200, body)))},
+    )
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            return await c.post("/v1/responses", json={"model": "gpt-4o-mini", "input": "hi", "stream": True})
+
+    assert asyncio.run(go()).status_code == 200 and searched == []
+
+
 def test_redaction_removes_every_long_run_of_the_key_and_nothing_else() -> None:
     from wattlens.gateway.errors import REDACT_RUN, redact
 

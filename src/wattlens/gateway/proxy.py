@@ -64,6 +64,7 @@ class _Relay:
     entry_sent: bool = False
 
 
+_ERROR_EVENTS = frozenset(("error", "response.failed"))  # event lines of error events (Anthropic, Responses)
 MAX_MODEL_CHARS = 256  # a model name's bound (Hugging Face ids are at most 96 characters, owner included)
 
 
@@ -198,8 +199,10 @@ class Proxy:
             async for ev in events(r.lines()):
                 if ev is not None:
                     # An upstream that echoes the key in an event: an error's message, the key perhaps cut
-                    # short or upper-cased (so every error event is searched, at a few µs: they are rare).
-                    if key and (key in ev.data or '"error"' in ev.data):
+                    # short or upper-cased, so error events are searched through (µs: they are rare). An
+                    # error event names itself in its first characters (`{"error":`, `{"type":"error"`) or
+                    # its event line; a Responses event's `"error": null` further in is not one.
+                    if key and (key in ev.data or '"error"' in ev.data[:16] or ev.event in _ERROR_EVENTS):
                         ev = Event(ev.event, redact(ev.data, key))
                     out.extend(self._pieces(call, u, st, ev, wants_usage))
                     if st.tracker.finished and (note := self._entry_note(call, st)) is not None:
